@@ -1,0 +1,151 @@
+"""Span names and attribute keys TLM emits, as constants.
+
+Model calls follow the OpenTelemetry GenAI semantic conventions, pinned to
+:data:`SEMCONV_VERSION` (the ``gen_ai.*`` registry as shipped in the Python package
+``opentelemetry-semantic-conventions`` 0.66b2, schema 1.44.0; the GenAI conventions are still
+marked *Development*). What the conventions lack is under ``tlm.*``. ``docs/telemetry.md``
+documents every key.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = (
+    "SEMCONV_VERSION",
+    "SCHEMA_URL",
+    "INSTRUMENTATION_NAME",
+    # span names
+    "EXECUTE_SPAN",
+    "VERIFY_SPAN",
+    # gen_ai.*
+    "GEN_AI_OPERATION_NAME",
+    "GEN_AI_PROVIDER_NAME",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_REQUEST_TEMPERATURE",
+    "GEN_AI_REQUEST_MAX_TOKENS",
+    "GEN_AI_REQUEST_SEED",
+    "GEN_AI_RESPONSE_ID",
+    "GEN_AI_RESPONSE_MODEL",
+    "GEN_AI_RESPONSE_FINISH_REASONS",
+    "GEN_AI_USAGE_INPUT_TOKENS",
+    "GEN_AI_USAGE_OUTPUT_TOKENS",
+    "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS",
+    "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS",
+    "GEN_AI_EVALUATION_NAME",
+    "GEN_AI_EVALUATION_SCORE_VALUE",
+    "GEN_AI_EVALUATION_SCORE_LABEL",
+    "GEN_AI_EVALUATION_EXPLANATION",
+    "GEN_AI_INPUT_MESSAGES",
+    "GEN_AI_OUTPUT_MESSAGES",
+    "GEN_AI_SYSTEM_INSTRUCTIONS",
+    "ERROR_TYPE",
+    # tlm.*
+    "TLM_TASK_ID",
+    "TLM_TASK_VERSION",
+    "TLM_EXECUTION_ID",
+    "TLM_INPUT",
+    "TLM_OUTPUT",
+    "TLM_OPTIONS",
+    "TLM_PROMPT",
+    "TLM_PROMPT_SYSTEM",
+    "TLM_PROMPT_VARIANT",
+    "TLM_MODELS_USED",
+    "TLM_STATUS",
+    "TLM_ERROR_MESSAGE",
+    "TLM_COST_USD",
+    "TLM_COST_SOURCE",
+    "TLM_USAGE_INPUT_TOKENS",
+    "TLM_USAGE_OUTPUT_TOKENS",
+    "TLM_CACHE_HIT",
+    "TLM_FALLBACK",
+    "TLM_ATTEMPTS",
+    "TLM_BUDGET_PREFIX",
+    "TLM_VERIFICATION_METHOD",
+    "TLM_VERIFICATION_PASSED",
+    "TLM_VERIFICATION_CONFIDENCE",
+    "TLM_VERIFICATION_DETAILS",
+    "CONTENT_ATTRIBUTES",
+)
+
+SEMCONV_VERSION: Final = "1.44.0"
+"""The OpenTelemetry semantic-conventions version whose ``gen_ai.*`` attributes TLM follows."""
+SCHEMA_URL: Final = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
+INSTRUMENTATION_NAME: Final = "tlm"
+
+EXECUTE_SPAN: Final = "tlm.execute"
+"""Root span of one execution; the full name is ``tlm.execute {task_id}``."""
+VERIFY_SPAN: Final = "tlm.verify"
+"""Verification span; the full name is ``tlm.verify {method}``."""
+
+# --- OpenTelemetry GenAI semantic conventions -------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+ERROR_TYPE: Final = "error.type"
+
+# --- TLM's own attributes ---------------------------------------------------------------------
+TLM_TASK_ID: Final = "tlm.task.id"
+TLM_TASK_VERSION: Final = "tlm.task.version"
+TLM_EXECUTION_ID: Final = "tlm.execution.id"
+TLM_INPUT: Final = "tlm.input"
+"""The task input as compact JSON, configured fields redacted (content)."""
+TLM_OUTPUT: Final = "tlm.output"
+"""The task output as compact JSON, configured fields redacted (content)."""
+TLM_OPTIONS: Final = "tlm.options"
+TLM_PROMPT: Final = "tlm.prompt"
+"""The rendered user prompt (content)."""
+TLM_PROMPT_SYSTEM: Final = "tlm.prompt.system"
+"""The rendered system prompt, when there is one (content)."""
+TLM_PROMPT_VARIANT: Final = "tlm.prompt.variant"
+TLM_MODELS_USED: Final = "tlm.models_used"
+TLM_STATUS: Final = "tlm.status"
+TLM_ERROR_MESSAGE: Final = "tlm.error.message"
+TLM_COST_USD: Final = "tlm.cost.usd"
+TLM_COST_SOURCE: Final = "tlm.cost.source"
+TLM_USAGE_INPUT_TOKENS: Final = "tlm.usage.input_tokens"
+TLM_USAGE_OUTPUT_TOKENS: Final = "tlm.usage.output_tokens"
+TLM_CACHE_HIT: Final = "tlm.cache_hit"
+TLM_FALLBACK: Final = "tlm.fallback"
+TLM_ATTEMPTS: Final = "tlm.attempts"
+TLM_BUDGET_PREFIX: Final = "tlm.budget."
+"""Budget facts, e.g. ``tlm.budget.limit_usd``, ``tlm.budget.remaining_usd``."""
+TLM_VERIFICATION_METHOD: Final = "tlm.verification.method"
+TLM_VERIFICATION_PASSED: Final = "tlm.verification.passed"
+TLM_VERIFICATION_CONFIDENCE: Final = "tlm.verification.confidence"
+TLM_VERIFICATION_DETAILS: Final = "tlm.verification.details"
+"""Method-specific verification facts as compact JSON (content: may quote outputs)."""
+
+CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        TLM_INPUT,
+        TLM_OUTPUT,
+        TLM_OPTIONS,
+        TLM_PROMPT,
+        TLM_PROMPT_SYSTEM,
+        TLM_VERIFICATION_DETAILS,
+        GEN_AI_EVALUATION_EXPLANATION,
+        GEN_AI_INPUT_MESSAGES,
+        GEN_AI_OUTPUT_MESSAGES,
+        GEN_AI_SYSTEM_INSTRUCTIONS,
+    }
+)
+"""Attributes carrying message content: kept in the local store, stripped before third-party
+export unless ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` allows them."""
