@@ -1,0 +1,135 @@
+"""The HTTP transport shared by the adapters: one pooled aiohttp session, owned or borrowed."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiohttp
+
+from tlm.errors import ConfigurationError, MalformedResponse
+from tlm.providers.errors import error_from_exception, error_from_status
+
+__all__ = ("JsonTransport", "parse_json_reply", "schema_instruction")
+
+_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+class JsonTransport:
+    """POSTs JSON and returns parsed JSON, mapping every failure to a ``ProviderError``.
+
+    Owns an aiohttp session (created lazily, ``connector_limit`` pooled connections) unless one is
+    borrowed; a borrowed session is never closed here. After :meth:`aclose` every call is refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        session: aiohttp.ClientSession | None,
+        timeout_s: float,
+        connector_limit: int,
+        headers: Mapping[str, str],
+        secrets: Iterable[str | None],
+    ) -> None:
+        self._provider = provider
+        self._session = session
+        self._owns_session = session is None
+        self._timeout_s = timeout_s
+        self._connector_limit = connector_limit
+        self._headers = dict(headers)
+        self._secrets = tuple(s for s in secrets if s)
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ConfigurationError(f"provider {self._provider!r} is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connector_limit)
+            )
+        return self._session
+
+    async def post(
+        self,
+        url: str,
+        body: Mapping[str, Any],
+        *,
+        model: str,
+        timeout_s: float | None = None,
+    ) -> tuple[dict[str, Any], float]:
+        """POST ``body`` to ``url``; return the JSON object reply and the latency in seconds."""
+        session = self._get_session()
+        timeout = aiohttp.ClientTimeout(total=timeout_s or self._timeout_s)
+        where: dict[str, Any] = {
+            "provider": self._provider,
+            "model": model,
+            "secrets": self._secrets,
+        }
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            async with session.post(
+                url, json=body, headers=self._headers, timeout=timeout
+            ) as response:
+                status = response.status
+                raw = await response.read()
+                headers = dict(response.headers)
+        except Exception as exc:  # every transport failure becomes a ProviderError
+            raise error_from_exception(exc, status=status, **where) from None
+        latency = time.perf_counter() - started
+        if status >= 400:
+            raise error_from_status(status, raw, headers, **where)
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise error_from_exception(exc, status=status, **where) from None
+        if not isinstance(data, dict):
+            raise MalformedResponse(
+                f"expected a JSON object, got {type(data).__name__}",
+                provider=self._provider,
+                model=model,
+                status=status,
+            )
+        return data, latency
+
+    async def aclose(self) -> None:
+        """Close the owned session (always marks this transport closed)."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+
+def schema_instruction(schema: Mapping[str, Any]) -> str:
+    """The prompt text asking for JSON that matches ``schema`` (when the API cannot enforce it)."""
+    return (
+        "Reply with a single JSON value and nothing else (no prose, no code fences) that "
+        "conforms to this JSON Schema:\n" + json.dumps(schema, ensure_ascii=False)
+    )
+
+
+def parse_json_reply(text: str) -> Any:
+    """The JSON in a model's reply, tolerating code fences and surrounding prose; else ``None``."""
+    candidates = [text]
+    fenced = _FENCE.match(text)
+    if fenced:
+        candidates.insert(0, fenced.group(1))
+    for opener, closer in (("{", "}"), ("[", "]")):
+        start, end = text.find(opener), text.rfind(closer)
+        if 0 <= start < end:
+            candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    return None
