@@ -1,0 +1,129 @@
+"""JSON Schema checks with located errors: the task-definition schema and the schemas inside it.
+
+Every function here returns a list of :class:`tlm.errors.Problem` instead of raising, so a caller
+can report every problem of a document at once. Paths are JSONPath-like: ``$.prompts[1].text``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from tlm.errors import Problem
+
+__all__ = (
+    "SCHEMA_ID",
+    "schema_path",
+    "task_definition_schema",
+    "json_path",
+    "schema_problems",
+    "meta_schema_problems",
+    "instance_problems",
+)
+
+SCHEMA_ID = "https://tlm.dev/schemas/task-definition-v1.json"
+"""The ``$id`` of the task-definition schema; a definition's ``$schema`` may point to it."""
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_Validator = jsonschema.Draft202012Validator
+
+
+def schema_path() -> Path:
+    """Where ``task-definition-v1.json`` lives: ``definitions/schema/`` next to the package."""
+    return (
+        Path(__file__).resolve().parents[2] / "definitions" / "schema" / "task-definition-v1.json"
+    )
+
+
+@functools.cache
+def task_definition_schema() -> Mapping[str, Any]:
+    """The task-definition JSON Schema (read once, on first use)."""
+    with schema_path().open(encoding="utf-8") as f:
+        schema: dict[str, Any] = json.load(f)
+    return schema
+
+
+@functools.cache
+def _definition_validator() -> jsonschema.protocols.Validator:
+    return _Validator(task_definition_schema(), format_checker=_Validator.FORMAT_CHECKER)
+
+
+def json_path(parts: Iterable[str | int], base: str = "$") -> str:
+    """Render path parts as ``$.a.b[0]``; keys that are not identifiers are quoted: ``$["a b"]``."""
+    out = [base]
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _IDENTIFIER.match(part):
+            out.append(f".{part}")
+        else:
+            out.append(f"[{json.dumps(part)}]")
+    return "".join(out)
+
+
+def _message(error: ValidationError) -> str:
+    if error.validator == "anyOf" and error.context:
+        missing = [e.message for e in error.context if e.validator == "required"]
+        if len(missing) == len(error.context):
+            names = ", ".join(sorted({str(e.validator_value[0]) for e in error.context}))  # type: ignore[index]
+            return f"one of {names} is required"
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        return _message(best_match(error.context))
+    return error.message
+
+
+def _leaf(error: ValidationError) -> ValidationError:
+    """For a failed anyOf/oneOf, the sub-error that best explains it (keeps its deeper path)."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        if all(e.validator == "required" for e in error.context):
+            return error
+        return _leaf(best_match(error.context))
+    return error
+
+
+def _problems(errors: Iterable[ValidationError], *, source: str, base_path: str) -> list[Problem]:
+    found: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        leaf = _leaf(error)
+        key = (json_path(leaf.absolute_path, base_path), _message(leaf))
+        if key not in seen:
+            seen.add(key)
+            found.append(Problem(source, *key))
+    return found
+
+
+def schema_problems(document: Any, *, source: str = "") -> list[Problem]:
+    """Every place where ``document`` violates the task-definition schema."""
+    errors = _definition_validator().iter_errors(document)
+    return _problems(errors, source=source, base_path="$")
+
+
+def meta_schema_problems(schema: Any, *, source: str = "", base_path: str = "$") -> list[Problem]:
+    """Every place where ``schema`` is not a valid draft 2020-12 JSON Schema."""
+    meta = _Validator(_Validator.META_SCHEMA, format_checker=_Validator.FORMAT_CHECKER)
+    try:
+        return _problems(meta.iter_errors(schema), source=source, base_path=base_path)
+    except Exception as exc:  # a hostile schema must give a located error, never a traceback
+        return [Problem(source, base_path, f"cannot check this schema: {exc}")]
+
+
+def instance_problems(
+    schema: Mapping[str, Any], instance: Any, *, source: str = "", base_path: str = "$"
+) -> list[Problem]:
+    """Every place where ``instance`` violates ``schema`` (a user's schema, already meta-checked).
+
+    Failures of the schema itself (an unresolvable ``$ref``, a bad regex) become problems too.
+    """
+    validator = _Validator(schema, format_checker=_Validator.FORMAT_CHECKER)
+    try:
+        return _problems(validator.iter_errors(instance), source=source, base_path=base_path)
+    except Exception as exc:  # a hostile schema must give a located error, never a traceback
+        return [Problem(source, base_path, f"cannot validate against the schema: {exc}")]

@@ -1,0 +1,100 @@
+"""The one cattrs converter between task-definition JSON and :class:`TaskDefinition`.
+
+JSON ``verification.parameters`` becomes the parameter class chosen by ``verification.method``
+(chain steps recursively), JSON ``verification.fallback_strategy`` becomes
+:attr:`VerificationSpec.fallback`, and unstructuring gives back the same JSON shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from tlm.definition.model import (
+    ChainParams,
+    ConsensusParams,
+    ExternalParams,
+    FallbackSpec,
+    HierarchicalParams,
+    HumanParams,
+    NoParams,
+    TaskDefinition,
+    VerificationParams,
+    VerificationSpec,
+)
+
+__all__ = ("PARAMETER_CLASSES", "make_converter", "configure_converter")
+
+PARAMETER_CLASSES: Mapping[str, type[VerificationParams]] = {
+    "none": NoParams,
+    "consensus": ConsensusParams,
+    "hierarchical": HierarchicalParams,
+    "external": ExternalParams,
+    "human": HumanParams,
+    "chain": ChainParams,
+}
+"""The parameter class for each verification method."""
+
+
+def make_converter() -> cattrs.Converter:
+    """A new converter configured for task definitions."""
+    converter = cattrs.Converter()
+    configure_converter(converter)
+    return converter
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register the task-definition hooks on ``converter``."""
+
+    def structure_fallback(value: Any, _: type) -> FallbackSpec:
+        if isinstance(value, Mapping):
+            return FallbackSpec(strategy=str(value["strategy"]), value=value.get("value"))
+        return FallbackSpec(strategy=str(value))
+
+    def unstructure_fallback(fallback: FallbackSpec) -> Any:
+        if fallback.strategy == "default_value":
+            return {"strategy": fallback.strategy, "value": fallback.value}
+        return fallback.strategy
+
+    def structure_verification(value: Mapping[str, Any], _: type) -> VerificationSpec:
+        method = str(value.get("method", "none"))
+        params_class = PARAMETER_CLASSES.get(method)
+        if params_class is None:
+            raise ValueError(f"unknown verification method {method!r}")
+        parameters = converter.structure(value.get("parameters") or {}, params_class)
+        fallback = converter.structure(value.get("fallback_strategy", "fail"), FallbackSpec)
+        return VerificationSpec(method=method, parameters=parameters, fallback=fallback)
+
+    def unstructure_verification(spec: VerificationSpec) -> dict[str, Any]:
+        return {
+            "method": spec.method,
+            "parameters": converter.unstructure(spec.parameters, type(spec.parameters)),
+            "fallback_strategy": unstructure_fallback(spec.fallback),
+        }
+
+    def unstructure_step(spec: VerificationSpec) -> dict[str, Any]:
+        return {
+            "method": spec.method,
+            "parameters": converter.unstructure(spec.parameters, type(spec.parameters)),
+        }
+
+    def unstructure_chain(params: ChainParams) -> dict[str, Any]:
+        return {"steps": [unstructure_step(step) for step in params.steps]}
+
+    converter.register_structure_hook(FallbackSpec, structure_fallback)
+    converter.register_unstructure_hook(FallbackSpec, unstructure_fallback)
+    converter.register_structure_hook(VerificationSpec, structure_verification)
+    converter.register_unstructure_hook(VerificationSpec, unstructure_verification)
+    converter.register_unstructure_hook(ChainParams, unstructure_chain)
+    converter.register_unstructure_hook(
+        TaskDefinition,
+        make_dict_unstructure_fn(TaskDefinition, converter, source=override(omit=True)),
+    )
+    # JSON has arrays, not tuples.
+    converter.register_unstructure_hook_func(
+        lambda t: t is tuple or getattr(t, "__origin__", None) is tuple,
+        lambda value: [converter.unstructure(v) for v in value],
+    )
