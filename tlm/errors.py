@@ -6,7 +6,8 @@ model failed, a budget ran out)::
     TLMError
     ├── DefinitionError(ValueError)        bad task JSON, detected before any call
     │   ├── TaskSchemaError                .problems: [(file, json_path, message)]
-    │   └── WorkflowTypeError(TypeError)   workflow steps whose input/output do not line up
+    │   ├── WorkflowTypeError(TypeError)   workflow steps whose input/output do not line up
+    │   └── UnknownDefinition(KeyError)    no such task id or version; lists what exists
     ├── ConfigurationError(RuntimeError)   unknown provider/model, missing API key, bad tlm.toml
     ├── ExecutionError(RuntimeError)       .execution_id .stage
     │   ├── InputInvalid(ValueError)       the input violates the task's schema or rules
@@ -36,6 +37,7 @@ __all__ = (
     "Problem",
     "TaskSchemaError",
     "WorkflowTypeError",
+    "UnknownDefinition",
     "ConfigurationError",
     "ExecutionError",
     "InputInvalid",
@@ -103,6 +105,13 @@ class TaskSchemaError(DefinitionError):
 
 class WorkflowTypeError(DefinitionError, TypeError):
     """A workflow step's output does not fit the next step's input."""
+
+
+class UnknownDefinition(DefinitionError, KeyError):
+    """No definition has this task id, or none of its versions matches; says what exists."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ConfigurationError(TLMError, RuntimeError):
