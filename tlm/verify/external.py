@@ -1,0 +1,236 @@
+"""External verification: an HTTP endpoint or a registered async function judges the output.
+
+The endpoint receives ``POST {task_id, task_version, input, output, execution_id}`` as JSON and
+answers ``{passed, confidence?, issues?, details?}`` or a bare ``true``/``false``. Connection
+errors, timeouts and 5xx replies are retried ``retries`` times; whatever still fails becomes a
+failed, non-decisive verdict with the reason, never an exception (cancellation still propagates).
+Header values of the form ``${ENV_VAR}`` are read from the environment at call time; they never
+appear in verdict details or error text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+import anyio
+import attrs
+import tenacity
+
+from tlm.definition.model import ExternalParams
+from tlm.errors import BudgetExceeded, ConfigurationError, DefinitionError
+from tlm.verify.base import Verdict, VerificationContext
+
+__all__ = ("ExternalFunction", "ExternalVerifier", "verdict_from_reply")
+
+METHOD = "external"
+
+ExternalFunction = Callable[[Mapping[str, Any]], Awaitable[Any]]
+"""A registered verifier: receives the same payload an endpoint would, returns the same reply."""
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _ExternalFailed(Exception):
+    """The check could not produce a verdict; the message is safe to show."""
+
+
+class _Retryable(Exception):
+    """An HTTP reply worth retrying (5xx)."""
+
+
+def verdict_from_reply(reply: Any, *, source: str) -> Verdict:
+    """Map an endpoint's or function's reply to a verdict.
+
+    Accepted: a bare bool; ``{"passed": bool, "confidence"?: 0..1, "issues"?: [...],
+    "details"?: {...}}``; or a :class:`Verdict`. Anything else is a failed, non-decisive verdict.
+    """
+    if isinstance(reply, Verdict):
+        return reply
+    if isinstance(reply, bool):
+        return Verdict(passed=reply, confidence=1.0, method=METHOD, details={"source": source})
+    if not isinstance(reply, Mapping) or not isinstance(reply.get("passed"), bool):
+        return _failed(f"{source} replied {_excerpt(reply)}; expected a bool or {{passed: bool}}")
+    confidence = reply.get("confidence", 1.0)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        return _failed(f"{source} replied a non-numeric confidence {_excerpt(confidence)}")
+    if not 0.0 <= float(confidence) <= 1.0 or math.isnan(confidence):
+        return _failed(f"{source} replied confidence {confidence}, outside 0..1")
+    issues = reply.get("issues", [])
+    if not isinstance(issues, list):
+        return _failed(f"{source} replied issues that are not a list: {_excerpt(issues)}")
+    extra = reply.get("details", {})
+    details: dict[str, Any] = dict(extra) if isinstance(extra, Mapping) else {"details": extra}
+    details.update({"source": source, "issues": [str(i) for i in issues]})
+    return Verdict(
+        passed=reply["passed"], confidence=float(confidence), method=METHOD, details=details
+    )
+
+
+@attrs.define
+class ExternalVerifier:
+    """Verifies through ``params.endpoint`` (HTTP POST) or ``params.function`` (registered).
+
+    Args:
+        params: the definition's external parameters.
+        functions: registered async verifier functions by name.
+        session: an aiohttp session to borrow; without one, a session is opened per check.
+        backoff_s: the first wait between retries (doubling, capped at 2 s); 0 in tests.
+    """
+
+    params: ExternalParams
+    functions: Mapping[str, ExternalFunction] = attrs.field(kw_only=True, factory=dict)
+    session: aiohttp.ClientSession | None = attrs.field(kw_only=True, default=None)
+    backoff_s: float = attrs.field(kw_only=True, default=0.2)
+    method: str = attrs.field(default=METHOD, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        p = self.params
+        if (p.endpoint is None) == (p.function is None):
+            raise DefinitionError(
+                "external verification needs exactly one of 'endpoint' or 'function' "
+                "@ $.verification.parameters"
+            )
+        if p.function is not None and p.function not in self.functions:
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise ConfigurationError(
+                f"external verifier function {p.function!r} is not registered (registered: {known})"
+            )
+
+    async def verify(self, context: VerificationContext, /) -> Verdict:
+        """Ask the endpoint or function; failures become failed, non-decisive verdicts."""
+        payload = {
+            "task_id": context.task.id,
+            "task_version": context.task.version,
+            "input": dict(context.input),
+            "output": context.primary.output,
+            "execution_id": context.execution_id,
+        }
+        try:
+            if self.params.function is not None:
+                return await self._call_function(self.params.function, payload)
+            assert self.params.endpoint is not None
+            return await self._post(self.params.endpoint, payload)
+        except _ExternalFailed as exc:
+            return _failed(str(exc))
+
+    async def _call_function(self, name: str, payload: Mapping[str, Any]) -> Verdict:
+        source = f"function {name!r}"
+        function = self.functions[name]
+        try:
+            with anyio.fail_after(self.params.timeout_s):
+                reply = await function(payload)
+        except TimeoutError:
+            raise _ExternalFailed(
+                f"{source} did not answer within {self.params.timeout_s} s"
+            ) from None
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            raise _ExternalFailed(f"{source} raised {type(exc).__name__}: {exc}") from None
+        return verdict_from_reply(reply, source=source)
+
+    async def _post(self, endpoint: str, payload: Mapping[str, Any]) -> Verdict:
+        headers, secrets = _expand_headers(self.params.headers)
+        source = f"endpoint {endpoint}"
+        attempts = max(0, self.params.retries) + 1
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential(multiplier=self.backoff_s, max=2.0),
+            retry=tenacity.retry_if_exception_type(
+                (_Retryable, aiohttp.ClientConnectionError, TimeoutError)
+            ),
+            sleep=anyio.sleep,
+            reraise=True,
+        )
+        status: int
+        body: Any
+        try:
+            if self.session is not None:
+                status, body = await retrying(
+                    self._post_once, self.session, endpoint, payload, headers
+                )
+            else:
+                async with aiohttp.ClientSession() as session:
+                    status, body = await retrying(
+                        self._post_once, session, endpoint, payload, headers
+                    )
+        except _Retryable as exc:
+            raise _ExternalFailed(
+                _scrub(f"{source} failed after {attempts} attempt(s): {exc}", secrets)
+            ) from None
+        except TimeoutError:
+            raise _ExternalFailed(
+                f"{source} timed out after {self.params.timeout_s} s ({attempts} attempt(s))"
+            ) from None
+        except aiohttp.ClientError as exc:
+            reason = f"{source} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}"
+            raise _ExternalFailed(_scrub(reason, secrets)) from None
+        if status >= 400:
+            raise _ExternalFailed(
+                _scrub(f"{source} answered HTTP {status}: {_excerpt(body)}", secrets)
+            )
+        if not isinstance(body, str):
+            return verdict_from_reply(body, source=source)
+        raise _ExternalFailed(_scrub(f"{source} answered non-JSON: {_excerpt(body)}", secrets))
+
+    async def _post_once(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: str,
+        payload: Mapping[str, Any],
+        headers: Mapping[str, str],
+    ) -> tuple[int, Any]:
+        timeout = aiohttp.ClientTimeout(total=self.params.timeout_s)
+        async with session.post(endpoint, json=payload, headers=headers, timeout=timeout) as resp:
+            text = await resp.text()
+            if resp.status >= 500:
+                raise _Retryable(f"HTTP {resp.status}: {_excerpt(text)}")
+            try:
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text
+
+
+def _expand_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Headers with ``${VAR}`` expanded, and the expanded secret values (to scrub from text)."""
+    expanded: dict[str, str] = {}
+    secrets: list[str] = []
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = os.environ.get(name)
+        if value is None:
+            raise _ExternalFailed(f"environment variable {name} (used in a header) is not set")
+        if value:
+            secrets.append(value)
+        return value
+
+    for key, value in headers.items():
+        expanded[key] = _ENV_REF.sub(lookup, value)
+    return expanded, tuple(secrets)
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _excerpt(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text[:limit]) if isinstance(value, str) else text[:limit]
+
+
+def _failed(reason: str) -> Verdict:
+    return Verdict(
+        passed=False,
+        confidence=0.0,
+        method=METHOD,
+        details={"decisive": False, "error": reason},
+    )

@@ -1,0 +1,356 @@
+"""The persistent human review queue: one SQLite file (``<data_dir>/reviews.db``, WAL).
+
+Any process may enqueue, list and decide reviews; a decision is one atomic ``UPDATE`` that only
+succeeds while the review is pending, so two reviewers cannot both decide. :meth:`ReviewQueue.wait`
+polls the file, so a decision made by another process (the ``tlm review`` CLI) or after a restart
+is seen. The schema is versioned with ``PRAGMA user_version`` and migrated on open.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import attrs
+
+from tlm.errors import StoreError
+
+__all__ = (
+    "REVIEWS_FILE",
+    "SCHEMA_VERSION",
+    "ReviewStatus",
+    "Action",
+    "Decision",
+    "Review",
+    "ReviewNotFound",
+    "ReviewAlreadyDecided",
+    "DecisionHook",
+    "ReviewQueue",
+)
+
+REVIEWS_FILE = "reviews.db"
+"""The queue's file name inside the data directory."""
+
+SCHEMA_VERSION = 1
+
+ReviewStatus = Literal["pending", "approved", "rejected", "edited"]
+Action = Literal["approve", "reject", "edit"]
+
+_STATUS_OF: Mapping[str, ReviewStatus] = {
+    "approve": "approved",
+    "reject": "rejected",
+    "edit": "edited",
+}
+
+_MIGRATIONS: tuple[str, ...] = (
+    # version 0 -> 1
+    """
+    CREATE TABLE reviews (
+        id TEXT PRIMARY KEY,
+        execution_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        task_version TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        created_at REAL NOT NULL,
+        action TEXT,
+        decided_output TEXT,
+        note TEXT,
+        reviewer TEXT,
+        decided_at REAL
+    );
+    CREATE INDEX reviews_status_queue ON reviews (status, queue, created_at);
+    """,
+)
+
+
+class ReviewNotFound(StoreError, KeyError):
+    """No review has this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "review not found"
+
+
+class ReviewAlreadyDecided(StoreError):
+    """The review was already approved, rejected or edited."""
+
+
+@attrs.frozen
+class Decision:
+    """A reviewer's decision on one review."""
+
+    action: Action
+    output: Any
+    """The output the decision stands behind: the edited output for ``edit``, else the original."""
+    decided_at: float
+    """Seconds since the epoch."""
+    note: str | None = None
+    reviewer: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the output was accepted (approved or edited)."""
+        return self.action != "reject"
+
+
+@attrs.frozen
+class Review:
+    """One execution awaiting (or having received) a human decision."""
+
+    id: str
+    execution_id: str
+    task_id: str
+    task_version: str
+    queue: str
+    input: Any
+    output: Any
+    status: ReviewStatus
+    created_at: float
+    decision: Decision | None = None
+
+
+DecisionHook = Callable[[Review, Decision], None]
+"""Called in the deciding process after a decision is stored (e.g. to record feedback)."""
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _row_to_review(row: sqlite3.Row) -> Review:
+    output = json.loads(row["output"])
+    decision = None
+    if row["action"] is not None:
+        decided = row["decided_output"]
+        decision = Decision(
+            action=row["action"],
+            output=json.loads(decided) if decided is not None else output,
+            decided_at=row["decided_at"],
+            note=row["note"],
+            reviewer=row["reviewer"],
+        )
+    return Review(
+        id=row["id"],
+        execution_id=row["execution_id"],
+        task_id=row["task_id"],
+        task_version=row["task_version"],
+        queue=row["queue"],
+        input=json.loads(row["input"]),
+        output=output,
+        status=row["status"],
+        created_at=row["created_at"],
+        decision=decision,
+    )
+
+
+class ReviewQueue:
+    """The review queue in one SQLite file; safe to share between processes.
+
+    Args:
+        path: the database file (its directory is created); see :meth:`in_data_dir`.
+        on_decision: called after each decision this object stores.
+        poll_interval_s: how often :meth:`wait` looks for a decision.
+        clock: seconds since the epoch (injectable for tests).
+
+    Raises:
+        StoreError: the file cannot be opened, or was written by a newer TLM.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        on_decision: DecisionHook | None = None,
+        poll_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.on_decision = on_decision
+        self.poll_interval_s = poll_interval_s
+        self._clock = clock
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the review queue {self.path}: {exc}") from exc
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str | Path, **kwargs: Any) -> ReviewQueue:
+        """The queue at ``<data_dir>/reviews.db``."""
+        return cls(Path(data_dir) / REVIEWS_FILE, **kwargs)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the review queue {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"review queue {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    def _migrate(self) -> None:
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the review queue {self.path} has schema version {version}; this TLM "
+                        f"knows up to {SCHEMA_VERSION} (upgrade TLM)"
+                    )
+                for target in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {target + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def enqueue(
+        self,
+        execution_id: str,
+        task_id: str,
+        task_version: str,
+        input: Any,
+        output: Any,
+        queue: str = "default",
+    ) -> str:
+        """Add a pending review and return its id."""
+        review_id = uuid.uuid4().hex[:16]
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO reviews (id, execution_id, task_id, task_version, queue, input,"
+                " output, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    review_id,
+                    execution_id,
+                    task_id,
+                    task_version,
+                    queue,
+                    _dump(input),
+                    _dump(output),
+                    self._clock(),
+                ),
+            )
+        return review_id
+
+    def list(
+        self, status: ReviewStatus | None = "pending", queue: str | None = None
+    ) -> list[Review]:
+        """Reviews oldest first; ``status=None`` lists every status, ``queue=None`` every queue."""
+        clauses: list[str] = []
+        args: list[str] = []
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status)
+        if queue is not None:
+            clauses.append("queue = ?")
+            args.append(queue)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM reviews{where} ORDER BY created_at, rowid", args
+            ).fetchall()
+        return [_row_to_review(row) for row in rows]
+
+    def get(self, review_id: str) -> Review:
+        """The review with this id, or a unique id prefix; raises :class:`ReviewNotFound`."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM reviews WHERE id = ? OR id LIKE ? ESCAPE '\\'"
+                " ORDER BY id = ? DESC LIMIT 2",
+                (review_id, _like_prefix(review_id), review_id),
+            ).fetchall()
+        if not rows or (len(rows) > 1 and rows[0]["id"] != review_id):
+            what = "no review" if not rows else "more than one review"
+            raise ReviewNotFound(f"{what} with id {review_id!r} in {self.path}")
+        return _row_to_review(rows[0])
+
+    def approve(
+        self, review_id: str, note: str | None = None, reviewer: str | None = None
+    ) -> Decision:
+        """Accept the output as it is."""
+        return self._decide(review_id, "approve", None, note, reviewer)
+
+    def reject(self, review_id: str, *, note: str, reviewer: str | None = None) -> Decision:
+        """Reject the output; ``note`` says why."""
+        return self._decide(review_id, "reject", None, note, reviewer)
+
+    def edit(
+        self,
+        review_id: str,
+        new_output: Any,
+        note: str | None = None,
+        reviewer: str | None = None,
+    ) -> Decision:
+        """Accept a corrected output in place of the model's."""
+        return self._decide(review_id, "edit", _dump(new_output), note, reviewer)
+
+    def _decide(
+        self,
+        review_id: str,
+        action: Action,
+        decided_output: str | None,
+        note: str | None,
+        reviewer: str | None,
+    ) -> Decision:
+        review = self.get(review_id)
+        with self._connect() as conn:
+            updated = conn.execute(
+                "UPDATE reviews SET status = ?, action = ?, decided_output = ?, note = ?,"
+                " reviewer = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+                (
+                    _STATUS_OF[action],
+                    action,
+                    decided_output,
+                    note,
+                    reviewer,
+                    self._clock(),
+                    review.id,
+                ),
+            ).rowcount
+        decided = self.get(review.id)
+        if not updated:
+            raise ReviewAlreadyDecided(f"review {review.id} is already {decided.status}")
+        assert decided.decision is not None
+        if self.on_decision is not None:
+            self.on_decision(decided, decided.decision)
+        return decided.decision
+
+    def decision(self, review_id: str) -> Decision | None:
+        """The decision on this review, or ``None`` while it is pending."""
+        return self.get(review_id).decision
+
+    async def wait(self, review_id: str, timeout_s: float | None = None) -> Decision | None:
+        """Wait for a decision (from any process); ``None`` if ``timeout_s`` passes first."""
+        deadline = math.inf if timeout_s is None else timeout_s
+        with anyio.move_on_after(deadline):
+            while True:
+                decision = self.decision(review_id)
+                if decision is not None:
+                    return decision
+                await anyio.sleep(self.poll_interval_s)
+        return self.decision(review_id)
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
