@@ -1,0 +1,132 @@
+"""In-process providers for unit tests: a function, or a script of replies and errors.
+
+``FakeProvider(handler)`` calls ``handler(request)`` (sync or async); ``ScriptedProvider(items)``
+answers with the items in order. An answer may be a :class:`ChatResponse`, a string (the reply
+text; parsed as JSON when the request asks for structured output) or an exception, which is raised
+(so ``RateLimited(...)`` scripts a failure). Usage is a rough word count; cost comes from the
+catalog when one is given.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import attrs
+
+from tlm.catalog import Catalog
+from tlm.errors import ConfigurationError
+from tlm.providers._http import parse_json_reply
+from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Usage
+
+__all__ = ("Answer", "Handler", "FakeProvider", "ScriptedProvider")
+
+Answer = ChatResponse | str | BaseException
+Handler = Callable[[ChatRequest], Answer | Awaitable[Answer]]
+
+
+class FakeProvider:
+    """A :class:`~tlm.providers.base.Provider` whose answers come from ``handler``."""
+
+    def __init__(
+        self, handler: Handler, *, name: str = "fake", catalog: Catalog | None = None
+    ) -> None:
+        self.name = name
+        self.catalog = catalog
+        self.requests: list[ChatRequest] = []
+        self.closed = False
+        self._handler = handler
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    async def complete(self, request: ChatRequest, /) -> ChatResponse:
+        """Record ``request`` and answer it from the handler."""
+        if self.closed:
+            raise ConfigurationError(f"provider {self.name!r} is closed")
+        self.requests.append(request)
+        answer = self._handler(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if isinstance(answer, BaseException):
+            raise answer
+        if isinstance(answer, ChatResponse):
+            return answer
+        usage = Usage(
+            input_tokens=sum(len(m.content.split()) for m in request.messages),
+            output_tokens=max(1, len(answer.split())),
+        )
+        cost = 0.0
+        if self.catalog is not None and request.model in self.catalog:
+            cost = self.catalog.get(request.model).cost(usage)
+        return ChatResponse(
+            text=answer,
+            model=request.model,
+            provider=self.name,
+            finish_reason="stop",
+            usage=usage,
+            response_id=f"fake-{len(self.requests)}",
+            parsed=parse_json_reply(answer) if request.output_schema is not None else None,
+            cost_usd=cost,
+        )
+
+    async def embed(self, model: str, texts: Sequence[str], /) -> EmbeddingResponse:
+        """Deterministic bag-of-characters vectors (26 letters), for similarity tests."""
+        vectors = []
+        for text in texts:
+            counts = [0.0] * 26
+            for ch in text.lower():
+                if "a" <= ch <= "z":
+                    counts[ord(ch) - 97] += 1.0
+            vectors.append(tuple(counts))
+        usage = Usage(input_tokens=sum(len(t.split()) for t in texts))
+        return EmbeddingResponse(vectors=tuple(vectors), model=model, usage=usage)
+
+    async def aclose(self) -> None:
+        """Mark closed; later calls are refused."""
+        self.closed = True
+
+
+@attrs.define
+class _Script:
+    items: deque[Answer | Callable[[ChatRequest], Answer]]
+    name: str
+
+    def __call__(self, request: ChatRequest) -> Answer:
+        if not self.items:
+            return AssertionError(
+                f"ScriptedProvider {self.name!r} ran out of replies at request "
+                f"{json.dumps([m.content for m in request.messages])[:200]}"
+            )
+        item = self.items.popleft()
+        if callable(item) and not isinstance(item, BaseException):
+            return item(request)
+        return item
+
+
+class ScriptedProvider(FakeProvider):
+    """Answers with ``items`` in order; running out raises ``AssertionError``.
+
+    An item may also be a callable ``(request) -> answer`` for one reply computed from the request.
+    """
+
+    def __init__(
+        self,
+        items: Iterable[Answer | Callable[[ChatRequest], Answer]],
+        *,
+        name: str = "scripted",
+        catalog: Catalog | None = None,
+    ) -> None:
+        self._script = _Script(deque(items), name)
+        super().__init__(self._script, name=name, catalog=catalog)
+
+    def push(self, *items: Answer | Callable[[ChatRequest], Answer]) -> None:
+        """Append more replies."""
+        self._script.items.extend(items)
+
+    @property
+    def remaining(self) -> int:
+        """Replies not used yet."""
+        return len(self._script.items)
