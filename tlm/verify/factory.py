@@ -155,10 +155,8 @@ def _consensus(params: ConsensusParams, metrics: Any, path: str) -> Verifier:
         metrics = importlib.import_module("tlm.similarity").default_metrics()
     try:
         metric = metrics.get(params.similarity_metric)
-    except KeyError:
-        raise ConfigurationError(
-            f"unknown similarity metric {params.similarity_metric!r} "
-            f"@ {path}.parameters.similarity_metric"
-        ) from None
+    except (KeyError, ConfigurationError) as exc:
+        reason = exc.args[0] if exc.args else f"unknown metric {params.similarity_metric!r}"
+        raise ConfigurationError(f"{reason} @ {path}.parameters.similarity_metric") from None
     consensus = importlib.import_module("tlm.verify.consensus")
     return cast(Verifier, consensus.ConsensusVerifier(params, metric))
