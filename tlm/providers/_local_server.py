@@ -232,6 +232,11 @@ class LocalModelServer:
             + (f", ending with:\n{tail}" if tail else " (empty)")
         )
 
+    async def wait(self) -> int | None:
+        """Wait until the process exits on its own; its exit status (``None`` if never started)."""
+        process = self._process
+        return None if process is None else await process.wait()
+
     async def aclose(self) -> None:
         """Stop the process: SIGTERM, then SIGKILL after the grace period; always reaped."""
         self._closed = True
