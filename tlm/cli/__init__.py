@@ -18,6 +18,8 @@ COMMAND_MODULES: dict[str, str] = {
     "validate-task": "tlm.cli.tasks",
     "list-tasks": "tlm.cli.tasks",
     "show-task": "tlm.cli.tasks",
+    "execute": "tlm.cli.run",
+    "review": "tlm.cli.review",
 }
 
 

@@ -7,9 +7,8 @@ ordered cheapest first (none < external < hierarchical < consensus < human; stab
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -32,6 +31,8 @@ from tlm.verify.review_queue import ReviewQueue
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from tlm.similarity import MetricRegistry
 
 __all__ = ("METHOD_COST_RANK", "NoVerifier", "create_verifier", "order_cheapest_first")
 
@@ -84,7 +85,7 @@ def order_cheapest_first(steps: Sequence[VerificationSpec]) -> list[Verification
 def create_verifier(
     spec: VerificationSpec,
     *,
-    metrics: Any = None,
+    metrics: MetricRegistry | None = None,
     functions: Mapping[str, ExternalFunction] | None = None,
     review_queue: ReviewQueue | None = None,
     session: aiohttp.ClientSession | None = None,
@@ -94,7 +95,7 @@ def create_verifier(
 
     Args:
         spec: the definition's verification section.
-        metrics: a metric registry with ``.get(name)``; default
+        metrics: the similarity metrics consensus may name; default
             :func:`tlm.similarity.default_metrics` (imported only for consensus).
         functions: async functions that ``external`` verification may name.
         review_queue: where ``human`` verification puts outputs.
@@ -150,13 +151,10 @@ def create_verifier(
     return ChainVerifier(steps)
 
 
-def _consensus(params: ConsensusParams, metrics: Any, path: str) -> Verifier:
-    if metrics is None:
-        metrics = importlib.import_module("tlm.similarity").default_metrics()
+def _consensus(params: ConsensusParams, metrics: MetricRegistry | None, path: str) -> Verifier:
+    from tlm.verify.consensus import ConsensusVerifier  # lazy: pulls in numpy and the metrics
+
     try:
-        metric = metrics.get(params.similarity_metric)
-    except (KeyError, ConfigurationError) as exc:
-        reason = exc.args[0] if exc.args else f"unknown metric {params.similarity_metric!r}"
-        raise ConfigurationError(f"{reason} @ {path}.parameters.similarity_metric") from None
-    consensus = importlib.import_module("tlm.verify.consensus")
-    return cast(Verifier, consensus.ConsensusVerifier(params, metric))
+        return ConsensusVerifier.from_params(params, metrics)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} @ {path}.parameters.similarity_metric") from None
