@@ -46,10 +46,6 @@ class SequenceSimilarity:
         return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
 
 
-def _token_counts(value: Any) -> Counter[str]:
-    return Counter(_TOKEN.findall(canonical_text(value)))
-
-
 class TokenCosineSimilarity:
     """Cosine of the word-count vectors of the folded canonical text (bag of words, numpy)."""
 
@@ -57,7 +53,10 @@ class TokenCosineSimilarity:
 
     def score(self, a: Any, b: Any, /) -> float:
         """Return the cosine of the two token-count vectors; two token-less texts are identical."""
-        ca, cb = _token_counts(a), _token_counts(b)
+        ta, tb = canonical_text(a), canonical_text(b)
+        if ta == tb:
+            return 1.0
+        ca, cb = Counter(_TOKEN.findall(ta)), Counter(_TOKEN.findall(tb))
         if not ca or not cb:
             return 1.0 if not ca and not cb else 0.0
         vocabulary = list(ca.keys() | cb.keys())
