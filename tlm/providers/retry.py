@@ -1,0 +1,152 @@
+"""Retries with tenacity: exponential backoff with jitter, Retry-After honoured, deadline-bounded.
+
+Only errors whose class says ``retryable`` are retried. The wait before the next attempt is
+``max(backoff with jitter, the server's Retry-After)``; retrying stops after ``max_attempts`` or
+when that wait would end past the caller's deadline (an absolute time on the policy's clock).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import anyio
+import attrs
+import tenacity
+
+from tlm.errors import ConfigurationError, ProviderError, RateLimited
+from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Provider
+
+__all__ = ("RetryPolicy", "RetryingProvider")
+
+T = TypeVar("T")
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How to retry a failed provider call. Inject ``sleep``, ``clock`` and ``rng`` in tests."""
+
+    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    """Attempts in all, the first included."""
+    base_delay_s: float = 0.5
+    """Backoff before the second attempt; doubles for every later one."""
+    max_delay_s: float = 30.0
+    """Cap on the backoff; a Retry-After above it ends the retries instead of waiting."""
+    jitter: float = attrs.field(default=0.25, validator=attrs.validators.ge(0))
+    """Random extra backoff, as a fraction of the backoff (0.25: up to 25% more)."""
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    clock: Callable[[], float] = anyio.current_time
+    """The clock deadlines are read on (anyio's, like cancel scope deadlines, by default)."""
+    rng: Callable[[], float] = random.random
+
+    def backoff(self, attempt: int) -> float:
+        """The jittered backoff after failed attempt number ``attempt`` (1-based)."""
+        base = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
+        return base * (1.0 + self.jitter * self.rng())
+
+    def wait_for(self, attempt: int, exc: BaseException | None) -> float:
+        """The wait after failed attempt ``attempt``: backoff, or the server's Retry-After."""
+        wait = self.backoff(attempt)
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return wait
+
+    def retrying(self, *, deadline: float | None = None) -> tenacity.AsyncRetrying:
+        """A tenacity ``AsyncRetrying`` for this policy (reraises the last error)."""
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            return self.wait_for(state.attempt_number, exc)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= self.max_attempts:
+                return True
+            upcoming = state.upcoming_sleep
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if (
+                isinstance(exc, RateLimited)
+                and exc.retry_after is not None
+                and exc.retry_after > self.max_delay_s
+            ):
+                return True
+            return deadline is not None and self.clock() + upcoming > deadline
+
+        return tenacity.AsyncRetrying(
+            sleep=self.sleep,
+            stop=stop,
+            wait=wait,
+            retry=tenacity.retry_if_exception(_is_retryable),
+            reraise=True,
+        )
+
+    async def call(
+        self, fn: Callable[[int], Awaitable[T]], *, deadline: float | None = None
+    ) -> tuple[T, int]:
+        """Run ``fn(attempt_number)`` under this policy; return its result and attempts used."""
+        attempt = 0
+        async for try_ in self.retrying(deadline=deadline):
+            with try_:
+                attempt = try_.retry_state.attempt_number
+                result = await fn(attempt)
+        return result, attempt
+
+
+class RetryingProvider:
+    """A provider that retries its inner provider's retryable failures.
+
+    The deadline is the request's ``timeout_s`` from the first attempt (and the enclosing anyio
+    cancel scope's deadline, with the default clock); each attempt gets the time that remains.
+    ``ChatResponse.attempts`` says how many attempts were made.
+    """
+
+    def __init__(self, inner: Provider, policy: RetryPolicy | None = None) -> None:
+        self.inner = inner
+        self.policy = policy or RetryPolicy()
+        self.name = inner.name
+
+    def __repr__(self) -> str:
+        return f"RetryingProvider({self.inner!r})"
+
+    def _deadline(self, timeout_s: float | None) -> float | None:
+        deadline = None if timeout_s is None else self.policy.clock() + timeout_s
+        if self.policy.clock is anyio.current_time:
+            scope_deadline = anyio.current_effective_deadline()
+            if math.isfinite(scope_deadline):
+                deadline = scope_deadline if deadline is None else min(deadline, scope_deadline)
+        return deadline
+
+    async def complete(self, request: ChatRequest, /) -> ChatResponse:
+        """Complete ``request``, retrying retryable errors; the last error is re-raised."""
+        deadline = self._deadline(request.timeout_s)
+
+        async def attempt(number: int) -> ChatResponse:
+            if deadline is None or number == 1:
+                return await self.inner.complete(request)
+            remaining = max(deadline - self.policy.clock(), 0.001)
+            return await self.inner.complete(attrs.evolve(request, timeout_s=remaining))
+
+        response, attempts = await self.policy.call(attempt, deadline=deadline)
+        return attrs.evolve(response, attempts=attempts) if attempts != 1 else response
+
+    async def embed(self, model: str, texts: Sequence[str], /) -> EmbeddingResponse:
+        """Embed with retries, when the inner provider can embed."""
+        embed = getattr(self.inner, "embed", None)
+        if embed is None:
+            raise ConfigurationError(f"provider {self.name!r} cannot embed")
+
+        async def attempt(_: int) -> EmbeddingResponse:
+            result: EmbeddingResponse = await embed(model, texts)
+            return result
+
+        result, _ = await self.policy.call(attempt, deadline=self._deadline(None))
+        return result
+
+    async def aclose(self) -> None:
+        """Close the inner provider."""
+        await self.inner.aclose()
