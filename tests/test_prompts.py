@@ -190,3 +190,10 @@ def test_a_bad_condition_at_run_time_is_a_prompt_error() -> None:
     )
     with pytest.raises(PromptError, match="prompt variant 'bad' of task 't'"):
         choose_variant(task, {})
+
+
+def test_public_names_resolve() -> None:
+    import tlm.prompts
+
+    for name in tlm.prompts.__all__:
+        assert hasattr(tlm.prompts, name), name

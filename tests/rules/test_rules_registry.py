@@ -184,3 +184,11 @@ def test_a_broken_plugin_is_a_configuration_error(
     )
     with pytest.raises(ConfigurationError, match=r"'missing'.*failed to import"):
         default_registry().get("unknown_rule")
+
+
+def test_public_names_resolve() -> None:
+    import tlm.rules
+
+    assert isinstance(tlm.rules.__all__, tuple)
+    for name in tlm.rules.__all__:
+        assert hasattr(tlm.rules, name), name
