@@ -197,3 +197,11 @@ def test_public_names_resolve() -> None:
 
     for name in tlm.prompts.__all__:
         assert hasattr(tlm.prompts, name), name
+
+
+def test_long_flat_conditions_and_non_strings() -> None:
+    expr = " or ".join(["options.x"] * 150 + ["true"])
+    assert parse_condition(expr).holds({})
+    assert not parse_condition(" and ".join(["true"] * 150 + ["false"])).holds({})
+    with pytest.raises(ValueError, match="must be a string"):
+        parse_condition({"when": "x"})  # type: ignore[arg-type]

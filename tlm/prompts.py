@@ -263,18 +263,16 @@ class _Parser:
         return node
 
     def or_expr(self) -> Evaluator:
-        node = self.and_expr()
+        terms = [self.and_expr()]
         while self.accept("name", "or"):
-            left, right = node, self.and_expr()
-            node = _or(left, right)
-        return node
+            terms.append(self.and_expr())
+        return terms[0] if len(terms) == 1 else _any(tuple(terms))
 
     def and_expr(self) -> Evaluator:
-        node = self.not_expr()
+        terms = [self.not_expr()]
         while self.accept("name", "and"):
-            left, right = node, self.not_expr()
-            node = _and(left, right)
-        return node
+            terms.append(self.not_expr())
+        return terms[0] if len(terms) == 1 else _all(tuple(terms))
 
     def not_expr(self) -> Evaluator:
         if self.accept("name", "not"):
@@ -373,26 +371,30 @@ class _Parser:
         return lookup
 
 
-def _or(left: Evaluator, right: Evaluator) -> Evaluator:
-    return lambda env: _truthy(left(env)) or _truthy(right(env))
+def _any(terms: tuple[Evaluator, ...]) -> Evaluator:
+    return lambda env: any(_truthy(term(env)) for term in terms)
 
 
-def _and(left: Evaluator, right: Evaluator) -> Evaluator:
-    return lambda env: _truthy(left(env)) and _truthy(right(env))
+def _all(terms: tuple[Evaluator, ...]) -> Evaluator:
+    return lambda env: all(_truthy(term(env)) for term in terms)
 
 
-@functools.lru_cache(maxsize=512)
 def parse_condition(expr: str) -> Condition:
     """Parse a usage condition (see the module docstring for the language).
 
     Raises:
-        ValueError: the expression is empty, too long, too deeply nested, or malformed; the
-            message says what was expected and at which position.
+        ValueError: the expression is not a string, is empty, too long, too deeply nested, or
+            malformed; the message says what was expected and at which position.
     """
     if not isinstance(expr, str):
         raise ValueError(f"a condition must be a string, got {type(expr).__name__}")
     if len(expr) > _MAX_CONDITION_LENGTH:
         raise ValueError(f"condition longer than {_MAX_CONDITION_LENGTH} characters")
+    return _parse_cached(expr)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cached(expr: str) -> Condition:
     return Condition(expr, _Parser(expr).parse())
 
 
