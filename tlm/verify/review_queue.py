@@ -340,11 +340,15 @@ class ReviewQueue:
         return self.get(review_id).decision
 
     async def wait(self, review_id: str, timeout_s: float | None = None) -> Decision | None:
-        """Wait for a decision (from any process); ``None`` if ``timeout_s`` passes first."""
+        """Wait for a decision (from any process); ``None`` if ``timeout_s`` passes first.
+
+        Polls the file every ``poll_interval_s``; any number of waiters may wait concurrently.
+        """
         deadline = math.inf if timeout_s is None else timeout_s
         with anyio.move_on_after(deadline):
             while True:
-                decision = self.decision(review_id)
+                # in a worker thread: a locked database must not stall the event loop
+                decision = await anyio.to_thread.run_sync(self.decision, review_id)
                 if decision is not None:
                     return decision
                 await anyio.sleep(self.poll_interval_s)
