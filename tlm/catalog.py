@@ -186,7 +186,7 @@ class Catalog:
         schema = json.loads(catalog_schema_path().read_text(encoding="utf-8"))
         validator = jsonschema.Draft202012Validator(schema)
         problems = [
-            Problem(source, _json_path(err.absolute_path), err.message)
+            Problem(source, _json_path(err.absolute_path), _message(err))
             for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
         ]
         if problems:
@@ -244,6 +244,15 @@ class Catalog:
     def for_provider(self, provider: str) -> tuple[ModelCard, ...]:
         """The cards served by ``provider``."""
         return tuple(card for card in self.cards if card.provider == provider)
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "not":
+        return "give base_url or base_url_env, not both"
+    if error.validator == "additionalProperties":
+        return error.message
+    message = error.message
+    return message if len(message) <= 200 else message[:199] + "…"
 
 
 def _card_from_json(raw: Mapping[str, Any]) -> ModelCard:

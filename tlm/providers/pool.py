@@ -1,0 +1,158 @@
+"""The provider pool: one provider per provider name, created on first use, closed together.
+
+Each provider is the wire adapter its cards name (``api``), wrapped for rate limits and then
+retries: ``RetryingProvider(RateLimitedProvider(adapter))``. The ``local`` provider is the embedded
+model (:class:`tlm.providers.local.LocalProvider`, imported only when first needed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+
+from tlm.catalog import Catalog, ModelCard
+from tlm.errors import ConfigurationError
+from tlm.providers.anthropic import AnthropicProvider
+from tlm.providers.base import Provider
+from tlm.providers.limits import ProviderLimits, RateLimitedProvider
+from tlm.providers.openai_compat import OpenAICompatProvider
+from tlm.providers.retry import RetryingProvider, RetryPolicy
+
+__all__ = ("ProviderPool", "LOCAL_PROVIDER", "DEFAULT_LIMITS")
+
+LOCAL_PROVIDER = "local"
+DEFAULT_LIMITS: Mapping[str, ProviderLimits] = {LOCAL_PROVIDER: ProviderLimits(max_concurrency=2)}
+"""Limits used when none are given for a provider (others get ``ProviderLimits()``)."""
+
+
+class ProviderPool:
+    """Lazily builds and owns the providers for a catalog's models.
+
+    ``env`` is read for base URLs and API keys (by the variable names on the cards); a missing key
+    is a :class:`ConfigurationError` naming the variable, never a value. Use as an async context
+    manager, or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        env: Mapping[str, str] = os.environ,
+        data_dir: Path = Path(".tlm"),
+        retry: RetryPolicy | None = None,
+        limits: Mapping[str, ProviderLimits] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self.catalog = catalog
+        self.data_dir = Path(data_dir)
+        self._env = env
+        self._retry = retry or RetryPolicy()
+        self._limits = {**DEFAULT_LIMITS, **(limits or {})}
+        self._session = session
+        self._timeout_s = timeout_s
+        self._providers: dict[str, Provider] = {}
+        self._lock = anyio.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"ProviderPool(providers={sorted(self._providers)!r})"
+
+    async def __aenter__(self) -> ProviderPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        """The providers created so far, by name."""
+        return dict(self._providers)
+
+    async def provider_for(self, model_id: str) -> Provider:
+        """The (shared) provider serving ``model_id``, created on first use.
+
+        Raises:
+            ConfigurationError: unknown model, missing environment variable, inconsistent cards,
+                or the pool is closed.
+        """
+        card = self.catalog.get(model_id)
+        async with self._lock:
+            if self._closed:
+                raise ConfigurationError("the provider pool is closed")
+            provider = self._providers.get(card.provider)
+            if provider is None:
+                provider = self._build(card)
+                self._providers[card.provider] = provider
+            return provider
+
+    def _build(self, card: ModelCard) -> Provider:
+        adapter = self._adapter(card)
+        limits = self._limits.get(card.provider, ProviderLimits())
+        return RetryingProvider(RateLimitedProvider.from_limits(adapter, limits), self._retry)
+
+    def _adapter(self, card: ModelCard) -> Provider:
+        if card.provider == LOCAL_PROVIDER:
+            local = importlib.import_module("tlm.providers.local")
+            built: Provider = local.LocalProvider(
+                catalog=self.catalog, data_dir=self.data_dir / "models", env=self._env
+            )
+            return built
+        self._check_consistent(card)
+        kwargs: dict[str, Any] = {
+            "name": card.provider,
+            "base_url": card.resolve_base_url(self._env),
+            "catalog": self.catalog,
+            "api_key": self._api_key(card),
+            "session": self._session,
+            "timeout_s": self._timeout_s,
+        }
+        if card.api == "anthropic":
+            return AnthropicProvider(**kwargs)
+        return OpenAICompatProvider(**kwargs)
+
+    def _api_key(self, card: ModelCard) -> str | None:
+        if card.api_key_env is None:
+            return None
+        key = self._env.get(card.api_key_env, "").strip()
+        if not key:
+            raise ConfigurationError(
+                f"model {card.id!r} (provider {card.provider!r}) needs an API key: "
+                f"set the environment variable {card.api_key_env}"
+            )
+        return key
+
+    def _check_consistent(self, card: ModelCard) -> None:
+        for other in self.catalog.for_provider(card.provider):
+            same = (other.api, other.base_url, other.base_url_env, other.api_key_env) == (
+                card.api,
+                card.base_url,
+                card.base_url_env,
+                card.api_key_env,
+            )
+            if not same:
+                raise ConfigurationError(
+                    f"models {card.id!r} and {other.id!r} share provider {card.provider!r} but "
+                    "differ in api, base URL or API key variable; give them distinct providers"
+                )
+
+    async def aclose(self) -> None:
+        """Close every provider (each is closed even if another fails or we are cancelled)."""
+        async with self._lock:
+            self._closed = True
+            providers, self._providers = list(self._providers.values()), {}
+        errors: list[Exception] = []
+        with anyio.CancelScope(shield=True):
+            for provider in providers:
+                try:
+                    await provider.aclose()
+                except Exception as exc:  # close the rest, then report
+                    errors.append(exc)
+        if errors:
+            raise ExceptionGroup("closing providers failed", errors)
