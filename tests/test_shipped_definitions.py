@@ -231,3 +231,16 @@ def test_shipped_json_is_tidy() -> None:
         assert text.endswith("}\n"), path
         assert not re.search(r"[ \t]+$", text, re.M), path
         assert json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n" == text, path
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=_rel)
+def test_variants_needing_optional_fields_are_guarded_by_their_conditions(path: Path) -> None:
+    doc = TASKS[path]
+    required = set(doc["input"]["schema"]["required"])
+    definition = _load(path)
+    for example in doc["input"]["examples"]:
+        minimal = {k: v for k, v in example.items() if k in required}
+        for options in ({}, {"structured_output": True}):
+            variant = choose_variant(definition, minimal, options)
+            assert set(variant.template_variables) <= required, variant.id
+            render_variant(variant, minimal)
