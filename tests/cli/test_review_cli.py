@@ -116,6 +116,13 @@ def test_errors_are_clear(data_dir: Path, queue: ReviewQueue, tmp_path: Path) ->
     assert "already approved" in again.output
 
 
+def test_missing_queue_is_reported_not_created(tmp_path: Path) -> None:
+    result = run(tmp_path / "typo", "list")
+    assert result.exit_code == 1
+    assert "no review queue at" in result.output
+    assert not (tmp_path / "typo").exists()
+
+
 def test_review_is_listed_in_help() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert "review" in result.output

@@ -17,15 +17,21 @@ from rich.console import Console
 from rich.table import Table
 
 from tlm.errors import StoreError
-from tlm.verify.review_queue import Decision, Review, ReviewQueue
+from tlm.verify.review_queue import REVIEWS_FILE, Decision, Review, ReviewQueue
 
 __all__ = ("COMMANDS", "review")
 
 
 def _queue(ctx: click.Context) -> ReviewQueue:
     data_dir: Path = ctx.obj["data_dir"]
+    path = data_dir / REVIEWS_FILE
+    if not path.is_file():
+        raise click.ClickException(
+            f"no review queue at {path}: nothing was queued there yet "
+            "(check --data-dir or TLM_DATA_DIR)"
+        )
     try:
-        return ReviewQueue.in_data_dir(data_dir)
+        return ReviewQueue(path)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
