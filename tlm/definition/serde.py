@@ -7,9 +7,10 @@ JSON ``verification.parameters`` becomes the parameter class chosen by ``verific
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
@@ -21,7 +22,6 @@ from tlm.definition.model import (
     HierarchicalParams,
     HumanParams,
     NoParams,
-    TaskDefinition,
     VerificationParams,
     VerificationSpec,
 )
@@ -89,10 +89,21 @@ def configure_converter(converter: cattrs.Converter) -> None:
     converter.register_structure_hook(VerificationSpec, structure_verification)
     converter.register_unstructure_hook(VerificationSpec, unstructure_verification)
     converter.register_unstructure_hook(ChainParams, unstructure_chain)
-    converter.register_unstructure_hook(
-        TaskDefinition,
-        make_dict_unstructure_fn(TaskDefinition, converter, source=override(omit=True)),
-    )
+
+    def unstructure_attrs(cls: type) -> Callable[[Any], dict[str, Any]]:
+        # Optional fields left at None are omitted, so the JSON keeps the author's shape.
+        base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+            cls, converter, source=override(omit=True)
+        )
+        optional = {f.name for f in attrs.fields(cls) if f.default is None}
+
+        def unstructure(obj: Any) -> dict[str, Any]:
+            data: dict[str, Any] = base(obj)
+            return {k: v for k, v in data.items() if v is not None or k not in optional}
+
+        return unstructure
+
+    converter.register_unstructure_hook_factory(attrs.has, unstructure_attrs)
     # JSON has arrays, not tuples.
     converter.register_unstructure_hook_func(
         lambda t: t is tuple or getattr(t, "__origin__", None) is tuple,
