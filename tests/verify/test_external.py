@@ -255,3 +255,15 @@ def test_reply_mapping(reply: Any, passed: bool, decisive: bool) -> None:
     verdict = verdict_from_reply(reply, source="test")
     assert verdict.passed is passed
     assert verdict.decisive is decisive
+
+
+async def test_cancellation_propagates(endpoint: Endpoint) -> None:
+    verifier = external(f"{endpoint.url}/hang", timeout_s=30)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(verifier.verify, make_context())
+            with anyio.fail_after(5):
+                while not endpoint.requests:  # noqa: ASYNC110 - the request is on the wire
+                    await anyio.sleep(0.01)
+            scope.cancel()
+    assert scope.cancelled_caught

@@ -203,3 +203,14 @@ async def test_edit_becomes_verdict_output(queue: ReviewQueue) -> None:
     assert verdicts[0].output == {"skills": ["edited"]}
     assert verdicts[0].details["action"] == "edit"
     assert verdicts[0].details["reviewer"] == "bo"
+
+
+async def test_waiting_verifier_can_be_cancelled(queue: ReviewQueue) -> None:
+    verifier = HumanVerifier(HumanParams(wait=True), queue)  # no timeout: waits for ever
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(verifier.verify, make_context())
+            await wait_for_pending(queue)
+            scope.cancel()
+    assert scope.cancelled_caught
+    assert queue.list()[0].status == "pending"
