@@ -1,0 +1,78 @@
+"""Every execution, failed ones included, becomes spans and one record in the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from tests.engine.conftest import MODELS, ScriptedModels, catalog_data, make_task, reply
+from tlm.catalog import Catalog
+from tlm.definition.registry import DefinitionRegistry
+from tlm.engine import Engine, EngineConfig
+from tlm.errors import InputInvalid
+
+
+def build(tmp_path: Path, models: ScriptedModels, exporter: InMemorySpanExporter) -> Engine:
+    return Engine(
+        EngineConfig(data_dir=tmp_path / "data", models=MODELS, redact=("secret",)),
+        registry=DefinitionRegistry([make_task()]),
+        catalog=Catalog.from_data(catalog_data()),
+        providers=dict.fromkeys(MODELS, models),
+        span_processors=[SimpleSpanProcessor(exporter)],
+    )
+
+
+async def test_spans_nest_and_carry_the_conventions(tmp_path: Path, models: ScriptedModels) -> None:
+    exporter = InMemorySpanExporter()
+    models.handlers["*"] = reply({"title": "Chef"})
+    async with build(tmp_path, models, exporter) as engine:
+        result = await engine.execute("title_extraction", {"posting": "Chef wanted"})
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    root = spans["tlm.execute title_extraction"]
+    call = spans["chat model-a"]
+    verify = spans["tlm.verify none"]
+    assert call.kind is SpanKind.CLIENT
+    assert call.parent is not None
+    assert call.parent.span_id == root.context.span_id
+    assert verify.parent is not None
+    assert verify.parent.span_id == root.context.span_id
+    assert call.attributes is not None
+    assert call.attributes["gen_ai.request.model"] == "model-a"
+    assert call.attributes["gen_ai.usage.input_tokens"] == 100
+    assert call.attributes["gen_ai.provider.name"] == "fake"
+    assert root.attributes is not None
+    assert root.attributes["tlm.execution.id"] == result.execution_id
+    assert root.attributes["tlm.prompt.variant"] == "standard"
+
+
+async def test_success_and_failure_are_both_recorded(
+    tmp_path: Path, models: ScriptedModels
+) -> None:
+    exporter = InMemorySpanExporter()
+    models.handlers["*"] = reply({"title": "Chef"})
+    async with build(tmp_path, models, exporter) as engine:
+        ok = await engine.execute("title_extraction", {"posting": "Chef", "secret": "s3cr3t"})
+        with pytest.raises(InputInvalid) as caught:
+            await engine.execute("title_extraction", {"posting": ""})
+        engine.flush()
+        assert engine.store is not None
+        good = engine.store.get(ok.execution_id)
+        bad = engine.store.get(str(caught.value.execution_id))
+    assert good is not None
+    assert good.task_id == "title_extraction"
+    assert good.task_version == "1.0.0"
+    assert good.output == {"title": "Chef"}
+    assert good.input == {"posting": "Chef", "secret": "[REDACTED]"}
+    assert good.models_used == ("model-a",)
+    assert good.performance.cost == pytest.approx(ok.cost_usd)
+    assert good.performance.tokens_used == 150
+    assert good.verification_results is not None
+    assert good.verification_results.method_used == "none"
+    assert bad is not None
+    assert bad.error is not None
+    assert "InputInvalid" in str(bad.error)
+    assert bad.output is None

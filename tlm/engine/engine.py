@@ -1,0 +1,469 @@
+"""The engine: definitions compiled once, executed inline or streamed through stage actors.
+
+Use it as an async context manager; it owns the provider pool, the execution store, the result
+cache, the review queue and the tracer provider, and closes them all on exit::
+
+    async with tlm.Engine() as engine:
+        result = await engine.execute("job_detail_extraction", {"job_posting": text})
+        async with engine.map("skill_decomposition", skills, max_in_flight=32) as results:
+            async for result in results:
+                ...
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+from tlm.catalog import Catalog
+from tlm.definition.model import TaskDefinition
+from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
+from tlm.engine.budget import BudgetLedger
+from tlm.engine.cache import ResultCache
+from tlm.engine.compiled import CompiledTask, compile_task
+from tlm.engine.config import EngineConfig, load_config
+from tlm.engine.execution import (
+    Job,
+    fallback,
+    finish,
+    generate,
+    new_job,
+    prepare,
+    run_inline,
+    run_stage,
+    verify,
+)
+from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
+from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
+from tlm.engine.runtime import Runtime, Tracing
+from tlm.engine.selection import ModelEstimate
+from tlm.errors import ConfigurationError, TLMError
+from tlm.providers.base import Provider
+from tlm.rules import RuleRegistry, default_registry
+from tlm.telemetry.spans import get_tracer
+from tlm.verify.base import Verdict
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectStreamStatistics
+
+    from tlm.providers.pool import ProviderPool
+    from tlm.store.sqlite import ExecutionStore
+    from tlm.verify.review_queue import ReviewQueue
+
+__all__ = ("Engine", "ResultStream")
+
+Options = ExecuteOptions | Mapping[str, Any] | None
+
+
+class Engine:
+    """Executes task definitions; one per long-lived process (or per test).
+
+    Args:
+        config: Settings; default :func:`tlm.engine.config.load_config` (``tlm.toml``, env).
+        registry: Task definitions; default loaded from the configured definitions directory.
+        catalog: The model catalog; default ``models.json`` beside the definitions.
+        providers: Providers per model id, used before the catalog's own (tests, benchmarks).
+        tracer_provider: An OpenTelemetry SDK provider; default one that records every
+            execution in the store (and exports over OTLP when configured).
+        span_processors: More span processors for the default tracer provider.
+        rules: The validation-rule registry; default the built-ins and entry-point plug-ins.
+        functions: Async functions for ``external`` verification, by registered name.
+        estimates: Learned per-task model estimates, ``task_id -> {model_id: estimate}``.
+        clock: Monotonic seconds (tests inject one).
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        registry: DefinitionRegistry | None = None,
+        catalog: Catalog | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        span_processors: Iterable[SpanProcessor] = (),
+        rules: RuleRegistry | None = None,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+        estimates: Callable[[str], Mapping[str, ModelEstimate]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config if config is not None else load_config()
+        self._registry = registry
+        self._catalog = catalog
+        self._providers = dict(providers or {})
+        self._tracer_provider = tracer_provider
+        self._owns_tracer_provider = tracer_provider is None
+        self._span_processors = tuple(span_processors)
+        self._rules = rules
+        self._functions = dict(functions or {})
+        self._estimates = estimates
+        self._clock = clock
+        self._compiled: dict[tuple[str, str], CompiledTask] = {}
+        self._runtime: Runtime | None = None
+        self._pool: ProviderPool | None = None
+        self._store: ExecutionStore | None = None
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Load definitions and catalog, open the store, cache and providers (idempotent)."""
+        if self._runtime is not None:
+            return
+        if self._closed:
+            raise TLMError("this engine is closed; create a new one")
+        config = self.config
+        definitions_dir = config.definitions_dir or default_definitions_dir()
+        if self._catalog is None:
+            catalog_path = config.catalog_path or definitions_dir / "models.json"
+            self._catalog = Catalog.load(catalog_path)
+        if self._rules is None:
+            self._rules = default_registry()
+        if self._registry is None:
+            self._registry = DefinitionRegistry.from_directory(definitions_dir, rules=self._rules)
+        data_dir = Path(config.data_dir)
+        await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
+        if config.store:
+            from tlm.store.sqlite import ExecutionStore
+
+            self._store = ExecutionStore(data_dir / "tlm.db")
+        if self._tracer_provider is None:
+            from tlm.telemetry.setup import create_tracer_provider
+
+            self._tracer_provider = create_tracer_provider(
+                store=self._store,
+                otlp_endpoint=config.otlp_endpoint,
+                extra_processors=self._span_processors,
+            )
+        from tlm.providers.pool import ProviderPool
+        from tlm.verify.review_queue import ReviewQueue
+
+        self._pool = ProviderPool(self._catalog, env=config.env, data_dir=data_dir)
+        review_queue = ReviewQueue(data_dir / "reviews.db", on_decision=self._on_review_decision)
+        self._runtime = Runtime(
+            config=config,
+            catalog=self._catalog,
+            tracing=Tracing(get_tracer(self._tracer_provider), redact=config.redact),
+            pool=self._pool,
+            providers=self._providers,
+            cache=ResultCache(data_dir / "cache.db") if config.cache else None,
+            review_queue=review_queue,
+            estimates=self._estimates,
+            clock=self._clock,
+        )
+
+    async def aclose(self) -> None:
+        """Close providers, flush and close the store; always releases, even after errors."""
+        if self._closed:
+            return
+        self._closed = True
+        runtime, self._runtime = self._runtime, None
+        try:
+            if self._pool is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._pool.aclose()
+        finally:
+            try:
+                if self._tracer_provider is not None and self._owns_tracer_provider:
+                    self._tracer_provider.shutdown()
+            finally:
+                if self._store is not None:
+                    self._store.close()
+                if runtime is not None and runtime.cache is not None:
+                    runtime.cache.close()
+
+    def flush(self) -> None:
+        """Block until every finished execution is durably recorded."""
+        if self._tracer_provider is not None:
+            self._tracer_provider.force_flush()
+        if self._store is not None:
+            self._store.flush()
+
+    # --- definitions --------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> DefinitionRegistry:
+        """The task definitions this engine executes."""
+        self._require_open()
+        assert self._registry is not None
+        return self._registry
+
+    @property
+    def store(self) -> ExecutionStore | None:
+        """The execution store, when recording is on."""
+        return self._store
+
+    @property
+    def review_queue(self) -> ReviewQueue | None:
+        """The human review queue."""
+        return self._runtime.review_queue if self._runtime else None
+
+    def definition(self, task_id: str, version: str | None = None) -> TaskDefinition:
+        """The definition of ``task_id`` (latest, exact version or semver range)."""
+        return self.registry.get(task_id, version)
+
+    def compiled(self, task: str | TaskDefinition, version: str | None = None) -> CompiledTask:
+        """``task`` compiled for execution; each version is compiled once per engine."""
+        runtime = self._require_open()
+        definition = task if isinstance(task, TaskDefinition) else self.definition(task, version)
+        key = (definition.id, definition.version)
+        compiled = self._compiled.get(key)
+        if compiled is None or compiled.definition is not definition:
+            from tlm.verify.factory import create_verifier
+
+            verifier = create_verifier(
+                definition.verification,
+                functions=self._functions,
+                review_queue=runtime.review_queue,
+            )
+            assert self._rules is not None
+            compiled = compile_task(definition, rules=self._rules, verifier=verifier)
+            self._compiled[key] = compiled
+        return compiled
+
+    # --- execution ----------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        task: str | TaskDefinition,
+        input: Any,
+        *,
+        version: str | None = None,
+        options: Options = None,
+        budget: BudgetLedger | None = None,
+    ) -> ExecutionResult:
+        """Execute ``task`` on ``input`` inline (no actors) and return its result.
+
+        Raises:
+            InputInvalid: the input violates the schema or rules (no model was called).
+            BudgetExceeded: cost, deadline or attempts ran out (``.partial`` may hold an output).
+            VerificationFailed, OutputInvalid: and the fallback strategy was ``fail``.
+            ProviderError: every model failed.
+        Every execution, failed ones included, is recorded.
+        """
+        await self.open()
+        runtime = self._require_open()
+        compiled = self.compiled(task, version)
+        job = new_job(runtime, compiled, input, coerce_options(options), parent_ledger=budget)
+        return await run_inline(job)
+
+    def map(
+        self,
+        task: str | TaskDefinition,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        version: str | None = None,
+        options: Options = None,
+        ordered: bool = False,
+        max_in_flight: int = 16,
+        budget: BudgetLedger | None = None,
+    ) -> ResultStream:
+        """Stream ``inputs`` through the task's stage actors; results arrive as they complete.
+
+        At most ``max_in_flight`` executions are in progress (or waiting to be consumed) at once,
+        so memory stays bounded for inputs of any length. A failed execution yields a result
+        whose ``error`` is set (``result.unwrap()`` raises it) instead of ending the stream.
+        Use ``async with engine.map(...) as results:`` so the actors stop when you stop reading.
+        """
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        stream = ResultStream()
+        stream._agen = self._stream(
+            stream, task, inputs, version, coerce_options(options), ordered, max_in_flight, budget
+        )
+        return stream
+
+    async def _stream(
+        self,
+        holder: ResultStream,
+        task: str | TaskDefinition,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        version: str | None,
+        options: ExecuteOptions,
+        ordered: bool,
+        max_in_flight: int,
+        budget: BudgetLedger | None,
+    ) -> AsyncIterator[ExecutionResult]:
+        await self.open()
+        runtime = self._require_open()
+        compiled = self.compiled(task, version)
+        admitted = anyio.Semaphore(max_in_flight)
+
+        async def jobs() -> AsyncIterator[Job]:
+            index = 0
+            async for item in _aiter(inputs):
+                await admitted.acquire()
+                yield new_job(runtime, compiled, item, options, index=index, parent_ledger=budget)
+                index += 1
+
+        async def do_prepare(job: Job) -> Job:
+            runtime.tracing.open(job)
+            with runtime.tracing.active(job):
+                await prepare(job)
+            return job
+
+        def staged(stage: Callable[[Job], Any]) -> Callable[[Job], Any]:
+            async def run(job: Job) -> Job:
+                with runtime.tracing.active(job):
+                    await run_stage(job, stage)
+                return job
+
+            return run
+
+        async def do_finish(job: Job) -> Job:
+            finish(job)
+            return job
+
+        stages = [
+            Stage("prepare", do_prepare, 1),
+            Stage("generate", staged(generate), max_in_flight),
+            Stage("verify", staged(verify), max_in_flight),
+            Stage("fallback", staged(fallback), max_in_flight),
+            Stage("finish", do_finish, 1),
+        ]
+        async with open_pipeline(jobs(), stages) as pipeline:
+            holder._pipeline = pipeline
+            waiting: dict[int, Job] = {}
+            next_index = 0
+            async for job in pipeline.results:
+                if not ordered:
+                    admitted.release()
+                    assert job.result is not None
+                    yield job.result
+                    continue
+                assert job.index is not None
+                waiting[job.index] = job
+                while next_index in waiting:
+                    ready = waiting.pop(next_index)
+                    next_index += 1
+                    admitted.release()
+                    assert ready.result is not None
+                    yield ready.result
+
+    # --- feedback and review --------------------------------------------------------------------
+
+    async def feedback(
+        self,
+        execution_id: str,
+        *,
+        score: float | None = None,
+        correct: bool | None = None,
+        note: str | None = None,
+        source: Literal["human", "system"] = "human",
+    ) -> None:
+        """Record feedback on an execution (linked to its record, with source and time)."""
+        if self._store is None:
+            raise ConfigurationError("feedback needs the execution store (store = true)")
+        self.flush()
+        self._store.add_feedback(
+            execution_id, score=score, correct=correct, note=note, source=source
+        )
+
+    async def wait_for_review(
+        self, result: ExecutionResult, *, timeout_s: float | None = None
+    ) -> ExecutionResult:
+        """Wait for the human decision on a pending result and return the decided result."""
+        runtime = self._require_open()
+        if result.status != "pending" or result.verdict is None:
+            return result
+        review_id = result.verdict.details.get("review_id")
+        if review_id is None or runtime.review_queue is None:
+            return result
+        from tlm.verify.human import await_decision
+
+        verdict: Verdict = await await_decision(runtime.review_queue, review_id, timeout_s)
+        output = verdict.output if verdict.output is not None else result.output
+        if verdict.passed is None:
+            return result
+        import attrs
+
+        return attrs.evolve(
+            result,
+            output=output,
+            verdict=verdict,
+            status="verified" if verdict.passed else "fallback",
+        )
+
+    def _on_review_decision(self, review: Any, decision: Any) -> None:
+        if self._store is None:
+            return
+        approved = getattr(decision, "status", None) in {"approved", "edited"}
+        execution_id = getattr(review, "execution_id", None)
+        if execution_id is None:
+            return
+        try:
+            self._store.add_feedback(
+                execution_id,
+                correct=approved,
+                note=getattr(decision, "note", None),
+                source="human",
+            )
+        except TLMError:
+            pass
+
+    def _require_open(self) -> Runtime:
+        if self._runtime is None:
+            raise TLMError("the engine is not open: use `async with Engine() as engine:`")
+        return self._runtime
+
+
+class ResultStream(AsyncIterator[ExecutionResult]):
+    """Results of :meth:`Engine.map`; an async iterator and an async context manager."""
+
+    _agen: AsyncIterator[ExecutionResult]
+
+    def __init__(self) -> None:
+        self._pipeline: Pipeline[Job] | None = None
+
+    async def __aenter__(self) -> ResultStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> ResultStream:
+        return self
+
+    async def __anext__(self) -> ExecutionResult:
+        return await self._agen.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the pipeline's actors."""
+        aclose = getattr(self._agen, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    @property
+    def fed(self) -> int:
+        """How many inputs have been taken from the input iterable so far."""
+        return self._pipeline.fed if self._pipeline else 0
+
+    def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
+        """Per stage, the statistics of the stream that feeds it."""
+        return self._pipeline.statistics() if self._pipeline else {}
+
+
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item

@@ -1,0 +1,598 @@
+"""One execution as data, and the stage functions that move it along.
+
+A :class:`Job` carries one execution through the stages — prepare (validate input, choose the
+variant, render the prompt, rank models, look up the cache) → generate (call the primary model,
+parse, repair, re-ask) → verify → fallback → finish (result, cache, record). The same stage
+functions run inline for a one-off ``execute()`` and as actors in the ``map()`` pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from tlm.definition.model import PromptVariant, TaskDefinition
+from tlm.engine.budget import BudgetLedger
+from tlm.engine.cache import cache_key
+from tlm.engine.output import format_problems_for_model, parse_json_reply
+from tlm.engine.result import ExecuteOptions, ExecutionResult, Status
+from tlm.errors import (
+    BudgetExceeded,
+    ConfigurationError,
+    ContextLengthExceeded,
+    ExecutionError,
+    InputInvalid,
+    OutputInvalid,
+    Problem,
+    ProviderError,
+    VerificationFailed,
+)
+from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
+from tlm.verify.base import Candidate, Verdict, VerificationContext
+
+if TYPE_CHECKING:
+    from tlm.engine.compiled import CompiledTask
+    from tlm.engine.runtime import Runtime
+    from tlm.telemetry.spans import ExecutionSpan
+
+__all__ = (
+    "Job",
+    "new_job",
+    "run_inline",
+    "run_stage",
+    "prepare",
+    "generate",
+    "verify",
+    "fallback",
+    "finish",
+)
+
+_JSON_INSTRUCTIONS = (
+    "Answer with a single JSON value that satisfies this JSON Schema, and nothing else:\n{schema}"
+)
+_REASK = (
+    "Your previous answer was not acceptable:\n{problems}\n"
+    "Reply again with corrected JSON only, satisfying the schema."
+)
+
+
+@attrs.define(eq=False)
+class Job:
+    """The mutable state of one execution while it moves through the stages."""
+
+    runtime: Runtime
+    task: CompiledTask
+    input: Any
+    options: ExecuteOptions
+    ledger: BudgetLedger
+    execution_id: str
+    index: int | None = None
+    span: ExecutionSpan | None = None
+    variant: PromptVariant | None = None
+    prompt: str = ""
+    ranked: list[str] = attrs.Factory(list)
+    key: str | None = None
+    primary: Candidate | None = None
+    primary_problems: tuple[Problem, ...] = ()
+    verdict: Verdict | None = None
+    output: Any = None
+    status: Status = "unverified"
+    fallback_used: str | None = None
+    cache_hit: bool = False
+    models_used: list[str] = attrs.Factory(list)
+    tried: set[str] = attrs.Factory(set)
+    usage: Usage = attrs.Factory(Usage)
+    cost_usd: float = 0.0
+    attempts: int = 0
+    error: ExecutionError | None = None
+    result: ExecutionResult | None = None
+    started_at: float = 0.0
+
+    @property
+    def definition(self) -> TaskDefinition:
+        """The task definition being executed."""
+        return self.task.definition
+
+    @property
+    def done(self) -> bool:
+        """Whether later stages have nothing to do (finished early or failed)."""
+        return self.error is not None or self.cache_hit
+
+
+def new_job(
+    runtime: Runtime,
+    task: CompiledTask,
+    input: Any,
+    options: ExecuteOptions,
+    *,
+    index: int | None = None,
+    parent_ledger: BudgetLedger | None = None,
+) -> Job:
+    """A job for one execution, with its budget ledger opened now."""
+    from tlm.engine.budget import merge_budgets
+
+    limits = merge_budgets(task.definition.budget, options.budget)
+    ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
+    return Job(
+        runtime=runtime,
+        task=task,
+        input=input,
+        options=options,
+        ledger=ledger,
+        execution_id=uuid.uuid4().hex,
+        index=index,
+        started_at=runtime.clock(),
+    )
+
+
+async def run_inline(job: Job) -> ExecutionResult:
+    """Run every stage of ``job`` in the calling task; raise the execution's error, if any.
+
+    A cancelled execution is recorded as failed ("cancelled") before the cancellation goes on.
+    """
+    tracing = job.runtime.tracing
+    tracing.open(job)
+    try:
+        with tracing.active(job):
+            await prepare(job)
+            for stage in (generate, verify, fallback):
+                if job.done:
+                    break
+                await run_stage(job, stage)
+    except anyio.get_cancelled_exc_class():
+        job.error = ExecutionError("execution cancelled")
+        finish(job)
+        raise
+    finish(job)
+    if job.error is not None:
+        raise job.error
+    assert job.result is not None
+    return job.result
+
+
+async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
+    """Run one stage under the job's remaining deadline; a timeout becomes BudgetExceeded."""
+    if job.done:
+        return
+    remaining = job.ledger.remaining_s()
+    if not math.isfinite(remaining):
+        await stage(job)
+        return
+    with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:
+        await stage(job)
+    if scope.cancelled_caught and job.error is None:
+        partial = job.primary.output if job.primary else None
+        job.error = job.ledger.exceeded(
+            f"deadline of {job.ledger.limits.deadline_s}s passed", partial=partial
+        )
+
+
+# --- prepare ----------------------------------------------------------------------------------
+
+
+async def prepare(job: Job) -> None:
+    """Validate the input, choose and render the prompt, rank models, and look up the cache."""
+    try:
+        _prepare(job)
+    except ExecutionError as exc:
+        job.error = exc
+
+
+def _prepare(job: Job) -> None:
+    task = job.task
+    problems = task.input_problems(job.input)
+    if problems:
+        raise InputInvalid(job.definition.id, problems)
+    job.variant = task.choose_variant(job.input, job.options)
+    job.prompt = task.render(job.variant, job.input)
+    job.ranked = job.runtime.rank(job.task, job.prompt, job.options)
+    if not job.ranked:
+        raise ConfigurationError(
+            f"no configured model can run task {job.definition.id!r} "
+            f"(configured: {', '.join(job.runtime.model_ids) or 'none'})"
+        )
+    if job.runtime.cache is not None and job.options.cache and job.definition.cache.enabled:
+        job.key = cache_key(
+            task_id=job.definition.id,
+            task_version=job.definition.version,
+            prompt_variant=job.variant.id,
+            model=job.ranked[0],
+            parameters={
+                "temperature": job.options.temperature,
+                "max_tokens": job.options.max_tokens,
+                "seed": job.options.seed,
+                "structured_output": job.options.structured_output,
+            },
+            input=job.input,
+        )
+        hit = job.runtime.cache.get(job.key)
+        if hit is not None:
+            job.cache_hit = True
+            job.output = hit.output
+            job.status = "cached"
+            job.models_used = list(hit.meta.get("models_used", []))
+            verdict = hit.meta.get("verdict") or {}
+            job.verdict = Verdict(
+                passed=verdict.get("passed", True),
+                confidence=float(verdict.get("confidence", 1.0)),
+                method=str(verdict.get("method", job.definition.verification.method)),
+                details={"cached": True, "stored_at": hit.stored_at},
+            )
+
+
+# --- generate ---------------------------------------------------------------------------------
+
+
+async def generate(job: Job) -> None:
+    """Obtain the primary candidate: the best-ranked model that answers with a valid output.
+
+    Provider failures move on to the next ranked model (a context-length error to a model with a
+    larger window); an output that stays invalid after repair and re-asks goes to the fallback.
+    """
+    if job.done:
+        return
+    try:
+        await _generate(job)
+    except ExecutionError as exc:
+        job.error = exc
+
+
+async def _generate(job: Job) -> None:
+    assert job.variant is not None
+    last_error: ProviderError | None = None
+    for model in job.ranked:
+        if model in job.tried:
+            continue
+        try:
+            job.primary = await run_candidate(job, model, job.variant)
+            return
+        except OutputInvalid as exc:
+            job.primary_problems = exc.problems
+            return
+        except ContextLengthExceeded as exc:
+            last_error = exc
+            continue
+        except ProviderError as exc:
+            last_error = exc
+            continue
+    if last_error is not None:
+        raise last_error
+    raise ConfigurationError(f"no model left to try for task {job.definition.id!r}")
+
+
+async def run_candidate(
+    job: Job, model: str, variant: PromptVariant, *, feedback: str | None = None
+) -> Candidate:
+    """Run the task on ``model``: render, call, parse, repair, re-ask; return a valid candidate.
+
+    Raises :class:`OutputInvalid` when the output is still invalid after the bounded re-asks, and
+    :class:`ProviderError` or :class:`BudgetExceeded` as the call does.
+    """
+    task = job.task
+    definition = job.definition
+    job.tried.add(model)
+    if model not in job.models_used:
+        job.models_used.append(model)
+    prompt = job.prompt if variant is job.variant else task.render(variant, job.input)
+    if feedback:
+        prompt = (
+            f"{prompt}\n\nA reviewer found these issues in a previous answer; fix them:\n{feedback}"
+        )
+    schema = definition.output.schema
+    system_parts = [p for p in (variant.system, task.json_instructions) if p]
+    messages = [Message("system", "\n\n".join(system_parts)), Message("user", prompt)]
+    cost = 0.0
+    problems: tuple[Problem, ...] = ()
+    response: ChatResponse | None = None
+    for _round in range(job.runtime.config.max_reasks + 1):
+        response = await call_model(
+            job, model, messages, output_schema=schema if job.options.structured_output else None
+        )
+        cost += response.cost_usd
+        value, problems = task.output_problems(response)
+        if not problems:
+            return Candidate(model, value, cost, response, variant.id)
+        messages.append(Message("assistant", response.text))
+        messages.append(
+            Message("user", _REASK.format(problems=format_problems_for_model(problems)))
+        )
+    raise OutputInvalid(definition.id, problems, raw=response.text if response else None)
+
+
+async def call_model(
+    job: Job,
+    model: str,
+    messages: list[Message],
+    *,
+    output_schema: Mapping[str, Any] | None,
+) -> ChatResponse:
+    """One model call under the job's budget, traced, costed and counted."""
+    runtime = job.runtime
+    card = runtime.card(model)
+    max_tokens = job.options.max_tokens
+    prompt_chars = sum(len(m.content) for m in messages)
+    estimate = card.cost(Usage(prompt_chars * 2 // 7 + 8, max_tokens or 0))
+    job.ledger.before_call(estimate)
+    remaining = job.ledger.remaining_s()
+    request = ChatRequest(
+        model=model,
+        messages=tuple(messages),
+        temperature=job.options.temperature,
+        max_tokens=max_tokens,
+        seed=job.options.seed,
+        output_schema=output_schema,
+        timeout_s=remaining if math.isfinite(remaining) else None,
+    )
+    provider = await runtime.provider_for(model)
+    with runtime.tracing.model_call(job, request, provider.name) as call_span:
+        response = await provider.complete(request)
+        cost = card.cost(response.usage)
+        response = attrs.evolve(response, cost_usd=cost)
+        call_span.set_response(response)
+    job.attempts += response.attempts
+    job.ledger.attempts += max(response.attempts - 1, 0)
+    job.usage = job.usage + response.usage
+    job.cost_usd += cost
+    job.ledger.charge(cost)
+    job.ledger.check_after()
+    return response
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+
+async def verify(job: Job) -> None:
+    """Verify the primary candidate with the task's verifier."""
+    if job.done or job.primary is None:
+        return
+    if not job.options.verify:
+        job.output = job.primary.output
+        job.status = "unverified"
+        return
+    try:
+        job.verdict = await _verify_candidate(job, job.primary)
+    except ExecutionError as exc:
+        job.error = exc
+        return
+    _accept_verdict(job)
+
+
+async def _verify_candidate(job: Job, candidate: Candidate) -> Verdict:
+    context = VerificationContext(
+        task=job.definition,
+        input=job.input,
+        primary=candidate,
+        ranked_models=tuple(job.ranked),
+        source=_Source(job),
+        ask=_Ask(job),
+        execution_id=job.execution_id,
+    )
+    verifier = job.task.verifier
+    with job.runtime.tracing.verification(job, verifier.method) as span:
+        verdict = await verifier.verify(context)
+        span.set_verdict(verdict)
+    return verdict
+
+
+def _accept_verdict(job: Job) -> None:
+    verdict = job.verdict
+    assert verdict is not None
+    assert job.primary is not None
+    job.output = verdict.output if verdict.output is not None else job.primary.output
+    if verdict.passed is True:
+        job.status = "verified"
+    elif verdict.passed is None:
+        job.status = "pending"
+
+
+@attrs.frozen
+class _Source:
+    """The task run on another model, for verifiers (budgeted, traced, counted)."""
+
+    job: Job
+
+    async def __call__(self, model: str, /, *, feedback: str | None = None) -> Candidate:
+        variant = self.job.variant
+        assert variant is not None
+        return await run_candidate(self.job, model, variant, feedback=feedback)
+
+
+@attrs.frozen
+class _Ask:
+    """A free-form prompt to a model, for verifiers such as a hierarchical reviewer."""
+
+    job: Job
+
+    async def __call__(
+        self, model: str, prompt: str, /, *, output_schema: Mapping[str, Any] | None = None
+    ) -> ChatResponse:
+        if model not in self.job.models_used:
+            self.job.models_used.append(model)
+        messages = [Message("user", prompt)]
+        response = await call_model(self.job, model, messages, output_schema=output_schema)
+        if output_schema is not None and response.parsed is None:
+            parsed = parse_json_reply(response.text)
+            if parsed.ok:
+                response = attrs.evolve(response, parsed=parsed.value)
+        return response
+
+
+# --- fallback ---------------------------------------------------------------------------------
+
+
+async def fallback(job: Job) -> None:
+    """Apply the definition's fallback strategy after invalid output or failed verification."""
+    if job.done:
+        return
+    needs = job.primary is None or (job.verdict is not None and job.verdict.passed is False)
+    if not needs:
+        return
+    strategy = job.task.fallback_strategy
+    try:
+        await _fallback(job, strategy)
+    except ExecutionError as exc:
+        job.error = exc
+
+
+async def _fallback(job: Job, strategy: str) -> None:
+    definition = job.definition
+    spec = definition.verification.fallback
+    if strategy == "default_value":
+        _settle(job, spec.value, strategy)
+        return
+    if strategy == "use_highest_ranked_model":
+        candidates = _valid_candidates(job)
+        if candidates:
+            rank = {m: i for i, m in enumerate(job.ranked)}
+            best = min(candidates, key=lambda c: rank.get(c.model, len(rank)))
+            _settle(job, best.output, strategy)
+            return
+        untried = [m for m in job.ranked if m not in job.tried]
+        if untried:
+            candidate = await run_candidate(job, untried[0], _variant(job))
+            _settle(job, candidate.output, strategy)
+            return
+    elif strategy == "next_model":
+        for model in job.ranked:
+            if model in job.tried:
+                continue
+            try:
+                candidate = await run_candidate(job, model, _variant(job))
+            except (OutputInvalid, ProviderError):
+                continue
+            await _retry_verified(job, candidate, strategy)
+            return
+    elif strategy == "retry_with_variant":
+        current = _variant(job)
+        others = [p for p in definition.prompts if p.id != current.id]
+        model = job.primary.model if job.primary else job.ranked[0]
+        for variant in others:
+            try:
+                candidate = await run_candidate(job, model, variant)
+            except OutputInvalid:
+                continue
+            job.variant = variant
+            await _retry_verified(job, candidate, strategy)
+            return
+    elif strategy == "human_review":
+        output = job.primary.output if job.primary else None
+        review_id = await job.runtime.enqueue_review(job, output)
+        job.output = output
+        job.status = "pending"
+        job.fallback_used = strategy
+        job.verdict = Verdict(
+            passed=None,
+            confidence=job.verdict.confidence if job.verdict else 0.0,
+            method=job.verdict.method if job.verdict else "human",
+            details={"review_id": review_id, "previous": _verdict_summary(job.verdict)},
+        )
+        return
+    _fail(job)
+
+
+def _variant(job: Job) -> PromptVariant:
+    assert job.variant is not None
+    return job.variant
+
+
+def _valid_candidates(job: Job) -> list[Candidate]:
+    found = [job.primary] if job.primary is not None else []
+    if job.verdict is not None:
+        found.extend(job.verdict.candidates)
+    return [c for c in found if c is not None]
+
+
+def _settle(job: Job, output: Any, strategy: str) -> None:
+    job.output = output
+    job.status = "fallback"
+    job.fallback_used = strategy
+
+
+async def _retry_verified(job: Job, candidate: Candidate, strategy: str) -> None:
+    job.primary = candidate
+    job.primary_problems = ()
+    job.fallback_used = strategy
+    if job.options.verify:
+        job.verdict = await _verify_candidate(job, candidate)
+        _accept_verdict(job)
+        if job.verdict.passed is False:
+            job.status = "fallback"
+    else:
+        job.output = candidate.output
+        job.status = "fallback"
+
+
+def _verdict_summary(verdict: Verdict | None) -> dict[str, Any] | None:
+    if verdict is None:
+        return None
+    return {"passed": verdict.passed, "confidence": verdict.confidence, "method": verdict.method}
+
+
+def _fail(job: Job) -> None:
+    definition = job.definition
+    if job.primary is None:
+        error: ExecutionError = OutputInvalid(definition.id, job.primary_problems)
+    else:
+        error = VerificationFailed(
+            f"verification of task {definition.id!r} failed "
+            f"({job.verdict.method if job.verdict else 'unknown'}, "
+            f"confidence {job.verdict.confidence if job.verdict else 0:.2f})",
+            verdict=job.verdict,
+        )
+    job.error = error
+
+
+# --- finish -----------------------------------------------------------------------------------
+
+
+def finish(job: Job) -> ExecutionResult:
+    """Build the result, store a verified output in the cache, and close the execution's trace."""
+    runtime = job.runtime
+    if job.error is not None:
+        job.error.execution_id = job.execution_id
+        if isinstance(job.error, BudgetExceeded) and job.error.partial is None and job.primary:
+            job.error.partial = job.primary.output
+    result = ExecutionResult(
+        output=None if job.error is not None else job.output,
+        execution_id=job.execution_id,
+        task_id=job.definition.id,
+        task_version=job.definition.version,
+        prompt_variant=job.variant.id if job.variant else None,
+        models_used=tuple(job.models_used),
+        verdict=job.verdict,
+        cost_usd=job.cost_usd,
+        usage=job.usage,
+        latency_s=runtime.clock() - job.started_at,
+        status="failed" if job.error is not None else job.status,
+        cache_hit=job.cache_hit,
+        fallback=job.fallback_used,
+        attempts=job.attempts,
+        index=job.index,
+        error=job.error,
+    )
+    job.result = result
+    if (
+        job.key is not None
+        and runtime.cache is not None
+        and not job.cache_hit
+        and result.status == "verified"
+    ):
+        runtime.cache.put(
+            job.key,
+            task_id=result.task_id,
+            task_version=result.task_version,
+            output=result.output,
+            meta={
+                "models_used": list(result.models_used),
+                "verdict": _verdict_summary(result.verdict),
+                "execution_id": result.execution_id,
+            },
+            ttl_s=job.definition.cache.ttl_s,
+        )
+    runtime.tracing.close(job, result)
+    return result
