@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class ScriptedModels:
     cancelled: list[str] = attrs.Factory(list)
     completed: list[str] = attrs.Factory(list)
     name: str = "fake"
-    usage: Usage = Usage(input_tokens=100, output_tokens=50)
+    usage: Usage = attrs.Factory(lambda: Usage(input_tokens=100, output_tokens=50))
 
     async def complete(self, request: ChatRequest, /) -> ChatResponse:
         self.requests.append(request)
@@ -150,7 +150,7 @@ def models() -> ScriptedModels:
 
 
 @pytest.fixture
-def engine_factory(tmp_path: Path, models: ScriptedModels) -> Iterator[Callable[..., Engine]]:
+def engine_factory(tmp_path: Path, models: ScriptedModels) -> Callable[..., Engine]:
     """Build an engine over given definitions with the scripted models (store and cache in tmp)."""
 
     def build(*definitions: TaskDefinition, **config: Any) -> Engine:
@@ -165,7 +165,7 @@ def engine_factory(tmp_path: Path, models: ScriptedModels) -> Iterator[Callable[
             providers=dict.fromkeys(MODELS, models),
         )
 
-    yield build
+    return build
 
 
 def reply(value: Any) -> Callable[[ChatRequest], str]:

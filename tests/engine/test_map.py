@@ -1,4 +1,4 @@
-"""Engine.map: stage actors with bounded streams, ordering, back-pressure, failures in the stream."""
+"""Engine.map: stage actors, bounded streams, ordering, back-pressure, failures in the stream."""
 
 from __future__ import annotations
 
