@@ -32,7 +32,7 @@ from tlm.similarity import (
     SimilarityMetric,
     StructuredSimilarity,
 )
-from tlm.verify.base import Candidate, Verdict, VerificationContext
+from tlm.verify.base import Candidate, Verdict, VerificationContext, Verifier
 from tlm.verify.consensus import ConsensusVerifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -217,6 +217,32 @@ async def test_early_exit_cancels_the_outstanding_call_which_is_not_costed() -> 
     assert [c.model for c in verdict.candidates] == ["b"]
     assert verdict.cost_usd == pytest.approx(0.01)
     assert verdict.details["decided_after"] == 2
+
+
+async def test_every_returned_call_is_reported_and_costed_and_no_other() -> None:
+    # b and c are released together: c's answer may be cancelled or arrive after the decision.
+    # Either way the bill is exactly the calls that returned, and none is silently dropped.
+    gate = anyio.Event()
+    source = FakeSource(
+        {"b": Script("x", gate=gate, cost=0.01), "c": Script("x", gate=gate, cost=0.5)}
+    )
+    consensus: Verifier = verifier(min_models=3, max_models=3, consensus_count=2)
+
+    async def release() -> None:
+        await source.any_started.wait()
+        gate.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(release)
+        verdict = await consensus.verify(context(source, ("a", "x"), ["a", "b", "c"]))
+    assert verdict.passed is True
+    returned = [c.model for c in verdict.candidates]
+    assert sorted(returned) == sorted(source.completed)
+    assert sorted(source.completed + source.cancelled) == ["b", "c"]
+    assert verdict.details["cancelled"] == source.cancelled
+    decider = verdict.details["votes"][1]["model"]
+    assert verdict.details["late"] == [m for m in returned if m != decider]
+    assert verdict.cost_usd == pytest.approx(sum(c.cost_usd for c in verdict.candidates))
 
 
 async def test_early_exit_when_the_quorum_became_impossible() -> None:
