@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
-import numpy as np
 
 from tlm.definition.model import TaskDefinition
 from tlm.definition.schema import schema_problems
@@ -54,8 +53,14 @@ def _nesting_depth(text: str) -> int:
     """The deepest nesting of arrays/objects in ``text``, ignoring brackets inside strings."""
     # Linear time: drop escapes first, so strings need no backtracking pattern.
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", _ESCAPE.sub("", text)))
-    if not brackets:
-        return 0
+    if len(brackets) < 100_000:  # the common case: no numpy import, so the CLI starts fast
+        depth = deepest = 0
+        for char in brackets:
+            depth += 1 if char in "[{" else -1
+            deepest = max(deepest, depth)
+        return deepest
+    import numpy as np
+
     codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
     steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
     return int(np.cumsum(steps).max())
