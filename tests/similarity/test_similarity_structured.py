@@ -128,12 +128,14 @@ def test_two_job_extractions_score_well_under_a_millisecond() -> None:
     )
     metric = StructuredSimilarity()
     assert 0.7 < metric.score(a, b) < 1.0
-    runs = 200
-    started = time.perf_counter()
-    for _ in range(runs):
-        metric.score(a, b)
-    per_call = (time.perf_counter() - started) / runs
-    assert per_call < 1e-3  # typically ~0.1 ms; generous for a loaded CI machine
+    # CPU time (not wall time) of the best of several batches: robust on a shared, loaded box.
+    batches = []
+    for _ in range(7):
+        started = time.process_time()
+        for _ in range(30):
+            metric.score(a, b)
+        batches.append((time.process_time() - started) / 30)
+    assert min(batches) < 1e-3  # typically ~0.1 ms
 
 
 class _Always:
