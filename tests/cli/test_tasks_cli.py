@@ -305,3 +305,21 @@ def test_real_subprocess_validate_task(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert f"{bad}: $: JSON nested 10000 levels deep" in failed.stderr
     assert "Traceback" not in failed.stderr + failed.stdout
+
+
+def test_a_missing_schema_file_is_reported_without_a_traceback(
+    defs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tlm.definition.schema as schema_module
+
+    schema_module.task_definition_schema.cache_clear()
+    schema_module._definition_validator.cache_clear()
+    monkeypatch.setattr(schema_module, "schema_path", lambda: tmp_path / "missing.json")
+    try:
+        result = run("validate-task", "summarise", "--definitions", defs)
+    finally:
+        schema_module.task_definition_schema.cache_clear()
+        schema_module._definition_validator.cache_clear()
+    assert result.exit_code == 1
+    assert "missing.json: cannot read the task-definition schema" in result.output
+    assert "Traceback" not in result.output

@@ -7,13 +7,14 @@ for a bad definition. The definitions directory is ``--definitions DIR``, else
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import click
 from rich.console import Console
@@ -35,10 +36,11 @@ from tlm.definition.registry import DefinitionRegistry, default_definitions_dir,
 from tlm.definition.schema import SCHEMA_ID
 from tlm.definition.semver import parse_version
 from tlm.definition.serde import make_converter
-from tlm.errors import DefinitionError, Problem, TaskSchemaError
+from tlm.errors import DefinitionError, Problem, TaskSchemaError, TLMError
 
 __all__ = ("COMMANDS", "create_task", "validate_task", "list_tasks", "show_task", "scaffold")
 
+_P = ParamSpec("_P")
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 _definitions_option = click.option(
@@ -67,6 +69,21 @@ def _fail(problems: Iterable[Problem | str]) -> None:
         click.echo(line, err=True)
     click.echo(f"{len(lines)} problem(s) found", err=True)
     raise SystemExit(1)
+
+
+def _guard(func: Callable[_P, None]) -> Callable[_P, None]:
+    """Report TLM and OS errors as located lines on stderr with exit status 1, not tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            func(*args, **kwargs)
+        except TaskSchemaError as exc:
+            _fail(exc.problems)
+        except (TLMError, OSError) as exc:
+            _fail([str(exc)])
+
+    return wrapper
 
 
 def scaffold(task_id: str) -> dict[str, Any]:
@@ -126,6 +143,7 @@ def scaffold(task_id: str) -> dict[str, Any]:
     help="Tasks directory to create NAME/1.0.0.json in (default: <definitions>/tasks).",
 )
 @_definitions_option
+@_guard
 def create_task(name: str, directory: Path | None, definitions: Path | None) -> None:
     """Scaffold NAME/1.0.0.json, a definition that validates; never overwrites."""
     if not _TASK_ID.match(name) or len(name) > 100:
@@ -203,6 +221,7 @@ def _validate_registry(
 @click.argument("target", required=False)
 @click.option("--all", "all_tasks", is_flag=True, help="Validate every task in the directory.")
 @_definitions_option
+@_guard
 def validate_task(target: str | None, all_tasks: bool, definitions: Path | None) -> None:
     """Check TARGET (a task id or a definition file), or --all; exit 1 on any problem.
 
@@ -233,6 +252,7 @@ def validate_task(target: str | None, all_tasks: bool, definitions: Path | None)
 
 @click.command("list-tasks")
 @_definitions_option
+@_guard
 def list_tasks(definitions: Path | None) -> None:
     """List the tasks: id, versions, verification method and task type of the newest version."""
     registry = DefinitionRegistry.from_directory(_tasks_root(definitions), strict=False)
@@ -281,6 +301,7 @@ def _schema_fields(schema: Any) -> str:
 @click.argument("ref", metavar="NAME[@VERSION]")
 @click.option("--json", "as_json", is_flag=True, help="Print the definition as JSON.")
 @_definitions_option
+@_guard
 def show_task(ref: str, as_json: bool, definitions: Path | None) -> None:
     """Show a task's newest version, or the one matching @VERSION (exact or a range)."""
     task_id = ref.partition("@")[0]

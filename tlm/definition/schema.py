@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from tlm.errors import Problem
+from tlm.errors import ConfigurationError, Problem
 
 __all__ = (
     "SCHEMA_ID",
@@ -44,9 +44,19 @@ def schema_path() -> Path:
 
 @functools.cache
 def task_definition_schema() -> Mapping[str, Any]:
-    """The task-definition JSON Schema (read once, on first use)."""
-    with schema_path().open(encoding="utf-8") as f:
-        schema: dict[str, Any] = json.load(f)
+    """The task-definition JSON Schema (read once, on first use).
+
+    Raises:
+        ConfigurationError: the schema file is missing (TLM was installed without its
+            ``definitions/`` directory).
+    """
+    try:
+        with schema_path().open(encoding="utf-8") as f:
+            schema: dict[str, Any] = json.load(f)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{schema_path()}: cannot read the task-definition schema: {exc.strerror or exc}"
+        ) from None
     return schema
 
 
