@@ -1,0 +1,227 @@
+"""Span → record: a span processor that turns each finished execution into one record.
+
+:class:`ExecutionRecordProcessor` watches span starts to learn which spans belong to which
+``tlm.execute`` root (children, grandchildren, at any depth), keeps the ended descendants until
+the root ends, then builds one :class:`~tlm.telemetry.records.ExecutionRecord` and hands it to a
+:class:`RecordSink` (the store). The hand-off never drops: when the sink is behind, its ``write``
+blocks the thread ending the root span. Failed executions are records too. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+from tlm.telemetry import conventions as c
+from tlm.telemetry.records import (
+    ErrorInfo,
+    ExecutionRecord,
+    Performance,
+    VerificationResults,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import Span
+
+__all__ = ("RecordSink", "ExecutionRecordProcessor", "record_from_spans")
+
+_log = logging.getLogger(__name__)
+_ROOT_PREFIX = c.EXECUTE_SPAN + " "
+_VERIFY_PREFIX = c.VERIFY_SPAN + " "
+
+
+class RecordSink(Protocol):
+    """Where records go: :class:`tlm.store.ExecutionStore` is one."""
+
+    def write(self, record: ExecutionRecord, /) -> None:
+        """Take ``record``; may block (back-pressure), must not drop it."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything written is durable; ``False`` on timeout."""
+        ...
+
+
+class ExecutionRecordProcessor(SpanProcessor):
+    """Builds one record per ``tlm.execute`` root span and writes it to ``sink``.
+
+    ``shutdown`` flushes the sink but does not close it: whoever opened the store closes it.
+    """
+
+    def __init__(self, sink: RecordSink) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._owner: dict[int, int] = {}
+        """span id → id of the root span it belongs to (the root maps to itself)."""
+        self._children: dict[int, list[ReadableSpan]] = {}
+        """root span id → its ended descendants."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        span_id = span.context.span_id
+        if span.name.startswith(_ROOT_PREFIX):
+            with self._lock:
+                self._owner[span_id] = span_id
+                self._children[span_id] = []
+            return
+        parent = span.parent
+        if parent is None:
+            return
+        with self._lock:
+            root = self._owner.get(parent.span_id)
+            if root is not None:
+                self._owner[span_id] = root
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is None:
+            return
+        span_id = context.span_id
+        with self._lock:
+            root = self._owner.pop(span_id, None)
+            if root is None:
+                return
+            if root != span_id:
+                bucket = self._children.get(root)
+                if bucket is not None:
+                    bucket.append(span)
+                return
+            children = self._children.pop(span_id, [])
+        try:
+            record = record_from_spans(span, children)
+        except Exception:  # a hook must not raise; the span itself was malformed
+            _log.exception("cannot build an execution record from span %r", span.name)
+            return
+        try:
+            self._sink.write(record)
+        except Exception:
+            _log.exception("cannot write execution record %s", record.execution_id)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return self._sink.flush(timeout_millis / 1000)
+        except Exception:
+            _log.exception("cannot flush execution records")
+            return False
+
+    def shutdown(self) -> None:
+        self.force_flush()
+
+    @property
+    def open_executions(self) -> int:
+        """Root spans started and not yet ended."""
+        with self._lock:
+            return len(self._children)
+
+
+def _attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """A finished span's attributes, read without copying when the SDK allows it."""
+    # ReadableSpan.attributes wraps a BoundedAttributes (frozen once the span ended) in a proxy
+    # whose every lookup goes through Python code; its plain dict is much cheaper to read.
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return dict(span.attributes or {})
+
+
+def _load(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:  # truncated by an attribute length limit: keep what there is
+        return text
+
+
+def _timestamp(ns: int) -> str:
+    # same text as records.format_timestamp, faster
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _verification(attrs: Mapping[str, Any]) -> VerificationResults | None:
+    method = attrs.get(c.TLM_VERIFICATION_METHOD)
+    confidence = attrs.get(c.TLM_VERIFICATION_CONFIDENCE)
+    if method is None or confidence is None:
+        return None
+    details = attrs.get(c.TLM_VERIFICATION_DETAILS)
+    loaded = _load(details) if details is not None else {}
+    return VerificationResults(
+        method_used=str(method),
+        passed=attrs.get(c.TLM_VERIFICATION_PASSED),
+        confidence=float(confidence),
+        details=loaded if isinstance(loaded, dict) else {"raw": loaded},
+    )
+
+
+def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> ExecutionRecord:
+    """One record from a finished ``tlm.execute`` span and its ended descendants.
+
+    Totals set on the root (``tlm.usage.*``, ``tlm.cost.usd``, ``tlm.attempts``) win; without them
+    (an execution that failed before ``set_result``) the model-call spans are summed.
+    """
+    attrs = _attributes(root)
+    models: list[str] = list(attrs.get(c.TLM_MODELS_USED, ()))
+    in_tokens = out_tokens = attempts = 0
+    cost = 0.0
+    verification: VerificationResults | None = None
+    for child in children:
+        cattrs = _attributes(child)
+        model = cattrs.get(c.GEN_AI_REQUEST_MODEL)
+        if model is not None:
+            if model not in models:
+                models.append(str(model))
+            in_tokens += cattrs.get(c.GEN_AI_USAGE_INPUT_TOKENS, 0)
+            out_tokens += cattrs.get(c.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
+            cost += cattrs.get(c.TLM_COST_USD, 0.0)
+            attempts += cattrs.get(c.TLM_ATTEMPTS, 1)
+        elif child.name.startswith(_VERIFY_PREFIX):
+            verification = _verification(cattrs) or verification
+    if c.TLM_VERIFICATION_METHOD in attrs:
+        verification = _verification(attrs) or verification
+    if c.TLM_USAGE_INPUT_TOKENS in attrs:
+        in_tokens = attrs[c.TLM_USAGE_INPUT_TOKENS]
+        out_tokens = attrs.get(c.TLM_USAGE_OUTPUT_TOKENS, 0)
+    cost = attrs.get(c.TLM_COST_USD, cost)
+    attempts = attrs.get(c.TLM_ATTEMPTS, attempts)
+
+    failed = root.status.status_code is StatusCode.ERROR
+    error = (
+        ErrorInfo(str(attrs.get(c.ERROR_TYPE, "Error")), str(attrs.get(c.TLM_ERROR_MESSAGE, "")))
+        if failed
+        else None
+    )
+    output = attrs.get(c.TLM_OUTPUT)
+    start = root.start_time or 0
+    end = root.end_time or start
+    context = root.context
+    return ExecutionRecord(
+        execution_id=str(attrs[c.TLM_EXECUTION_ID]),
+        task_id=str(attrs[c.TLM_TASK_ID]),
+        task_version=str(attrs[c.TLM_TASK_VERSION]),
+        input=_load(attrs.get(c.TLM_INPUT, "null")),
+        output=None if output is None else _load(output),
+        models_used=tuple(models),
+        verification_results=verification,
+        performance=Performance(
+            execution_time=(end - start) / 1e9,
+            tokens_used=int(in_tokens) + int(out_tokens),
+            cost=float(cost),
+        ),
+        timestamp=_timestamp(start),
+        prompt_variant=attrs.get(c.TLM_PROMPT_VARIANT),
+        attempts=int(attempts),
+        error=error,
+        status="error" if failed else "ok",
+        cache_hit=bool(attrs.get(c.TLM_CACHE_HIT, False)),
+        fallback=attrs.get(c.TLM_FALLBACK),
+        trace_id=None if context is None else format(context.trace_id, "032x"),
+        prompt=attrs.get(c.TLM_PROMPT),
+        system_prompt=attrs.get(c.TLM_PROMPT_SYSTEM),
+    )
