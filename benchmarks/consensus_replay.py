@@ -401,9 +401,13 @@ async def gsm8k_report(rows: Sequence[Row]) -> list[str]:
         f"## GSM8K: Mixtral-8x7B vs GPT-4 final answers ({n} questions)",
         "",
         "Final number after `####`, else the last number; exact agreement through the verifier.",
-        f"Policy: {policy.name}.",
+        f"Policy: {policy.name}; an agreed answer is Mixtral's (ranked first).",
         "",
         *table,
+        "",
+        "Where the final numbers agree, the source's grades of the two models can still differ:",
+        "its grader parsed GPT-4's free-form answers (mostly without `####`) less reliably.",
+        "Read 'policy correct' of agreed answers as an upper bound; agreement is the signal.",
     ]
 
 
