@@ -121,9 +121,7 @@ class _FakeServer:
     async def __aenter__(self) -> Self:
         app = web.Application()
         self._routes(app)
-        runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
-        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -283,8 +281,9 @@ class FakeOpenAIServer(_FakeServer):
 class FakeAnthropicServer(_FakeServer):
     """An Anthropic Messages API server: ``/v1/messages``.
 
-    :attr:`base_url` has no ``/v1`` (as Anthropic's SDK expects). A string reply to a request
-    that forces a tool is parsed as JSON and sent as that tool's ``tool_use`` input.
+    :attr:`base_url` has no ``/v1`` (as Anthropic's SDK expects). With ``api_key`` set, a request
+    must carry it as ``x-api-key`` or ``Authorization: Bearer`` (newer SDKs). A string reply to a
+    request that forces a tool is parsed as JSON and sent as that tool's ``tool_use`` input.
     """
 
     @property
@@ -297,7 +296,10 @@ class FakeAnthropicServer(_FakeServer):
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+        if self.api_key is not None and self.api_key not in (
+            request.headers.get("x-api-key"),
+            request.headers.get("Authorization", "").removeprefix("Bearer "),
+        ):
             return await self._send(request, anthropic_unauthorized())
         reply = await self._next_reply(body)
         if reply is None:
