@@ -20,6 +20,9 @@ COMMAND_MODULES: dict[str, str] = {
     "show-task": "tlm.cli.tasks",
     "execute": "tlm.cli.run",
     "review": "tlm.cli.review",
+    "executions": "tlm.cli.executions",
+    "export": "tlm.cli.executions",
+    "feedback": "tlm.cli.executions",
 }
 
 
