@@ -160,3 +160,16 @@ async def test_end_to_end_over_the_socket_with_retry_after_and_cost() -> None:
     # failed attempts were not billed; the answer costs 800 fresh + 200 cached input + 100 output
     assert response.cost_usd == pytest.approx((800 * 2.0 + 200 * 0.5 + 100 * 8.0) / 1e6)
     assert response.cost_usd == catalog.get("m-schema").cost(response.usage)
+
+
+async def test_embeddings_are_retried_too() -> None:
+    time = VirtualTime()
+    async with FakeOpenAIServer() as server:
+        server.push_embeddings(server_error(502), reset())
+        async with OpenAICompatProvider(
+            name="fake", base_url=server.base_url, catalog=make_catalog()
+        ) as adapter:
+            result = await RetryingProvider(adapter, policy(time)).embed("m-embed", ["a b"])
+    assert len(result.vectors) == 1
+    assert len(server.requests) == 3
+    assert time.sleeps == [1.25, 2.5]
