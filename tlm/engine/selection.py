@@ -68,20 +68,21 @@ def rank_models(
     max_output_tokens: int = 0,
     estimates: Mapping[str, ModelEstimate] | None = None,
 ) -> list[RankedModel]:
-    """Rank ``models`` best first; models too small for the prompt or the task are left out.
+    """Rank ``models`` best first; models whose window cannot hold the prompt are left out.
+
+    Models smaller than the task's ``context_size`` stay eligible but rank after the others.
 
     ``criteria.preferred_models`` come first in their given order, the rest by score.
     """
     needed = max(prompt_tokens + max_output_tokens, 0)
     floor = CONTEXT_TOKENS.get(criteria.context_size, 0)
     fitting = [m for m in models if m.context_window >= needed]
-    # A model below the task's named context size is kept only when nothing larger is available.
-    large_enough = [m for m in fitting if m.context_window >= floor] or fitting
-    if not large_enough:
+    if not fitting:
         return []
     estimates = estimates or {}
     rows = []
-    for card in large_enough:
+    roomy = {m.id for m in fitting if m.context_window >= floor}
+    for card in fitting:
         learned = estimates.get(card.id)
         quality = learned.quality if learned else card.prior_quality
         latency = learned.latency_s if learned else card.prior_latency_s
@@ -103,7 +104,8 @@ def rank_models(
             + criteria.cost_priority * cheapness
         ) / weights
         ranked.append(RankedModel(model_id, score, quality, latency, cost))
-    ranked.sort(key=lambda r: (-r.score, r.cost_usd, r.id))
+    # Models below the task's named context size rank after those that meet it.
+    ranked.sort(key=lambda r: (r.id not in roomy, -r.score, r.cost_usd, r.id))
     preferred = {m: i for i, m in enumerate(criteria.preferred_models)}
     ranked.sort(key=lambda r: preferred.get(r.id, len(preferred)))
     return ranked

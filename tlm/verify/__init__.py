@@ -2,6 +2,7 @@
 
 from tlm.verify.base import Ask, Candidate, CandidateSource, Verdict, VerificationContext, Verifier
 from tlm.verify.chain import ChainVerifier
+from tlm.verify.consensus import ConsensusVerifier
 from tlm.verify.external import ExternalFunction, ExternalVerifier
 from tlm.verify.factory import NoVerifier, create_verifier
 from tlm.verify.hierarchical import VERDICT_SCHEMA, HierarchicalVerifier
@@ -27,4 +28,5 @@ __all__ = (
     "Review",
     "Decision",
     "ChainVerifier",
+    "ConsensusVerifier",
 )
