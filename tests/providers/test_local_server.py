@@ -273,6 +273,20 @@ async def test_greedy_requests_disable_prompt_cache_and_schema_goes_to_response_
     assert "cache_prompt" not in json.loads(warm.text)
 
 
+async def test_cancelled_first_request_still_leaves_the_server_started(
+    provider: LocalProvider, tmp_path: Path
+) -> None:
+    async with provider:
+        with anyio.move_on_after(0.05):
+            await provider.complete(ChatRequest.from_prompt("fake-local", "hi"))
+        server = provider.server("fake-local")
+        assert server is not None
+        assert server.running
+        await provider.complete(ChatRequest.from_prompt("fake-local", "again"))
+        assert provider.server("fake-local") is server
+    assert (tmp_path / "starts.txt").read_text() == "start\n"
+
+
 async def test_dead_server_is_restarted_on_next_request(
     provider: LocalProvider, tmp_path: Path
 ) -> None:

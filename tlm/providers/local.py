@@ -195,7 +195,9 @@ class LocalProvider:
     async def start(self, model: str) -> OpenAICompatProvider:
         """Make sure ``model``'s server runs (verify the file, start, wait); return its adapter.
 
-        Call it to warm a model up before the first request; later calls return at once.
+        Call it to warm a model up before the first request; later calls return at once. The
+        start itself is shielded from cancellation (it is bounded by ``startup_timeout_s``): a
+        cancelled caller gets its cancellation once the server is up.
         """
         if self._closed:
             raise ConfigurationError("the local provider is closed")
@@ -213,7 +215,11 @@ class LocalProvider:
             if slot.server is not None:  # it died: start a fresh one
                 await slot.server.aclose()
                 slot.server = slot.adapter = None
-            server = await self._start_server(card)
+            # Shielded: a caller's short deadline must not kill a model load half-way, or a
+            # model slower to load than that deadline would never start. The caller is
+            # cancelled as soon as the start finishes; the server stays for later requests.
+            with anyio.CancelScope(shield=True):
+                server = await self._start_server(card)
             if self._closed:  # closed while this server was starting: leave nothing behind
                 await server.aclose()
                 raise ConfigurationError("the local provider is closed")
