@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,56 @@ async def test_server_that_never_answers_times_out_and_is_stopped(tmp_path: Path
     assert server.pid is None
 
 
+PARENT = r"""
+import sys
+from pathlib import Path
+import anyio
+from tlm.providers._local_server import LocalModelServer
+
+async def main():
+    server = LocalModelServer(
+        model_path=Path("m.gguf"), alias="m", log_path=Path(sys.argv[2]), server=sys.argv[1]
+    )
+    await server.start()
+    print(server.pid, flush=True)
+    await anyio.sleep(3600)
+
+anyio.run(main)
+"""
+
+
+def _dead_or_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux-only")
+async def test_server_dies_with_a_crashed_parent(tmp_path: Path, fake_script: Path) -> None:
+    parent_script = tmp_path / "parent.py"
+    parent_script.write_text(PARENT)
+    cmd = [sys.executable, str(parent_script), str(fake_script), str(tmp_path / "log")]
+    async with await anyio.open_process(cmd, stdin=subprocess.DEVNULL) as parent:
+        assert parent.stdout is not None
+        with anyio.fail_after(30):
+            line = await parent.stdout.receive()
+        child = int(line.decode().strip())
+        assert not _dead_or_zombie(child)
+        parent.kill()
+        await parent.wait()
+    try:
+        for _ in range(1000):
+            if _dead_or_zombie(child):
+                break
+            await anyio.sleep(0.01)
+        assert _dead_or_zombie(child)
+    finally:
+        if not _dead_or_zombie(child):
+            os.kill(child, signal.SIGKILL)
+
+
 def test_child_environment_drops_settings_and_secrets() -> None:
     env = {
         "PATH": "/usr/bin",
@@ -162,8 +213,8 @@ def test_default_command_runs_llama_cpp_server_with_one_thread(tmp_path: Path) -
     server = LocalModelServer(model_path=tmp_path / "m.gguf", alias="m", log_path=tmp_path / "l")
     cmd = server.command_line(1234)
     assert cmd[0] == sys.executable
-    assert "llama_cpp.server" in cmd[2]
-    flags = dict(zip(cmd[3::2], cmd[4::2], strict=True))
+    assert cmd[3] == "llama_cpp.server"
+    flags = dict(zip(cmd[4::2], cmd[5::2], strict=True))
     assert flags["--model"] == str(tmp_path / "m.gguf")
     assert flags["--host"] == "127.0.0.1"
     assert flags["--port"] == "1234"
@@ -218,14 +269,8 @@ def provider(tmp_path: Path, fake_script: Path) -> LocalProvider:
         env={"PATH": os.environ.get("PATH", "")},
         packaged={"fake-local": (ModelPart("pkg", "chunk.bin", "pkg"),)},
         locate=lambda part: chunk,
-        command=[
-            sys.executable,
-            str(fake_script),
-            "--port",
-            "{port}",
-            "--starts",
-            str(tmp_path / "starts.txt"),
-        ],
+        server=str(fake_script),
+        server_args=["--starts", str(tmp_path / "starts.txt")],
     )
 
 

@@ -47,8 +47,8 @@ _INHERITED = frozenset(
     }
 )
 
-# Runs the server in the child; on Linux the child gets SIGTERM if its parent dies, so a crashed
-# engine leaves no orphan server behind.
+# Runs the server module (or script) named by its first argument; on Linux the child first asks
+# for SIGTERM when its parent dies, so a crashed engine leaves no orphan server behind.
 _LAUNCHER = """\
 import os, sys
 if sys.platform.startswith("linux"):
@@ -60,7 +60,11 @@ if sys.platform.startswith("linux"):
     if str(os.getppid()) != os.environ.get("TLM_PARENT_PID", str(os.getppid())):
         sys.exit(0)
 import runpy
-runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+target = sys.argv.pop(1)
+if target.endswith(".py"):
+    runpy.run_path(target, run_name="__main__")
+else:
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
 """
 
 _TAIL_CHARS = 3000
@@ -97,6 +101,8 @@ class LocalModelServer:
         env: Mapping[str, str] | None = None,
         startup_timeout_s: float = 180.0,
         stop_grace_s: float = 5.0,
+        server: str = "llama_cpp.server",
+        server_args: Sequence[str] = (),
         command: Sequence[str] | None = None,
     ) -> None:
         """Describe the server; nothing starts until :meth:`start`.
@@ -111,6 +117,8 @@ class LocalModelServer:
             env: The environment to derive the child's from (default ``os.environ``).
             startup_timeout_s: How long to wait for the server to answer before giving up.
             stop_grace_s: How long :meth:`aclose` waits after SIGTERM before SIGKILL.
+            server: The module (or ``.py`` script) to run; it gets llama.cpp's server flags.
+            server_args: Extra flags appended to the command line (e.g. ``--chat_format``).
             command: Replaces the whole command line (for tests); ``{port}`` is substituted.
         """
         self.model_path = model_path
@@ -121,6 +129,8 @@ class LocalModelServer:
         self._env = child_environment(os.environ if env is None else env)
         self._startup_timeout_s = startup_timeout_s
         self._stop_grace_s = stop_grace_s
+        self._server = server
+        self._server_args = tuple(server_args)
         self._command = tuple(command) if command is not None else None
         self._process: anyio.abc.Process | None = None
         self._port: int | None = None
@@ -151,6 +161,7 @@ class LocalModelServer:
             sys.executable,
             "-c",
             _LAUNCHER,
+            self._server,
             "--model",
             str(self.model_path),
             "--model_alias",
@@ -169,6 +180,7 @@ class LocalModelServer:
             "0",
             "--verbose",
             "false",
+            *self._server_args,
         ]
 
     async def start(self) -> None:

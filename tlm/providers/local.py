@@ -121,7 +121,8 @@ class LocalProvider:
         timeout_s: float = 300.0,
         packaged: Mapping[str, Sequence[ModelPart]] = PACKAGED_MODELS,
         locate: PartLocator = locate_part,
-        command: Sequence[str] | None = None,
+        server: str = "llama_cpp.server",
+        server_args: Sequence[str] = (),
     ) -> None:
         """Configure the provider; nothing starts until the first request.
 
@@ -139,7 +140,8 @@ class LocalProvider:
             timeout_s: Default per-request timeout (local generation on a busy CPU is slow).
             packaged: Catalog id → packaged chunk files (for tests and extra packaged models).
             locate: Finds a chunk file on disk (for tests).
-            command: Replaces the server command line (for tests); ``{port}`` is substituted.
+            server: The server module (or ``.py`` script, for tests) each process runs.
+            server_args: Extra server flags, e.g. ``("--chat_format", "chatml")``.
         """
         self.catalog = catalog
         self.data_dir = Path(data_dir)
@@ -150,7 +152,8 @@ class LocalProvider:
         self._timeout_s = timeout_s
         self._packaged = packaged
         self._locate = locate
-        self._command = tuple(command) if command is not None else None
+        self._server = server
+        self._server_args = tuple(server_args)
         self._slots: dict[str, _Slot] = {}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -246,7 +249,8 @@ class LocalProvider:
             n_threads=self._n_threads,
             env=self._env,
             startup_timeout_s=self._startup_timeout_s,
-            command=self._command,
+            server=self._server,
+            server_args=self._server_args,
         )
         await server.start()
         return server
