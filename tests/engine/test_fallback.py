@@ -152,3 +152,19 @@ async def test_invalid_output_with_fail_raises_output_invalid(
     async with build(tmp_path, models, "fail") as engine:
         with pytest.raises(OutputInvalid):
             await engine.execute("title_extraction", {"posting": "x"})
+
+
+async def test_a_review_decision_is_recorded_as_feedback_on_the_execution(
+    tmp_path: Path, models: ScriptedModels
+) -> None:
+    models.handlers["*"] = reply({"title": "Bad"})
+    async with build(tmp_path, models, "human_review") as engine:
+        result = await engine.execute("title_extraction", {"posting": "x"})
+        assert result.verdict is not None
+        assert engine.review_queue is not None
+        engine.review_queue.reject(result.verdict.details["review_id"], note="wrong title")
+        assert engine.store is not None
+        record = engine.store.get(result.execution_id)
+    assert record is not None
+    assert [(f.source, f.correct) for f in record.feedback] == [("human", False)]
+    assert record.feedback[0].note == "review reject: wrong title"

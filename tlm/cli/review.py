@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tlm.errors import StoreError
-from tlm.verify.review_queue import REVIEWS_FILE, Decision, Review, ReviewQueue
+from tlm.store import ExecutionStore, default_db_path
+from tlm.verify.review_queue import REVIEWS_FILE, Decision, Review, ReviewQueue, feedback_hook
 
 __all__ = ("COMMANDS", "review")
 
@@ -31,9 +32,16 @@ def _queue(ctx: click.Context) -> ReviewQueue:
             "(check --data-dir or TLM_DATA_DIR)"
         )
     try:
-        return ReviewQueue(path)
+        store = _execution_store(data_dir)
+        return ReviewQueue(path, on_decision=feedback_hook(store) if store else None)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _execution_store(data_dir: Path) -> ExecutionStore | None:
+    """The execution store beside the queue, where decisions are recorded as feedback."""
+    path = default_db_path(data_dir)
+    return ExecutionStore(path) if path.is_file() else None
 
 
 def _when(timestamp: float) -> str:

@@ -156,7 +156,12 @@ class Engine:
         from tlm.verify.review_queue import ReviewQueue
 
         self._pool = ProviderPool(self._catalog, env=config.env, data_dir=data_dir)
-        review_queue = ReviewQueue(data_dir / "reviews.db", on_decision=self._on_review_decision)
+        from tlm.verify.review_queue import feedback_hook
+
+        review_queue = ReviewQueue(
+            data_dir / "reviews.db",
+            on_decision=feedback_hook(self._store) if self._store is not None else None,
+        )
         self._runtime = Runtime(
             config=config,
             catalog=self._catalog,
@@ -400,23 +405,6 @@ class Engine:
             verdict=verdict,
             status="verified" if verdict.passed else "fallback",
         )
-
-    def _on_review_decision(self, review: Any, decision: Any) -> None:
-        if self._store is None:
-            return
-        approved = getattr(decision, "status", None) in {"approved", "edited"}
-        execution_id = getattr(review, "execution_id", None)
-        if execution_id is None:
-            return
-        try:
-            self._store.add_feedback(
-                execution_id,
-                correct=approved,
-                note=getattr(decision, "note", None),
-                source="human",
-            )
-        except TLMError:
-            pass
 
     def _require_open(self) -> Runtime:
         if self._runtime is None:

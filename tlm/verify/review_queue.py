@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import attrs
@@ -33,6 +33,8 @@ __all__ = (
     "ReviewNotFound",
     "ReviewAlreadyDecided",
     "DecisionHook",
+    "FeedbackSink",
+    "feedback_hook",
     "ReviewQueue",
 )
 
@@ -121,6 +123,29 @@ class Review:
 
 DecisionHook = Callable[[Review, Decision], None]
 """Called in the deciding process after a decision is stored (e.g. to record feedback)."""
+
+
+class FeedbackSink(Protocol):
+    """Where feedback on executions goes (the execution store)."""
+
+    def add_feedback(
+        self,
+        execution_id: str,
+        *,
+        correct: bool | None = None,
+        note: str | None = None,
+        source: Literal["human", "system"] = "human",
+    ) -> Any: ...
+
+
+def feedback_hook(sink: FeedbackSink) -> DecisionHook:
+    """A decision hook recording each decision as human feedback on its execution."""
+
+    def record(review: Review, decision: Decision) -> None:
+        note = f"review {decision.action}" + (f": {decision.note}" if decision.note else "")
+        sink.add_feedback(review.execution_id, correct=decision.passed, note=note, source="human")
+
+    return record
 
 
 def _dump(value: Any) -> str:
