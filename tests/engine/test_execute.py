@@ -228,3 +228,23 @@ async def test_cancelling_execute_cancels_the_model_call(
             await started.wait()
             tg.cancel_scope.cancel()
     assert models.cancelled == ["model-a"]
+
+
+async def test_a_consensus_voter_with_invalid_output_gets_one_reask_only(
+    engine_factory: EngineFactory, models: ScriptedModels
+) -> None:
+    consensus = {
+        "method": "consensus",
+        "parameters": {"similarity_threshold": 0.9, "min_models": 2, "max_models": 3},
+        "fallback_strategy": "fail",
+    }
+    models.handlers["model-a"] = reply({"title": "Chef"})
+    models.handlers["model-b"] = reply("not json")
+    models.handlers["model-c"] = reply({"title": "Chef"})
+    async with engine_factory(make_task(verification=consensus), max_reasks=3) as engine:
+        result = await engine.execute("title_extraction", {"posting": "Chef"})
+    assert result.status == "verified"
+    assert models.calls("model-b") == 2
+    assert result.models_used == ("model-a", "model-b", "model-c")
+    assert result.verdict is not None
+    assert result.verdict.details["failures"][0]["model"] == "model-b"

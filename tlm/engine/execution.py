@@ -266,9 +266,16 @@ async def _generate(job: Job) -> None:
 
 
 async def run_candidate(
-    job: Job, model: str, variant: PromptVariant, *, feedback: str | None = None
+    job: Job,
+    model: str,
+    variant: PromptVariant,
+    *,
+    feedback: str | None = None,
+    reasks: int | None = None,
 ) -> Candidate:
     """Run the task on ``model``: render, call, parse, repair, re-ask; return a valid candidate.
+
+    ``reasks`` bounds the re-asks (default: the engine's ``max_reasks``).
 
     Raises :class:`OutputInvalid` when the output is still invalid after the bounded re-asks, and
     :class:`ProviderError` or :class:`BudgetExceeded` as the call does.
@@ -289,7 +296,8 @@ async def run_candidate(
     cost = 0.0
     problems: tuple[Problem, ...] = ()
     response: ChatResponse | None = None
-    for _round in range(job.runtime.config.max_reasks + 1):
+    rounds = 1 + (job.runtime.config.max_reasks if reasks is None else reasks)
+    for _round in range(rounds):
         response = await call_model(
             job, model, messages, output_schema=schema if job.options.structured_output else None
         )
@@ -399,7 +407,9 @@ class _Source:
     async def __call__(self, model: str, /, *, feedback: str | None = None) -> Candidate:
         variant = self.job.variant
         assert variant is not None
-        return await run_candidate(self.job, model, variant, feedback=feedback)
+        # A second opinion that cannot produce valid output is a non-vote: one re-ask at most.
+        reasks = min(self.job.runtime.config.max_reasks, 1)
+        return await run_candidate(self.job, model, variant, feedback=feedback, reasks=reasks)
 
 
 @attrs.frozen
