@@ -259,19 +259,38 @@ def _catalog() -> Catalog:
     )
 
 
-@pytest.fixture
-def provider(tmp_path: Path, fake_script: Path) -> LocalProvider:
+def _provider(tmp_path: Path, fake_script: Path, **env: str) -> LocalProvider:
     chunk = tmp_path / "chunk.bin"
     chunk.write_bytes(MODEL_BYTES)
     return LocalProvider(
         catalog=_catalog(),
         data_dir=tmp_path / "models",
-        env={"PATH": os.environ.get("PATH", "")},
+        env={"PATH": os.environ.get("PATH", ""), **env},
         packaged={"fake-local": (ModelPart("pkg", "chunk.bin", "pkg"),)},
         locate=lambda part: chunk,
         server=str(fake_script),
         server_args=["--starts", str(tmp_path / "starts.txt")],
     )
+
+
+@pytest.fixture
+def provider(tmp_path: Path, fake_script: Path) -> LocalProvider:
+    return _provider(tmp_path, fake_script)
+
+
+@pytest.mark.parametrize(
+    ("env", "n_ctx", "threads"),
+    [({}, 2048, 1), ({"TLM_LOCAL_N_CTX": "512", "TLM_LOCAL_THREADS": "2"}, 512, 2)],
+    ids=["card-window", "env-caps"],
+)
+async def test_server_settings_come_from_card_and_env(
+    tmp_path: Path, fake_script: Path, env: dict[str, str], n_ctx: int, threads: int
+) -> None:
+    async with _provider(tmp_path, fake_script, **env) as provider:
+        await provider.start("fake-local")
+        server = provider.server("fake-local")
+        assert server is not None
+        assert (server.n_ctx, server.n_threads) == (n_ctx, threads)
 
 
 async def test_provider_starts_server_once_for_concurrent_first_requests(

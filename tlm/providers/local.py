@@ -63,7 +63,6 @@ PACKAGED_MODELS: Mapping[str, tuple[ModelPart, ...]] = {
 }
 """Where each packaged local model's file comes from: catalog id → chunk files, in order."""
 
-_DEFAULT_N_CTX = 4096
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -131,11 +130,13 @@ class LocalProvider:
             data_dir: Where assembled model files, checksum stamps and server logs are kept
                 (TLM's default is ``.tlm/models``).
             env: Environment for settings and for the servers (a safe subset is passed on).
-                ``TLM_LOCAL_THREADS`` (default 1) and ``TLM_LOCAL_N_CTX`` (default 4096, at most
-                the card's context window) apply when the arguments are not given.
+                ``TLM_LOCAL_THREADS`` (default 1) and ``TLM_LOCAL_N_CTX`` (a cap on the context
+                window) apply when the arguments are not given.
             n_threads: CPU threads per server; 1 suits a busy machine (two busy-waiting threads on
                 a loaded 2-core machine made generation 15x slower).
-            n_ctx: Context window per server, in tokens.
+            n_ctx: Cap on each server's context window, in tokens. By default a server gets its
+                card's full ``context_window``, so the catalog tells the truth to model selection
+                (Qwen's 32768 tokens cost about 350 MB more memory than 4096).
             startup_timeout_s: How long a server may take to load its model and answer.
             timeout_s: Default per-request timeout (local generation on a busy CPU is slow).
             packaged: Catalog id → packaged chunk files (for tests and extra packaged models).
@@ -147,7 +148,7 @@ class LocalProvider:
         self.data_dir = Path(data_dir)
         self._env = dict(env)
         self._n_threads = n_threads or _env_int(env, "TLM_LOCAL_THREADS", 1)
-        self._n_ctx = n_ctx or _env_int(env, "TLM_LOCAL_N_CTX", _DEFAULT_N_CTX)
+        self._n_ctx = n_ctx or _env_int(env, "TLM_LOCAL_N_CTX", 0) or None
         self._startup_timeout_s = startup_timeout_s
         self._timeout_s = timeout_s
         self._packaged = packaged
@@ -245,7 +246,7 @@ class LocalProvider:
             model_path=path,
             alias=card.provider_model,
             log_path=self.data_dir / "logs" / f"{_SAFE_NAME.sub('_', card.id)}.log",
-            n_ctx=min(self._n_ctx, card.context_window),
+            n_ctx=min(self._n_ctx or card.context_window, card.context_window),
             n_threads=self._n_threads,
             env=self._env,
             startup_timeout_s=self._startup_timeout_s,
