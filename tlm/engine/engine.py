@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectStreamStatistics
 
     from tlm.providers.pool import ProviderPool
+    from tlm.similarity import MetricRegistry
     from tlm.store.sqlite import ExecutionStore
     from tlm.verify.review_queue import ReviewQueue
 
@@ -74,6 +75,8 @@ class Engine:
         span_processors: More span processors for the default tracer provider.
         rules: The validation-rule registry; default the built-ins and entry-point plug-ins.
         functions: Async functions for ``external`` verification, by registered name.
+        metrics: Similarity metrics consensus may name; default the built-ins (``semantic``
+            needs one: ``tlm.similarity.default_metrics(embeddings=..., embedding_model=...)``).
         estimates: Learned per-task model estimates, ``task_id -> {model_id: estimate}``.
         clock: Monotonic seconds (tests inject one).
     """
@@ -89,6 +92,7 @@ class Engine:
         span_processors: Iterable[SpanProcessor] = (),
         rules: RuleRegistry | None = None,
         functions: Mapping[str, Callable[..., Any]] | None = None,
+        metrics: MetricRegistry | None = None,
         estimates: Callable[[str], Mapping[str, ModelEstimate]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -101,6 +105,7 @@ class Engine:
         self._span_processors = tuple(span_processors)
         self._rules = rules
         self._functions = dict(functions or {})
+        self._metrics = metrics
         self._estimates = estimates
         self._clock = clock
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
@@ -216,6 +221,11 @@ class Engine:
         return self._store
 
     @property
+    def tracer_provider(self) -> TracerProvider | None:
+        """The tracer provider executions are traced with (set once the engine is open)."""
+        return self._tracer_provider
+
+    @property
     def review_queue(self) -> ReviewQueue | None:
         """The human review queue."""
         return self._runtime.review_queue if self._runtime else None
@@ -235,6 +245,7 @@ class Engine:
 
             verifier = create_verifier(
                 definition.verification,
+                metrics=self._metrics,
                 functions=self._functions,
                 review_queue=runtime.review_queue,
             )

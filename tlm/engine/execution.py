@@ -379,6 +379,7 @@ async def _verify_candidate(job: Job, candidate: Candidate) -> Verdict:
         source=_Source(job),
         ask=_Ask(job),
         execution_id=job.execution_id,
+        charge=_Charge(job),
     )
     verifier = job.task.verifier
     with job.runtime.tracing.verification(job, verifier.method) as span:
@@ -430,6 +431,18 @@ class _Ask:
             if parsed.ok:
                 response = attrs.evolve(response, parsed=parsed.value)
         return response
+
+
+@attrs.frozen
+class _Charge:
+    """A verifier's own spending (a semantic metric's embeddings), charged to the job's budget."""
+
+    job: Job
+
+    def __call__(self, cost_usd: float, /) -> None:
+        self.job.cost_usd += cost_usd
+        self.job.ledger.charge(cost_usd)
+        self.job.ledger.check_after()
 
 
 # --- fallback ---------------------------------------------------------------------------------
@@ -547,6 +560,14 @@ def _fail(job: Job) -> None:
     definition = job.definition
     if job.primary is None:
         error: ExecutionError = OutputInvalid(definition.id, job.primary_problems)
+    elif job.verdict is not None and job.verdict.details.get("budget_exhausted"):
+        # Issue 5 item 4: a fan-out that would exceed the budget stops and says so.
+        reason = job.verdict.details.get("reason") or "the budget ran out"
+        error = job.ledger.exceeded(
+            f"verification of task {definition.id!r} ({job.verdict.method}) stopped "
+            f"undecided: {reason}",
+            partial=job.primary.output,
+        )
     else:
         error = VerificationFailed(
             f"verification of task {definition.id!r} failed "

@@ -30,15 +30,20 @@ class SimilarityMetric(Protocol):
 class PreparableMetric(SimilarityMetric, Protocol):
     """A metric that must see the values (e.g. embed them) before it can score them."""
 
-    async def prepare(self, values: Sequence[Any], /) -> None:
-        """Do the I/O ``score`` needs for ``values``; values already prepared cost nothing."""
+    async def prepare(self, values: Sequence[Any], /) -> float | None:
+        """Do the I/O ``score`` needs for ``values``; values already prepared cost nothing.
+
+        Returns what this call cost in USD (``None`` or 0 when free), so that the caller can
+        charge it to the execution's budget.
+        """
         ...
 
 
-async def prepare_metric(metric: SimilarityMetric, values: Sequence[Any]) -> None:
-    """Run ``metric.prepare(values)`` when the metric has one; otherwise do nothing."""
+async def prepare_metric(metric: SimilarityMetric, values: Sequence[Any]) -> float:
+    """Run ``metric.prepare(values)`` when the metric has one; return what it cost in USD."""
     if isinstance(metric, PreparableMetric):
-        await metric.prepare(values)
+        return float(await metric.prepare(values) or 0.0)
+    return 0.0
 
 
 def metric_name(metric: SimilarityMetric) -> str:

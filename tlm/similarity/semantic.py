@@ -30,7 +30,8 @@ class SemanticSimilarity:
         model: the embedding model id.
         max_cache: how many embeddings to keep; the oldest are dropped first.
 
-    ``spent_usd`` accumulates what the embedding calls cost; the caller charges it to a budget.
+    ``prepare`` returns what its embedding call cost, for the caller to charge to a budget
+    (consensus charges it to the execution's); ``spent_usd`` is the running total.
     One instance may be shared by concurrent verifications.
     """
 
@@ -43,8 +44,8 @@ class SemanticSimilarity:
         self.spent_usd = 0.0
         self._cache: dict[str, npt.NDArray[np.float64]] = {}
 
-    async def prepare(self, values: Sequence[Any], /) -> None:
-        """Embed, in one call, the values whose text is not cached yet.
+    async def prepare(self, values: Sequence[Any], /) -> float:
+        """Embed, in one call, the values whose text is not cached yet; return its cost in USD.
 
         Raises:
             tlm.errors.ProviderError: when the provider fails, or returns the wrong number of
@@ -52,7 +53,7 @@ class SemanticSimilarity:
         """
         texts = list(dict.fromkeys(t for t in map(canonical_text, values) if t not in self._cache))
         if not texts:
-            return
+            return 0.0
         response = await self.provider.embed(self.model, texts)
         self.spent_usd += response.cost_usd
         if len(response.vectors) != len(texts):
@@ -67,6 +68,7 @@ class SemanticSimilarity:
             self._cache[text] = array / norm if norm else array
         while len(self._cache) > self.max_cache:
             del self._cache[next(iter(self._cache))]
+        return response.cost_usd
 
     def score(self, a: Any, b: Any, /) -> float:
         """Return the clipped cosine of the two cached embeddings (1.0 for equal texts)."""

@@ -5,7 +5,8 @@ candidate, the models ranked for the task, and two callables that run under the 
 budget — ``source`` (run the whole task on another model: render, call, parse, validate) and
 ``ask`` (send a free-form prompt to a model, e.g. a reviewer's). Both raise
 :class:`tlm.errors.BudgetExceeded` when the budget forbids the call, and
-:class:`tlm.errors.ExecutionError` subclasses when the call fails.
+:class:`tlm.errors.ExecutionError` subclasses when the call fails. Spending of the verifier's
+own (a semantic metric's embeddings) goes through ``charge``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = (
     "Candidate",
     "CandidateSource",
     "Ask",
+    "Charge",
     "Verdict",
     "VerificationContext",
     "Verifier",
@@ -53,6 +55,13 @@ class Ask(Protocol):
     ) -> ChatResponse: ...
 
 
+class Charge(Protocol):
+    """Charges ``cost_usd`` to the execution's budget; raises :class:`~tlm.errors.BudgetExceeded`
+    when the spending went over it (the cost stays charged: it was already spent)."""
+
+    def __call__(self, cost_usd: float, /) -> None: ...
+
+
 @attrs.frozen
 class Verdict:
     """The outcome of verifying one output."""
@@ -69,7 +78,7 @@ class Verdict:
     candidates: tuple[Candidate, ...] = ()
     """Every extra candidate the verifier obtained (their costs are already in the budget)."""
     cost_usd: float = 0.0
-    """What verification itself spent (extra candidates and reviewer calls)."""
+    """What verification itself spent (extra candidates, reviewer calls, embeddings)."""
 
     @property
     def decisive(self) -> bool:
@@ -89,6 +98,8 @@ class VerificationContext:
     source: CandidateSource
     ask: Ask
     execution_id: str = ""
+    charge: Charge | None = None
+    """Where the verifier's own spending goes (``None``: nowhere, e.g. outside an engine)."""
 
 
 class Verifier(Protocol):

@@ -63,7 +63,7 @@ class ChainVerifier:
             details["decided_by"] = last.method
         elif last.passed is not None:
             details["decisive"] = False
-        for key in ("review_id", "error", "reason"):
+        for key in ("review_id", "error", "reason", "budget_exhausted"):
             if key in last.details:
                 details[key] = last.details[key]
         candidates: tuple[Candidate, ...] = tuple(c for v in verdicts for c in v.candidates)

@@ -20,7 +20,11 @@ How one verification runs:
    and the next model is asked instead (failures do not count toward ``max_models``; the ranked
    list bounds them). :class:`tlm.errors.BudgetExceeded` stops the fan-out: nothing more is
    launched, calls already admitted may still finish, and ``details["stopped"] == "budget"``
-   unless they complete a quorum.
+   unless they complete a quorum; ``details["reason"]`` then says why.
+6. A metric that spends (the semantic metric's embeddings) is charged to the execution's budget
+   through ``context.charge`` after each ``prepare``; it is part of ``Verdict.cost_usd`` and
+   ``details["metric_cost_usd"]``. An overrun is treated like a call's: the peer's vote becomes a
+   budget failure and the fan-out stops; on the primary's output it raises BudgetExceeded.
 
 Confidence is ``|C| / max(votes, quorum) * cohesion(C)`` for the winning cluster ``C`` (the largest
 one when failing): the share of votes that agree, counting votes the quorum needed but never got
@@ -90,6 +94,7 @@ class ConsensusVerifier:
         Raises:
             tlm.errors.ProviderError: only when preparing the metric for the primary output
                 fails (a semantic metric's embedding call).
+            tlm.errors.BudgetExceeded: only when that preparation's cost overruns the budget.
         """
         return await _Run(self.params, self.metric, context).run()
 
@@ -120,6 +125,8 @@ class _Run:
     cancelled: list[str] = attrs.field(factory=list)
     late: list[str] = attrs.field(factory=list)
     budget_stopped: bool = False
+    budget_reason: str = ""
+    metric_cost_usd: float = 0.0
     decided: bool = False
     passed: bool = False
     stopped: str = ""
@@ -133,7 +140,7 @@ class _Run:
         for model in order:
             self.rank.setdefault(model, len(self.rank))
         self.queue.extend(m for m in self.rank if m != primary.model)
-        await prepare_metric(self.metric, [primary.output])
+        self._spend(await prepare_metric(self.metric, [primary.output]))
         self._add_vote(primary)
         self._check()
         if not self.decided:
@@ -170,13 +177,13 @@ class _Run:
             candidate = await self.context.source(model)
             self.returned.append(candidate)
             if not self.decided:
-                await prepare_metric(self.metric, [candidate.output])
+                self._spend(await prepare_metric(self.metric, [candidate.output]))
         except anyio.get_cancelled_exc_class():
             self.in_flight.discard(model)
             (self.late if candidate is not None else self.cancelled).append(model)
             raise
         except BudgetExceeded as error:
-            self.budget_stopped = True
+            self._stop_for_budget(error)
             self._fail(model, error)
             return
         except ExecutionError as error:
@@ -188,6 +195,19 @@ class _Run:
             return
         self._add_vote(candidate)
         self._progress()
+
+    def _spend(self, cost_usd: float) -> None:
+        """Charge the metric's spending; an overrun raises BudgetExceeded (as a call's would)."""
+        if cost_usd <= 0:
+            return
+        self.metric_cost_usd += cost_usd
+        if self.context.charge is not None:
+            self.context.charge(cost_usd)
+
+    def _stop_for_budget(self, error: BudgetExceeded) -> None:
+        if not self.budget_stopped:
+            self.budget_stopped = True
+            self.budget_reason = f"budget: {str(error)[:_MESSAGE_LIMIT]}"
 
     def _fail(self, model: str, error: ExecutionError) -> None:
         self.in_flight.discard(model)
@@ -297,8 +317,11 @@ class _Run:
             "late": list(self.late),
             "representative": representative.model if self.passed else None,
         }
+        if self.metric_cost_usd:
+            details["metric_cost_usd"] = self.metric_cost_usd
         if self.budget_stopped:
             details["budget_exhausted"] = True
+            details["reason"] = self.budget_reason
         return Verdict(
             passed=self.passed,
             confidence=confidence,
@@ -306,5 +329,5 @@ class _Run:
             details=details,
             output=representative.candidate.output if self.passed else None,
             candidates=tuple(self.returned),
-            cost_usd=sum(c.cost_usd for c in self.returned),
+            cost_usd=sum(c.cost_usd for c in self.returned) + self.metric_cost_usd,
         )
