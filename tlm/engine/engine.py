@@ -161,6 +161,12 @@ class Engine:
         from tlm.verify.review_queue import ReviewQueue
 
         self._pool = ProviderPool(self._catalog, env=config.env, data_dir=data_dir)
+        if self._estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
+            from tlm.learn.rankings import load_estimator  # learned rankings (tlm update-rankings)
+
+            self._estimates = load_estimator(
+                data_dir, catalog=self._catalog, models=config.models, registry=self._registry
+            )
         from tlm.verify.review_queue import feedback_hook
 
         review_queue = ReviewQueue(

@@ -66,6 +66,7 @@ __all__ = (
     "update_rankings",
     "combined_score",
     "RankingsEstimator",
+    "load_estimator",
     "Policy",
 )
 
@@ -561,3 +562,46 @@ class RankingsEstimator:
 
 def _blend(learned: float, prior: float, trust: float) -> float:
     return trust * learned + (1.0 - trust) * prior
+
+
+def load_estimator(
+    data_dir: str | os.PathLike[str],
+    *,
+    catalog: Catalog | None = None,
+    models: Iterable[str] | None = None,
+    registry: DefinitionRegistry | None = None,
+    policy: Policy = "thompson",
+    rng: random.Random | None = None,
+    min_samples: int = 5,
+) -> RankingsEstimator | None:
+    """A :class:`RankingsEstimator` over ``<data_dir>/rankings.json``; ``None`` without the file.
+
+    With a ``registry``, tasks that have no rankings yet get cold-start priors borrowed from
+    similar tasks (:func:`tlm.learn.coldstart.cold_start_priors`).
+
+    Raises:
+        ConfigurationError: the file is malformed (with its path and the JSON path).
+    """
+    path = Path(data_dir) / RANKINGS_FILE
+    if not path.is_file():
+        return None
+    rankings = Rankings.load(path)
+    priors: dict[str, Mapping[str, float]] = {}
+    if registry is not None:
+        from tlm.learn.coldstart import cold_start_priors
+
+        definitions = [registry.get(task_id) for task_id in registry.task_ids()]
+        for definition in definitions:
+            if definition.id not in rankings.tasks:
+                borrowed = cold_start_priors(definition, rankings, definitions)
+                if borrowed:
+                    priors[definition.id] = borrowed
+    return RankingsEstimator(
+        rankings,
+        policy=policy,
+        rng=rng,
+        min_samples=min_samples,
+        catalog=catalog,
+        models=models,
+        priors=priors,
+    )
