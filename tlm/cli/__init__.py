@@ -23,6 +23,9 @@ COMMAND_MODULES: dict[str, str] = {
     "executions": "tlm.cli.executions",
     "export": "tlm.cli.executions",
     "feedback": "tlm.cli.executions",
+    "analyze": "tlm.cli.learn",
+    "update-rankings": "tlm.cli.learn",
+    "suggest-prompts": "tlm.cli.learn",
 }
 
 
