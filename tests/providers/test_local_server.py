@@ -219,6 +219,7 @@ def test_default_command_runs_llama_cpp_server_with_one_thread(tmp_path: Path) -
     assert flags["--host"] == "127.0.0.1"
     assert flags["--port"] == "1234"
     assert flags["--n_threads"] == flags["--n_threads_batch"] == "1"
+    assert flags["--logits_all"] == "false"
 
 
 # --- LocalProvider over the fake server -------------------------------------------------------

@@ -178,6 +178,8 @@ class LocalModelServer:
             str(self.n_threads),
             "--n_gpu_layers",
             "0",
+            "--logits_all",  # logits for the last token only: prompt processing ~30% faster
+            "false",
             "--verbose",
             "false",
             *self._server_args,
