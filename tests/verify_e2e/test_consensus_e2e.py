@@ -291,3 +291,26 @@ async def test_semantic_embeddings_that_overrun_the_budget_stop_the_execution(
     assert spent > 1e-4
     assert caught.value.spent_usd == pytest.approx(CALL_USD + spent)
     assert fleet.calls("model-b") == 0
+
+
+async def test_concurrent_calls_of_a_fan_out_share_one_budget(
+    engine_factory: EngineFactory, fleet: Fleet
+) -> None:
+    """Two peers launched together may not both be admitted when the budget holds only one."""
+    fleet.handlers["model-a"] = always(ENGINEER)
+    fleet.handlers["model-b"] = always({"title": "Pastry Chef"})
+    fleet.handlers["model-c"] = always({"title": "Gardener"})
+    definition = task(
+        consensus("use_highest_ranked_model", min_models=3, max_models=3, consensus_count=2)
+    )
+    budget = {"max_cost_usd": 2 * CALL_USD + 1e-7}
+    async with engine_factory(definition) as engine:
+        result = await engine.execute("title_extraction", POSTING, options={"budget": budget})
+
+    assert (fleet.calls("model-b"), fleet.calls("model-c")) == (1, 0)
+    assert result.cost_usd == pytest.approx(2 * CALL_USD)
+    assert result.verdict is not None
+    assert result.verdict.details["stopped"] == "budget"
+    (failure,) = result.verdict.details["failures"]
+    assert failure["model"] == "model-c"
+    assert "calls in flight" in failure["message"]
