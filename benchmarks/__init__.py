@@ -1,0 +1,1 @@
+"""TLM benchmarks: the harness (``python -m benchmarks``) and its scenarios."""

@@ -1,0 +1,383 @@
+"""The scenarios of the benchmark harness, each returning a :class:`ScenarioResult`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Awaitable, Callable
+from io import BytesIO
+from pathlib import Path
+
+import anyio
+
+from benchmarks import consensus_latency, memory, overhead, throughput
+from benchmarks.fixtures import REPO
+from benchmarks.measure import Chart, Figure, ScenarioResult, Settings, Table, Target, figure
+
+__all__ = ("Step", "SCENARIOS", "OVERHEAD_TARGET_US", "RSS_TARGET")
+
+Step = Callable[[], None]
+Scenario = Callable[[Settings, Step], Awaitable[ScenarioResult]]
+OVERHEAD_TARGET_US = 100.0
+RSS_TARGET = 0.10
+
+
+def _overhead_subprocess(settings: Settings, tlm_root: Path) -> dict[str, Figure]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tlm_root), str(REPO)])}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.overhead",
+            "--json",
+            "-n",
+            str(settings.overhead_n),
+            "--repeats",
+            str(settings.repeats),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
+    raw = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {k: figure(v[3], "µs") for k, v in raw.items()}
+
+
+def _checkout(ref: str, into: Path) -> Path:
+    archive = subprocess.run(
+        ["git", "archive", ref, "tlm", "definitions"], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+async def engine_overhead(settings: Settings, step: Step) -> ScenarioResult:
+    """(a) CPU µs per execution over a direct provider call, store on and off."""
+    figures = await anyio.to_thread.run_sync(_overhead_subprocess, settings, REPO)
+    step()
+    baseline: dict[str, Figure] = {}
+    if settings.baseline:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = _checkout(settings.baseline, Path(tmp))
+            baseline = await anyio.to_thread.run_sync(_overhead_subprocess, settings, root)
+    step()
+    rows = []
+    for mode in overhead.MODES:
+        row = [mode, figures[mode].text(), figures[f"{mode} total"].text()]
+        if baseline:
+            row.append(baseline[mode].text())
+        rows.append(tuple(row))
+    columns = ["mode", "overhead per execution", "engine CPU per execution"]
+    if baseline:
+        columns.append(f"overhead before ({settings.baseline})")
+    targets = tuple(
+        Target(f"engine overhead, {mode}", figures[mode], OVERHEAD_TARGET_US)
+        for mode in overhead.MODES
+    )
+    labels = list(overhead.MODES)
+    bars = [figures[m] for m in overhead.MODES]
+    if baseline:
+        labels += [f"{m} (before)" for m in overhead.MODES]
+        bars += [baseline[m] for m in overhead.MODES]
+    return ScenarioResult(
+        name="overhead",
+        title="Engine overhead (instant in-process provider)",
+        description=overhead.__doc__ or "",
+        tables=(Table("CPU µs per execution", tuple(columns), tuple(rows)),),
+        targets=targets,
+        charts=(Chart("overhead.png", "Engine overhead", tuple(labels), tuple(bars), "CPU µs"),),
+        figures={**figures, **{f"before {k}": v for k, v in baseline.items()}},
+    )
+
+
+async def http_throughput(settings: Settings, step: Step) -> ScenarioResult:
+    """(b) Throughput, p50/p99 and client CPU against the fake server, next to the floor."""
+    tables = []
+    charts = []
+    figures: dict[str, Figure] = {}
+    notes = []
+    for latency_ms in (0, 50):
+        per_runner, is_pinned = await throughput.run_latency(
+            latency_ms, settings.calls, settings.in_flight, settings.repeats, step
+        )
+        notes.append(
+            f"{latency_ms} ms: client and server "
+            + ("pinned to cores 0 and 1" if is_pinned else "not pinned (one core or no affinity)")
+        )
+        floor = per_runner["raw aiohttp"]
+        rows = []
+        for name, figs in per_runner.items():
+            ratio = figs["throughput"].median / floor["throughput"].median
+            added = figs["cpu"].median - floor["cpu"].median
+            rows.append(
+                (
+                    name,
+                    figs["throughput"].text(0),
+                    f"{ratio:.2f}",
+                    figs["p50"].text(1),
+                    figs["p99"].text(1),
+                    figs["cpu"].text(0),
+                    f"{figs['cpu'].median / floor['cpu'].median:.2f}",
+                    f"{added:+,.0f}",
+                )
+            )
+            for key, fig in figs.items():
+                figures[f"{latency_ms}ms {name} {key}"] = fig
+        tables.append(
+            Table(
+                f"{latency_ms} ms model latency, {settings.in_flight} in flight, "
+                f"{settings.calls} calls",
+                (
+                    "client",
+                    "throughput",
+                    "x floor",
+                    "p50",
+                    "p99",
+                    "client CPU per call",
+                    "CPU x floor",
+                    "CPU µs added",
+                ),
+                tuple(rows),
+            )
+        )
+        names = tuple(per_runner)
+        charts.append(
+            Chart(
+                f"throughput_{latency_ms}ms.png",
+                f"Throughput at {latency_ms} ms model latency",
+                names,
+                tuple(per_runner[n]["throughput"] for n in names),
+                "calls/s",
+            )
+        )
+        charts.append(
+            Chart(
+                f"cpu_per_call_{latency_ms}ms.png",
+                f"Client CPU per call at {latency_ms} ms model latency",
+                names,
+                tuple(per_runner[n]["cpu"] for n in names),
+                "CPU µs per call",
+            )
+        )
+    return ScenarioResult(
+        name="throughput",
+        title="Throughput and latency against the fake server (separate process)",
+        description=throughput.__doc__ or "",
+        tables=tuple(tables),
+        charts=tuple(charts),
+        figures=figures,
+        notes=tuple(notes),
+    )
+
+
+async def rss(settings: Settings, step: Step) -> ScenarioResult:
+    """(c) RSS at the small and the large count of streamed executions."""
+    growth: list[float] = []
+    small_mib: list[float] = []
+    large_mib: list[float] = []
+    for _ in range(max(1, settings.repeats // 2)):
+        found = await anyio.to_thread.run_sync(
+            memory.measure_in_subprocess, settings.memory_small, settings.memory_large
+        )
+        small = found[str(settings.memory_small)]
+        large = found[str(settings.memory_large)]
+        growth.append((large - small) / small * 100)
+        small_mib.append(small / 2**20)
+        large_mib.append(large / 2**20)
+        step()
+    growth_fig = figure(growth, "%")
+    small_fig = figure(small_mib, "MiB")
+    large_fig = figure(large_mib, "MiB")
+    return ScenarioResult(
+        name="memory",
+        title="Memory of streamed executions",
+        description=memory.__doc__ or "",
+        tables=(
+            Table(
+                "RSS (engine.map, instant provider, store on, 64 in flight)",
+                (f"after {settings.memory_small:,}", f"after {settings.memory_large:,}", "growth"),
+                ((small_fig.text(1), large_fig.text(1), growth_fig.text(1)),),
+            ),
+        ),
+        targets=(
+            Target(
+                f"RSS growth {settings.memory_small:,} → {settings.memory_large:,}",
+                growth_fig,
+                RSS_TARGET * 100,
+            ),
+        ),
+        charts=(
+            Chart(
+                "memory.png",
+                "RSS of streamed executions",
+                (f"{settings.memory_small:,}", f"{settings.memory_large:,}"),
+                (small_fig, large_fig),
+                "MiB",
+            ),
+        ),
+        figures={"rss small": small_fig, "rss large": large_fig, "rss growth": growth_fig},
+    )
+
+
+async def consensus(settings: Settings, step: Step) -> ScenarioResult:
+    """(d) Consensus latency and cost, with and without early exit."""
+    per_policy = await consensus_latency.run_policies(settings.consensus_n, settings.repeats, step)
+    rows = tuple(
+        (name, f["latency"].text(1), f["cost"].text(1), f["calls"].text(2))
+        for name, f in per_policy.items()
+    )
+    names = tuple(per_policy)
+    return ScenarioResult(
+        name="consensus",
+        title="Consensus latency and cost (models at 20, 60 and 150 ms)",
+        description=consensus_latency.__doc__ or "",
+        tables=(
+            Table(
+                "per execution (median latency of the run; mean cost and calls)",
+                ("policy", "latency", "cost", "model calls"),
+                rows,
+            ),
+        ),
+        charts=(
+            Chart(
+                "consensus_latency.png",
+                "Consensus latency",
+                names,
+                tuple(per_policy[n]["latency"] for n in names),
+                "ms",
+            ),
+        ),
+        figures={f"{n} {k}": f for n, figs in per_policy.items() for k, f in figs.items()},
+    )
+
+
+async def telemetry(settings: Settings, step: Step) -> ScenarioResult:
+    """(e) Telemetry cost: spans alone and spans with the durable record."""
+    from benchmarks import telemetry_cost
+
+    samples: dict[str, list[float]] = {"noop": [], "spans": [], "store": []}
+
+    def measure_all() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            for index in range(settings.repeats):
+                for mode in samples:
+                    path = Path(tmp) / str(index)
+                    path.mkdir(exist_ok=True)
+                    samples[mode].append(telemetry_cost.measure(mode, settings.telemetry_n, path))
+                step()
+
+    await anyio.to_thread.run_sync(measure_all)
+    figures = {mode: figure(values, "µs") for mode, values in samples.items()}
+    return ScenarioResult(
+        name="telemetry",
+        title="Telemetry cost per execution (store on vs off)",
+        description=telemetry_cost.__doc__ or "",
+        tables=(
+            Table(
+                "CPU µs per execution (root span, one model call, one verification)",
+                ("mode", "CPU per execution"),
+                tuple((mode, fig.text()) for mode, fig in figures.items()),
+            ),
+        ),
+        charts=(
+            Chart(
+                "telemetry.png",
+                "Telemetry cost",
+                tuple(figures),
+                tuple(figures.values()),
+                "CPU µs per execution",
+            ),
+        ),
+        figures=figures,
+    )
+
+
+async def replay(settings: Settings, step: Step) -> ScenarioResult:
+    """(e) The real-data consensus replay (RouterBench, GSM8K)."""
+    from benchmarks import consensus_replay
+
+    data = consensus_replay.DEFAULT_DATA
+    if not (data / "routerbench_train.jsonl").exists():
+        step()
+        return ScenarioResult(
+            "replay", "Consensus replay", "", skipped=f"no RouterBench data in {data}"
+        )
+    report = await consensus_replay.build_report(data)
+    (settings.out / "consensus_replay.md").write_text(report)
+    step()
+    body = report.split("\n", 1)[1] if report.startswith("#") else report
+    return ScenarioResult(
+        name="replay",
+        title="Consensus replay on real model answers",
+        description=(consensus_replay.__doc__ or "").split("\n\n")[0],
+        notes=(body.replace("\n## ", "\n#### "),),
+    )
+
+
+async def local(settings: Settings, step: Step) -> ScenarioResult:
+    """(e) The embedded local model, when installed."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        step()
+        return ScenarioResult(
+            "local", "Embedded local model", "", skipped="the `local` extra is not installed"
+        )
+    from benchmarks import local_model
+    from tlm.catalog import Catalog
+    from tlm.providers.local import LocalProvider
+
+    catalog = Catalog.load()
+    rows = []
+    figures: dict[str, Figure] = {}
+    async with LocalProvider(
+        catalog=catalog, data_dir=REPO / ".tlm" / "models", n_threads=1
+    ) as provider:
+        for card in catalog.for_provider("local"):
+            found = await local_model.bench_model(provider, card.id, settings.local_n)
+            latency = figure([c["latency_s"] for c in found["calls"]], "s")
+            rate = figure([c["tokens_per_s"] for c in found["calls"]], "tok/s")
+            figures[f"{card.id} latency"] = latency
+            figures[f"{card.id} tokens/s"] = rate
+            rows.append(
+                (
+                    card.id,
+                    f"{found['server_start_s']:.2f} s",
+                    latency.text(2),
+                    rate.text(1),
+                    f"{found['valid_json']}/{found['runs']}",
+                )
+            )
+            step()
+    return ScenarioResult(
+        name="local",
+        title="Embedded local model (job extraction, 1 thread)",
+        description=(local_model.__doc__ or "").split("\n\n")[0],
+        tables=(
+            Table(
+                "per model",
+                ("model", "server start", "end-to-end latency", "output tokens/s", "valid JSON"),
+                tuple(rows),
+            ),
+        ),
+        figures=figures,
+    )
+
+
+SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
+    "overhead": (engine_overhead, lambda s: 2),
+    "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
+    "memory": (rss, lambda s: max(1, s.repeats // 2)),
+    "consensus": (consensus, lambda s: s.repeats * len(consensus_latency.POLICIES)),
+    "telemetry": (telemetry, lambda s: s.repeats),
+    "replay": (replay, lambda s: 1),
+    "local": (local, lambda s: 2),
+}
+"""Name -> (scenario, how many progress steps it reports)."""

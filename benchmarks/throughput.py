@@ -1,0 +1,222 @@
+"""Throughput, latency percentiles and client CPU against the fake server in another process.
+
+The server (:mod:`benchmarks.fake_server`) runs in its own process, pinned to one core while the
+client is pinned to another where the machine allows. At each model latency, with the same number
+of calls in flight, the same job-extraction work goes through:
+
+- ``raw aiohttp`` (the floor): POST the chat body, decode the JSON, parse the reply's JSON;
+- ``tlm``: ``engine.map`` with the OpenAI-compatible provider, store on (validation, spans, record);
+- ``openai SDK`` (a peer, when installed): ``AsyncOpenAI`` with retries off, render the prompt,
+  call, parse and validate the JSON against the output schema.
+
+Latency is per call, from its start to its parsed result; CPU is the client process's
+``time.process_time`` divided by the calls.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import attrs
+
+from benchmarks.fake_server import serve_in_subprocess
+from benchmarks.fixtures import (
+    INPUT,
+    MODELS,
+    TASK_ID,
+    benchmark_task,
+    build_engine,
+    catalog_data,
+)
+from benchmarks.measure import Figure, figure, percentile, pinned
+from tlm.catalog import Catalog
+from tlm.providers.openai_compat import OpenAICompatProvider
+
+__all__ = ("Run", "RUNNERS", "raw_aiohttp", "tlm_engine", "openai_sdk", "run_latency")
+
+
+@attrs.frozen
+class Run:
+    """One measured run: wall time, client CPU time and per-call latencies."""
+
+    wall_s: float
+    cpu_s: float
+    latencies_s: tuple[float, ...]
+
+    @property
+    def calls(self) -> int:
+        """How many calls were made."""
+        return len(self.latencies_s)
+
+
+Runner = Callable[[str, int, int], Awaitable[Run]]
+
+
+def _prompt_and_schema() -> tuple[str, str, dict[str, Any]]:
+    task = benchmark_task()
+    variant = next(p for p in task.prompts if p.id == "standard")
+    prompt = variant.text
+    for name in variant.template_variables:
+        prompt = prompt.replace("{{" + name + "}}", str(INPUT.get(name, "")))
+    schema = dict(task.output.schema)
+    system = "Answer with one JSON value that satisfies this JSON Schema:\n" + json.dumps(schema)
+    return system, prompt, schema
+
+
+async def _fan_out(calls: int, in_flight: int, one: Callable[[], Awaitable[None]]) -> Run:
+    latencies: list[float] = []
+    counter = itertools.count()
+
+    async def worker() -> None:
+        while next(counter) < calls:
+            start = time.perf_counter()
+            await one()
+            latencies.append(time.perf_counter() - start)
+
+    wall = time.perf_counter()
+    cpu = time.process_time()
+    async with anyio.create_task_group() as tg:
+        for _ in range(in_flight):
+            tg.start_soon(worker)
+    return Run(time.perf_counter() - wall, time.process_time() - cpu, tuple(latencies))
+
+
+async def raw_aiohttp(base_url: str, calls: int, in_flight: int) -> Run:
+    """The floor: the same HTTP calls with a bare aiohttp session."""
+    system, prompt, schema = _prompt_and_schema()
+    body = {
+        "model": MODELS[0],
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+        "temperature": 0.0,
+        "max_tokens": 1024,
+        "seed": 0,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema, "strict": False},
+        },
+    }
+    url = f"{base_url}/chat/completions"
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> None:
+            async with session.post(url, json=body) as response:
+                payload = await response.json()
+            json.loads(payload["choices"][0]["message"]["content"])
+
+        await _fan_out(2 * in_flight, in_flight, one)
+        return await _fan_out(calls, in_flight, one)
+
+
+async def tlm_engine(base_url: str, calls: int, in_flight: int) -> Run:
+    """TLM: ``engine.map`` over the OpenAI-compatible provider, store on."""
+    data = catalog_data(MODELS[:1], base_url=base_url)
+    catalog = Catalog.from_data(data)
+    provider = OpenAICompatProvider(
+        name="bench", base_url=base_url, catalog=catalog, connector_limit=in_flight
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = build_engine(
+            Path(tmp),
+            providers={MODELS[0]: provider},
+            models=MODELS[:1],
+            catalog=catalog,
+            store=True,
+        )
+        async with engine:
+
+            async def stream(count: int) -> list[float]:
+                latencies: list[float] = []
+                inputs = itertools.repeat(INPUT, count)
+                async with engine.map(TASK_ID, inputs, max_in_flight=in_flight) as results:
+                    async for result in results:
+                        if result.error is not None:
+                            raise result.error
+                        latencies.append(result.latency_s)
+                return latencies
+
+            await stream(2 * in_flight)
+            engine.flush()
+            wall = time.perf_counter()
+            cpu = time.process_time()
+            latencies = await stream(calls)
+            engine.flush()
+            run = Run(time.perf_counter() - wall, time.process_time() - cpu, tuple(latencies))
+        await provider.aclose()
+    return run
+
+
+async def openai_sdk(base_url: str, calls: int, in_flight: int) -> Run:
+    """The openai SDK alone: render, call, parse and validate (retries off)."""
+    import jsonschema
+    from openai import AsyncOpenAI
+
+    system, prompt, schema = _prompt_and_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    async with AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0) as client:
+
+        async def one() -> None:
+            completion = await client.chat.completions.create(
+                model=MODELS[0],
+                messages=[
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": prompt},
+                ],
+                temperature=0.0,
+                max_tokens=1024,
+                seed=0,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": schema, "strict": False},
+                },
+            )
+            validator.validate(json.loads(completion.choices[0].message.content or "null"))
+
+        await _fan_out(2 * in_flight, in_flight, one)
+        return await _fan_out(calls, in_flight, one)
+
+
+def _openai_installed() -> bool:
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+RUNNERS: dict[str, Runner] = {"raw aiohttp": raw_aiohttp, "tlm": tlm_engine}
+if _openai_installed():
+    RUNNERS["openai SDK"] = openai_sdk
+
+
+async def run_latency(
+    latency_ms: float, calls: int, in_flight: int, repeats: int, on_step: Callable[[], None]
+) -> tuple[dict[str, dict[str, Figure]], bool]:
+    """Per runner: throughput, p50, p99 and CPU per call (figures over ``repeats``)."""
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {"throughput": [], "p50": [], "p99": [], "cpu": []} for name in RUNNERS
+    }
+    with serve_in_subprocess(latency_ms, core=1) as base_url, pinned(0) as is_pinned:
+        for _ in range(repeats):
+            for name, runner in RUNNERS.items():
+                run = await runner(base_url, calls, in_flight)
+                millis = [x * 1000 for x in run.latencies_s]
+                samples[name]["throughput"].append(run.calls / run.wall_s)
+                samples[name]["p50"].append(percentile(millis, 50))
+                samples[name]["p99"].append(percentile(millis, 99))
+                samples[name]["cpu"].append(run.cpu_s / run.calls * 1e6)
+                on_step()
+    units = {"throughput": "calls/s", "p50": "ms", "p99": "ms", "cpu": "µs"}
+    figures = {
+        name: {key: figure(values, units[key]) for key, values in per.items()}
+        for name, per in samples.items()
+    }
+    return figures, is_pinned
