@@ -111,6 +111,7 @@ class Runner:
     started: float = 0.0
     states: list[_StepState] = attrs.Factory(list)
     _by_leaf: dict[tuple[int, str], _StepState] = attrs.Factory(dict)
+    _own: list[BudgetExceeded] = attrs.Factory(list)
 
     @classmethod
     def create(
@@ -252,17 +253,26 @@ class Runner:
 
         return await self._leaf(step, suffix, "task", body)
 
+    def budget_exceeded(self, message: str, cause: BaseException | None = None) -> BudgetExceeded:
+        """A :class:`BudgetExceeded` carrying what the whole workflow spent."""
+        if isinstance(cause, BudgetExceeded) and any(cause is e for e in self._own):
+            return cause
+        error = self.ledger.exceeded(message)
+        error.__cause__ = cause
+        self._own.append(error)
+        return error
+
     def _check_budget(self, where: str) -> None:
         if not self.budgeted:
             return
         ledger = self.ledger
         limit = ledger.limits.max_attempts
         if ledger.remaining_usd() <= 0:
-            raise ledger.exceeded(f"workflow cost budget used up before step {where!r}")
+            raise self.budget_exceeded(f"workflow cost budget used up before step {where!r}")
         if ledger.remaining_s() <= 0:
-            raise ledger.exceeded(f"workflow deadline passed before step {where!r}")
+            raise self.budget_exceeded(f"workflow deadline passed before step {where!r}")
         if limit is not None and ledger.attempts >= limit:
-            raise ledger.exceeded(f"workflow attempt budget used up before step {where!r}")
+            raise self.budget_exceeded(f"workflow attempt budget used up before step {where!r}")
 
     async def _map(self, step: Step[Any, Any], node: MapNode, items: Any, suffix: str) -> Any:
         if not isinstance(items, Sequence) or isinstance(items, str | bytes):
@@ -272,12 +282,12 @@ class Runner:
         limiter = anyio.CapacityLimiter(node.limit)
 
         async def one(index: int, item: Any) -> None:
+            # A failure keeps its slot, so no new item starts while the group is cancelled.
             try:
                 results[index] = await self.run(node.inner, item, f"{suffix}[{index}]")
             except Deferred as deferred:
                 collected.append(deferred.error)
-            finally:
-                limiter.release_on_behalf_of(index)
+            limiter.release_on_behalf_of(index)
 
         try:
             async with anyio.create_task_group() as group:

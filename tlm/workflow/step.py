@@ -40,6 +40,7 @@ __all__ = (
     "task_step",
     "step",
     "passthrough",
+    "keep",
     "map_each",
     "branch",
     "gather",
@@ -209,8 +210,18 @@ async def _identity(value: Any) -> Any:
 
 
 def passthrough(name: str = "input") -> Step[A, A]:
-    """A step that hands its input on unchanged (keep the input beside a result with gather)."""
+    """A step that hands its input on unchanged.
+
+    Inside :func:`gather`, annotate it (``same: Step[Job, Job] = passthrough()``) or use
+    :func:`keep`, so mypy can infer its type.
+    """
     return Step(name, FunctionNode(_identity, identity=True))
+
+
+def keep(inner: Step[A, B], /, *, name: str | None = None) -> Step[A, tuple[A, B]]:
+    """Run ``inner`` and hand on its input beside its output: ``(input, output)``."""
+    label = name or f"keep({inner.name})"
+    return Step(label, GatherNode((passthrough(), inner)))
 
 
 def map_each(

@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from tlm.definition.model import Budget, TaskDefinition
-from tlm.errors import DefinitionError, Problem, WorkflowTypeError
+from tlm.errors import BudgetExceeded, DefinitionError, Problem, WorkflowTypeError
 from tlm.telemetry.spans import get_tracer
 from tlm.workflow.compat import schema_problems
 from tlm.workflow.record import RunStatus, WorkflowRun
@@ -197,10 +197,14 @@ class Workflow(Generic[InT, OutT]):
             with anyio.move_on_after(deadline) as scope:
                 return await runner.run(self.root, input)
             if scope.cancelled_caught:
-                raise runner.ledger.exceeded(f"workflow deadline of {deadline}s passed")
+                raise runner.budget_exceeded(f"workflow deadline of {deadline}s passed")
             raise AssertionError("unreachable")  # pragma: no cover
         except Deferred as deferred:
             raise deferred.error from None
+        except BudgetExceeded as exc:
+            if not runner.budgeted:
+                raise
+            raise runner.budget_exceeded(f"workflow budget ran out: {exc}", exc) from exc
 
 
 def _end_span(span: trace.Span, run: WorkflowRun, failure: BaseException | None) -> None:
