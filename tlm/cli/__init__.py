@@ -23,6 +23,7 @@ COMMAND_MODULES: dict[str, str] = {
     "executions": "tlm.cli.executions",
     "export": "tlm.cli.executions",
     "feedback": "tlm.cli.executions",
+    "bench": "tlm.cli.bench",
     "analyze": "tlm.cli.learn",
     "update-rankings": "tlm.cli.learn",
     "suggest-prompts": "tlm.cli.learn",
