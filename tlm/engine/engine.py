@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectStreamStatistics
 
     from tlm.providers.pool import ProviderPool
+    from tlm.providers.retry import RetryPolicy
     from tlm.similarity import MetricRegistry
     from tlm.store.sqlite import ExecutionStore
     from tlm.verify.review_queue import ReviewQueue
@@ -78,6 +79,7 @@ class Engine:
         metrics: Similarity metrics consensus may name; default the built-ins (``semantic``
             needs one: ``tlm.similarity.default_metrics(embeddings=..., embedding_model=...)``).
         estimates: Learned per-task model estimates, ``task_id -> {model_id: estimate}``.
+        retry: The retry policy of the provider pool (attempts, backoff, injectable sleep).
         clock: Monotonic seconds (tests inject one).
     """
 
@@ -94,6 +96,7 @@ class Engine:
         functions: Mapping[str, Callable[..., Any]] | None = None,
         metrics: MetricRegistry | None = None,
         estimates: Callable[[str], Mapping[str, ModelEstimate]] | None = None,
+        retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config if config is not None else load_config()
@@ -108,6 +111,7 @@ class Engine:
         self._metrics = metrics
         self._estimates = estimates
         self._clock = clock
+        self._retry = retry
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
         self._runtime: Runtime | None = None
         self._pool: ProviderPool | None = None
@@ -160,7 +164,9 @@ class Engine:
         from tlm.providers.pool import ProviderPool
         from tlm.verify.review_queue import ReviewQueue
 
-        self._pool = ProviderPool(self._catalog, env=config.env, data_dir=data_dir)
+        self._pool = ProviderPool(
+            self._catalog, env=config.env, data_dir=data_dir, retry=self._retry
+        )
         if self._estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
             from tlm.learn.rankings import load_estimator  # learned rankings (tlm update-rankings)
 
