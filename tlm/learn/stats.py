@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-__all__ = ("wilson_interval", "percentile", "token_cosine", "tokens")
+__all__ = ("wilson_interval", "percentile", "token_cosine", "tokens", "STOP_WORDS")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -40,9 +40,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
 
 
-def tokens(text: str) -> Counter[str]:
-    """Lower-case alphanumeric word counts of ``text``."""
-    return Counter(_TOKEN.findall(text.lower()))
+STOP_WORDS = frozenset(
+    "a an and are as at be by for from in into is it of on or that the this to with about "
+    "your you its their".split()
+)
+"""Common English words left out of :func:`tokens` by default."""
+
+
+def tokens(text: str, *, stop: frozenset[str] = STOP_WORDS) -> Counter[str]:
+    """Lower-case alphanumeric word counts of ``text``, without ``stop`` words."""
+    return Counter(w for w in _TOKEN.findall(text.lower()) if w not in stop)
 
 
 def token_cosine(a: Counter[str], b: Counter[str]) -> float:
