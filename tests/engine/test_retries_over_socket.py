@@ -1,4 +1,4 @@
-"""The engine's retry policy reaches the provider pool: a 503 then a 429 are retried over a socket."""
+"""The engine's retry policy reaches the provider pool: a 503 and a 429 retried over a socket."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from tlm.catalog import Catalog
 from tlm.definition.registry import DefinitionRegistry
 from tlm.engine import Engine, EngineConfig
 from tlm.providers.retry import RetryPolicy
-from tlm.testing import FakeOpenAIServer, chat_completion, rate_limited, server_error
+from tlm.testing import (
+    FakeOpenAIServer,
+    ReplyLike,
+    chat_completion,
+    rate_limited,
+    server_error,
+)
 
 
 async def test_retries_are_counted_costed_and_honour_retry_after(tmp_path: Path) -> None:
@@ -21,7 +27,7 @@ async def test_retries_are_counted_costed_and_honour_retry_after(tmp_path: Path)
     async def record_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    script = [
+    script: list[ReplyLike] = [
         server_error(503),
         rate_limited(retry_after=7.0),
         chat_completion(json.dumps({"title": "Chef"}), prompt_tokens=1000, completion_tokens=100),
