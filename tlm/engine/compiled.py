@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -14,7 +15,7 @@ from tlm.engine.output import SchemaValidator, parse_json_reply
 from tlm.engine.result import ExecuteOptions
 from tlm.errors import Problem
 from tlm.providers.base import ChatResponse
-from tlm.rules import RuleRegistry, apply_rules
+from tlm.rules import Rule, RuleRegistry, apply_rules
 from tlm.verify.base import Verifier
 
 __all__ = ("CompiledTask", "compile_task")
@@ -35,6 +36,10 @@ class CompiledTask:
     input_validator: SchemaValidator
     output_validator: SchemaValidator
     json_instructions: str
+    input_rules: tuple[tuple[Rule, bool], ...] | None = None
+    """Input rules resolved once, each with whether it takes ``schema`` (``None``: unresolved)."""
+    output_rules: tuple[tuple[Rule, bool], ...] | None = None
+    """The output rules resolved once, as :attr:`input_rules`."""
 
     @property
     def fallback_strategy(self) -> str:
@@ -45,13 +50,10 @@ class CompiledTask:
         """Every violation of the input schema and input rules, each with its JSON path."""
         found = self.input_validator.problems(value, source="input")
         if not found or isinstance(value, Mapping):
+            spec = self.definition.input
             found.extend(
-                apply_rules(
-                    self.rules,
-                    self.definition.input.validations,
-                    value,
-                    source="input",
-                    schema=self.definition.input.schema,
+                _rule_problems(
+                    self.rules, self.input_rules, spec.validations, value, "input", spec.schema
                 )
             )
         return found
@@ -66,13 +68,10 @@ class CompiledTask:
                 return None, (Problem("output", "$", parsed.error or "not valid JSON"),)
             value = parsed.value
         found = self.output_validator.problems(value, source="output")
+        spec = self.definition.output
         found.extend(
-            apply_rules(
-                self.rules,
-                self.definition.output.validations,
-                value,
-                source="output",
-                schema=self.definition.output.schema,
+            _rule_problems(
+                self.rules, self.output_rules, spec.validations, value, "output", spec.schema
             )
         )
         return value, tuple(found)
@@ -84,6 +83,57 @@ class CompiledTask:
     def render(self, variant: PromptVariant, input: Mapping[str, Any]) -> str:
         """The variant's text with the input's values substituted (strict, never re-expanded)."""
         return prompts.render_variant(variant, input)
+
+
+def _takes_schema(rule: Rule) -> bool:
+    try:
+        parameters = inspect.signature(rule).parameters
+    except (TypeError, ValueError):
+        return False
+    param = parameters.get("schema")
+    return param is not None and param.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+
+
+def _resolve_rules(
+    rules: RuleRegistry, names: Sequence[str]
+) -> tuple[tuple[Rule, bool], ...] | None:
+    """Each named rule with whether it takes ``schema``; ``None`` if one is unknown."""
+    resolved = []
+    for name in names:
+        try:
+            rule = rules.get(name)
+        except KeyError:
+            return None
+        resolved.append((rule, _takes_schema(rule)))
+    return tuple(resolved)
+
+
+def _rule_problems(
+    rules: RuleRegistry,
+    resolved: tuple[tuple[Rule, bool], ...] | None,
+    names: Sequence[str],
+    value: Any,
+    source: str,
+    schema: Mapping[str, Any],
+) -> list[Problem]:
+    """:func:`apply_rules`, with a fast path: pre-resolved rules that all pass give ``[]``.
+
+    Any failure or error goes through :func:`apply_rules`, so problems read exactly the same.
+    """
+    if resolved is not None:
+        try:
+            for rule, takes_schema in resolved:
+                failures = rule(value, schema=schema) if takes_schema else rule(value)  # type: ignore[call-arg]
+                if list(failures):
+                    break
+            else:
+                return []
+        except Exception:  # reported by apply_rules below
+            pass
+    return apply_rules(rules, names, value, source=source, schema=schema)
 
 
 def compile_task(
@@ -98,4 +148,6 @@ def compile_task(
         input_validator=SchemaValidator(definition.input.schema),
         output_validator=SchemaValidator(definition.output.schema),
         json_instructions=_JSON_INSTRUCTIONS.format(schema=schema_text),
+        input_rules=_resolve_rules(rules, definition.input.validations),
+        output_rules=_resolve_rules(rules, definition.output.validations),
     )
