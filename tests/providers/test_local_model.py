@@ -62,7 +62,7 @@ def _gone(pid: int) -> bool:
 
 
 async def test_both_local_models_answer_schema_constrained_json_and_repeat_when_greedy(
-    provider: LocalProvider,
+    provider: LocalProvider, data_dir: Path
 ) -> None:
     replies: dict[str, ChatResponse] = {}
     requests = {
@@ -97,6 +97,9 @@ async def test_both_local_models_answer_schema_constrained_json_and_repeat_when_
     assert again.text == replies[SMOL].text
 
     assert all(_gone(pid) for pid in pids)
+    log = (data_dir / "logs" / f"{SMOL}.log").read_text()
+    assert "Uvicorn running on http://127.0.0.1:" in log
+    assert "POST /v1/chat/completions" not in log  # no access log: the file stays small
     job = replies[QWEN].parsed
     assert isinstance(job, dict)
     assert set(JOB_SCHEMA["required"]) <= job.keys()

@@ -104,6 +104,17 @@ async def test_server_starts_answers_and_stops_without_orphans(
         await server.start()
 
 
+async def test_large_log_is_rotated_on_start(tmp_path: Path, fake_script: Path) -> None:
+    log = tmp_path / "logs" / "m.log"
+    log.parent.mkdir()
+    log.write_bytes(b"x" * (10 * 2**20 + 1))
+    server = _server(tmp_path, [sys.executable, str(fake_script), "--port", "{port}"])
+    await server.start()
+    await server.aclose()
+    assert (tmp_path / "logs" / "m.log.1").stat().st_size == 10 * 2**20 + 1
+    assert log.read_text().startswith("--- starting m on 127.0.0.1:")
+
+
 async def test_server_ignoring_sigterm_is_killed_after_grace(
     tmp_path: Path, fake_script: Path
 ) -> None:

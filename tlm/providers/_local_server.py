@@ -48,7 +48,8 @@ _INHERITED = frozenset(
 )
 
 # Runs the server module (or script) named by its first argument; on Linux the child first asks
-# for SIGTERM when its parent dies, so a crashed engine leaves no orphan server behind.
+# for SIGTERM when its parent dies, so a crashed engine leaves no orphan server behind. Request
+# access logging is off, so the log holds start-up and error output only.
 _LAUNCHER = """\
 import os, sys
 if sys.platform.startswith("linux"):
@@ -59,7 +60,12 @@ if sys.platform.startswith("linux"):
         pass
     if str(os.getppid()) != os.environ.get("TLM_PARENT_PID", str(os.getppid())):
         sys.exit(0)
-import runpy
+import functools, runpy
+try:
+    import uvicorn
+    uvicorn.run = functools.partial(uvicorn.run, access_log=False)
+except ImportError:
+    pass
 target = sys.argv.pop(1)
 if target.endswith(".py"):
     runpy.run_path(target, run_name="__main__")
@@ -68,6 +74,7 @@ else:
 """
 
 _TAIL_CHARS = 3000
+_LOG_MAX_BYTES = 10 << 20
 
 
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -197,6 +204,7 @@ class LocalModelServer:
         if self._process is not None:
             raise RuntimeError("the local model server is already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        _rotate(self.log_path)
         port = _free_port()
         with self.log_path.open("ab") as log:
             offset = log.tell()
@@ -275,6 +283,15 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _rotate(path: Path) -> None:
+    """Keep the log bounded: past ``_LOG_MAX_BYTES`` it becomes ``NAME.1`` (replacing the old)."""
+    try:
+        if path.stat().st_size > _LOG_MAX_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def _read_tail(path: Path, offset: int) -> str:
