@@ -232,7 +232,7 @@ class _Checker:
         self.definitions: list[TaskDefinition] = []
 
     def problem(self, where: str, path: str, message: str) -> None:
-        self.problems.append(Problem(f"workflow {self.workflow!r}: {where}", path, message))
+        self.problems.append(Problem(where, path, message))
 
     def walk(self, step: Step[Any, Any], *, in_gather: bool) -> _Ends | None:
         """The task steps that receive ``step``'s input and produce its output (``None``:
