@@ -178,7 +178,7 @@ def plot_analysis(analysis: Analysis, path: str | Path) -> Path:
             rate_axis.errorbar(
                 100 * rate,
                 i,
-                xerr=[[100 * (rate - low)], [100 * (high - rate)]],
+                xerr=[[max(100 * (rate - low), 0.0)], [max(100 * (high - rate), 0.0)]],
                 fmt="o",
                 capsize=4,
                 color=f"C{i % 10}",
