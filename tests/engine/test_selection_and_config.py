@@ -102,11 +102,17 @@ def test_ledger_checks_estimates_attempts_and_charges_its_parent() -> None:
         Budget(max_attempts=2, deadline_s=10), clock=lambda: now[0], parent=workflow
     )
     ledger.before_call(0.4)
+    assert workflow.reserved_usd == pytest.approx(0.4)
+    with pytest.raises(BudgetExceeded, match="reserved by the calls in flight"):
+        ledger.before_call(0.7)  # fits the $1 alone, not beside the call in flight
+    ledger.release(0.4)
     ledger.charge(0.7)
     assert workflow.spent_usd == pytest.approx(0.7)
+    assert workflow.reserved_usd == 0
     with pytest.raises(BudgetExceeded, match="cost budget"):
         ledger.before_call(0.4)  # the parent has $0.30 left
     ledger.before_call(0.1)
+    assert workflow.attempts == 2
     with pytest.raises(BudgetExceeded, match="attempt budget"):
         ledger.before_call(0.0)
     now[0] = 11.0

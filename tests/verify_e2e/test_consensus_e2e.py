@@ -313,4 +313,4 @@ async def test_concurrent_calls_of_a_fan_out_share_one_budget(
     assert result.verdict.details["stopped"] == "budget"
     (failure,) = result.verdict.details["failures"]
     assert failure["model"] == "model-c"
-    assert "calls in flight" in failure["message"]
+    assert "reserved by the calls in flight" in failure["message"]

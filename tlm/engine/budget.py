@@ -46,6 +46,8 @@ class BudgetLedger:
     clock: Callable[[], float] = time.monotonic
     parent: BudgetLedger | None = None
     spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+    """Estimated cost of the calls in flight (reserved by :meth:`before_call`)."""
     attempts: int = 0
     started_at: float = attrs.field(
         default=attrs.Factory(lambda self: self.clock(), takes_self=True)
@@ -85,20 +87,55 @@ class BudgetLedger:
         )
 
     def before_call(self, estimated_usd: float) -> None:
-        """Reserve an attempt; raise :class:`BudgetExceeded` if the call may not be made."""
+        """Admit one call: count an attempt and reserve its estimate until :meth:`release`.
+
+        Raises :class:`BudgetExceeded` when the attempts are used up, the deadline has passed, or
+        the estimate does not fit beside what was spent and what the calls in flight reserved
+        (here or in a parent ledger), so calls launched together cannot overrun the budget.
+        """
         if not self._attempts_left():
             raise self.exceeded("attempt budget used up")
-        remaining = self.remaining_usd()
-        if estimated_usd > remaining:
+        headroom = self._headroom_usd()
+        if estimated_usd > headroom:
+            in_flight = self._reserved_total()
+            detail = f", ${in_flight:.6f} reserved by the calls in flight" if in_flight else ""
             raise self.exceeded(
                 f"the next call (estimated ${estimated_usd:.6f}) would exceed the cost budget "
-                f"(${max(remaining, 0.0):.6f} left)"
+                f"(${max(headroom, 0.0):.6f} left{detail})"
             )
         if self.remaining_s() <= 0:
             raise self.exceeded("deadline passed")
-        self.attempts += 1
+        ledger: BudgetLedger | None = self
+        while ledger is not None:
+            ledger.attempts += 1
+            ledger.reserved_usd += estimated_usd
+            ledger = ledger.parent
+
+    def release(self, estimated_usd: float) -> None:
+        """Release the reservation of a call that finished or failed (here and in parents)."""
+        ledger: BudgetLedger | None = self
+        while ledger is not None:
+            ledger.reserved_usd = max(ledger.reserved_usd - estimated_usd, 0.0)
+            ledger = ledger.parent
+
+    def count_retries(self, retries: int) -> None:
+        """Count attempts a provider retried inside one admitted call (here and in parents)."""
+        ledger: BudgetLedger | None = self
+        while ledger is not None and retries > 0:
+            ledger.attempts += retries
+            ledger = ledger.parent
+
+    def _headroom_usd(self) -> float:
+        own = math.inf
+        if self.limits.max_cost_usd is not None:
+            own = self.limits.max_cost_usd - self.spent_usd - self.reserved_usd
         if self.parent is not None:
-            self.parent.attempts += 1
+            own = min(own, self.parent._headroom_usd())
+        return own
+
+    def _reserved_total(self) -> float:
+        parent = self.parent._reserved_total() if self.parent is not None else 0.0
+        return max(self.reserved_usd, parent)
 
     def _attempts_left(self) -> bool:
         limit = self.limits.max_attempts

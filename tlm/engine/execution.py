@@ -88,8 +88,6 @@ class Job:
     tried: set[str] = attrs.Factory(set)
     usage: Usage = attrs.Factory(Usage)
     cost_usd: float = 0.0
-    reserved_usd: float = 0.0
-    """Estimated cost of this job's model calls in flight (see :func:`call_model`)."""
     attempts: int = 0
     error: ExecutionError | None = None
     result: ExecutionResult | None = None
@@ -327,15 +325,6 @@ async def call_model(
     max_tokens = job.options.max_tokens
     prompt_chars = sum(len(m.content) for m in messages)
     estimate = card.cost(Usage(prompt_chars * 2 // 7 + 8, max_tokens or 0))
-    # Concurrent calls of one job (a consensus fan-out) reserve their estimates, so that two
-    # calls launched together are not both admitted against the same remaining budget.
-    left_usd = job.ledger.remaining_usd()
-    if job.reserved_usd and estimate + job.reserved_usd > left_usd:
-        raise job.ledger.exceeded(
-            f"the next call (estimated ${estimate:.6f}) would exceed the cost budget together "
-            f"with the calls in flight (${job.reserved_usd:.6f} reserved, "
-            f"${max(left_usd, 0.0):.6f} left)"
-        )
     job.ledger.before_call(estimate)
     remaining = job.ledger.remaining_s()
     request = ChatRequest(
@@ -347,7 +336,6 @@ async def call_model(
         output_schema=output_schema,
         timeout_s=remaining if math.isfinite(remaining) else None,
     )
-    job.reserved_usd += estimate
     try:
         provider = await runtime.provider_for(model)
         with runtime.tracing.model_call(job, request, provider.name) as call_span:
@@ -356,9 +344,9 @@ async def call_model(
             response = attrs.evolve(response, cost_usd=cost)
             call_span.set_response(response)
     finally:
-        job.reserved_usd -= estimate
+        job.ledger.release(estimate)
     job.attempts += response.attempts
-    job.ledger.attempts += max(response.attempts - 1, 0)
+    job.ledger.count_retries(response.attempts - 1)
     job.usage = job.usage + response.usage
     job.cost_usd += cost
     job.ledger.charge(cost)
