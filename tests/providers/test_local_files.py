@@ -96,6 +96,21 @@ def test_verified_file_is_reused_without_rehashing_until_it_changes(
     assert ensure_model_file(_source(installed), data_dir).read_bytes() == WHOLE
 
 
+def test_temporaries_of_dead_processes_are_removed(
+    installed: tuple[ModelPart, ...], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "models"
+    data_dir.mkdir()
+    dead_pid = 2**22 + 12345  # above the kernel's pid_max: never a live process
+    stale = data_dir / f".model.gguf.{dead_pid}.0000.tmp"
+    live = data_dir / f".model.gguf.{os.getpid()}.ffff.tmp"  # another assembly in progress
+    stale.write_bytes(b"half")
+    live.write_bytes(b"half")
+    ensure_model_file(_source(installed), data_dir)
+    assert not stale.exists()
+    assert live.exists()
+
+
 def test_existing_correct_file_is_adopted_without_reassembly(
     installed: tuple[ModelPart, ...], tmp_path: Path
 ) -> None:

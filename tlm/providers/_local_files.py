@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -143,8 +144,27 @@ def _check_size(paths: Sequence[Path], source: ModelSource) -> None:
         )
 
 
+def _temp_name(path: Path) -> Path:
+    """A private temporary sibling of ``path``: ``.NAME.PID.RANDOM.tmp``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Delete temporaries of ``target`` left by processes that no longer run (a crash mid-copy)."""
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(target.name) + 2 :].split(".")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        except (ValueError, OSError):
+            continue
+
+
 def _assemble(paths: Sequence[Path], target: Path, source: ModelSource) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    _remove_stale_temps(target)
+    tmp = _temp_name(target)
     digest = hashlib.sha256()
     try:
         with tmp.open("wb") as out:
@@ -207,6 +227,6 @@ def _stamp_matches(stamp: Path, target: Path, source: ModelSource) -> bool:
 
 def _write_stamp(stamp: Path, target: Path, source: ModelSource) -> None:
     record = {**_fingerprint(target), "sha256": source.sha256}
-    tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+    tmp = _temp_name(stamp)
     tmp.write_text(json.dumps(record), encoding="utf-8")
     os.replace(tmp, stamp)
