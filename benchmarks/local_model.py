@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from tlm.catalog import Catalog
-from tlm.providers._local_files import ensure_model_file
 from tlm.providers.base import ChatRequest, Message
-from tlm.providers.local import LocalProvider, model_source
+from tlm.providers.local import LocalProvider
 
 __all__ = ("JOB_POSTING", "JOB_SCHEMA", "job_request", "bench_model", "main")
 
@@ -91,9 +89,8 @@ async def bench_model(
     provider: LocalProvider, model: str, runs: int, *, max_tokens: int = 256
 ) -> dict[str, Any]:
     """Prepare, start and call ``model`` ``runs`` times; the measurements as a dict."""
-    source = model_source(provider.catalog.get(model))
     t0 = time.perf_counter()
-    await anyio.to_thread.run_sync(lambda: ensure_model_file(source, provider.data_dir))
+    await provider.prepare(model)
     prepare_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     await provider.start(model)

@@ -349,6 +349,18 @@ async def test_greedy_requests_disable_prompt_cache_and_schema_goes_to_response_
     assert "cache_prompt" not in json.loads(warm.text)
 
 
+async def test_prepare_verifies_the_file_without_starting_a_server(
+    provider: LocalProvider, tmp_path: Path
+) -> None:
+    async with provider:
+        path = await provider.prepare("fake-local")
+        assert path.read_bytes() == MODEL_BYTES
+        assert provider.server("fake-local") is None
+        with pytest.raises(ConfigurationError, match="served by provider 'openai'"):
+            await provider.prepare("remote")
+    assert not (tmp_path / "starts.txt").exists()
+
+
 async def test_cancelled_first_request_still_leaves_the_server_started(
     provider: LocalProvider, tmp_path: Path
 ) -> None:

@@ -205,11 +205,7 @@ class LocalProvider:
         """
         if self._closed:
             raise ConfigurationError("the local provider is closed")
-        card = self.catalog.get(model)
-        if card.provider != self.name:
-            raise ConfigurationError(
-                f"model {model!r} is served by provider {card.provider!r}, not {self.name!r}"
-            )
+        card = self._local_card(model)
         slot = self._slots.setdefault(model, _Slot())
         async with slot.lock:
             if self._closed:
@@ -237,11 +233,33 @@ class LocalProvider:
             )
             return slot.adapter
 
-    async def _start_server(self, card: ModelCard) -> LocalModelServer:
+    async def prepare(self, model: str) -> Path:
+        """Assemble and verify ``model``'s file without starting a server; return its path.
+
+        Useful to pay the one-time assembly (about 500 MB for the default model) ahead of time,
+        e.g. when building an image. Runs in a worker thread.
+
+        Raises:
+            ConfigurationError: not a local model, packages missing, or verification failed.
+        """
+        return await self._prepare(self._local_card(model))
+
+    async def _prepare(self, card: ModelCard) -> Path:
         source = model_source(card, self._packaged)
-        path = await anyio.to_thread.run_sync(
+        return await anyio.to_thread.run_sync(
             lambda: ensure_model_file(source, self.data_dir, locate=self._locate)
         )
+
+    def _local_card(self, model: str) -> ModelCard:
+        card = self.catalog.get(model)
+        if card.provider != self.name:
+            raise ConfigurationError(
+                f"model {model!r} is served by provider {card.provider!r}, not {self.name!r}"
+            )
+        return card
+
+    async def _start_server(self, card: ModelCard) -> LocalModelServer:
+        path = await self._prepare(card)
         server = LocalModelServer(
             model_path=path,
             alias=card.provider_model,
