@@ -174,14 +174,16 @@ class LocalProvider:
         return tuple(card.id for card in self.catalog.for_provider(self.name))
 
     def server(self, model: str) -> LocalModelServer | None:
-        """The running server of ``model``, if it has been started."""
+        """The server of ``model``, once started (check :attr:`LocalModelServer.running`)."""
         slot = self._slots.get(model)
         return slot.server if slot is not None else None
 
     async def complete(self, request: ChatRequest, /) -> ChatResponse:
         """Answer ``request`` with its local model, starting the model's server if needed.
 
-        A greedy request (temperature 0) gets ``cache_prompt: false`` so it repeats exactly.
+        A greedy request (temperature 0) gets ``cache_prompt: false``, which llama.cpp's own
+        server needs to repeat greedy calls exactly; llama-cpp-python's server ignores the field
+        and repeats them anyway (the real-model tests check it).
 
         Raises:
             ConfigurationError: the model is not a local one, its packages are missing, its file
