@@ -180,3 +180,29 @@ def test_custom_locator_replaces_package_lookup(tmp_path: Path) -> None:
         _source(parts), tmp_path / "models", locate=lambda p: chunk_dir / p.resource
     )
     assert path.read_bytes() == WHOLE
+
+
+def test_public_names_resolve() -> None:
+    import tlm.providers._local_files as files
+    import tlm.providers._local_server as server
+    import tlm.providers.local as local
+
+    for module in (local, files, server):
+        assert isinstance(module.__all__, tuple)
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+    assert set(local.PACKAGED_MODELS) == {"qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"}
+
+
+def test_catalog_local_cards_are_packaged_and_verifiable() -> None:
+    from tlm.catalog import Catalog
+    from tlm.providers.local import PACKAGED_MODELS, model_source
+
+    cards = Catalog.load().for_provider("local")
+    assert {card.id for card in cards} == set(PACKAGED_MODELS)
+    for card in cards:
+        source = model_source(card)
+        assert len(source.sha256) == 64
+        assert source.size > 50_000_000
+        assert source.parts == PACKAGED_MODELS[card.id]
+        assert card.structured_output == "json_object_schema"
