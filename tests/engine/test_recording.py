@@ -34,12 +34,10 @@ async def test_spans_nest_and_carry_the_conventions(tmp_path: Path, models: Scri
     spans = {span.name: span for span in exporter.get_finished_spans()}
     root = spans["tlm.execute title_extraction"]
     call = spans["chat model-a"]
-    verify = spans["tlm.verify none"]
     assert call.kind is SpanKind.CLIENT
     assert call.parent is not None
     assert call.parent.span_id == root.context.span_id
-    assert verify.parent is not None
-    assert verify.parent.span_id == root.context.span_id
+    assert "tlm.verify none" not in spans  # nothing beyond schema and rules ran
     assert call.attributes is not None
     assert call.attributes["gen_ai.request.model"] == "model-a"
     assert call.attributes["gen_ai.usage.input_tokens"] == 100
@@ -47,6 +45,8 @@ async def test_spans_nest_and_carry_the_conventions(tmp_path: Path, models: Scri
     assert root.attributes is not None
     assert root.attributes["tlm.execution.id"] == result.execution_id
     assert root.attributes["tlm.prompt.variant"] == "standard"
+    assert root.attributes["tlm.verification.method"] == "none"
+    assert root.attributes["tlm.verification.passed"] is True
 
 
 async def test_success_and_failure_are_both_recorded(
@@ -76,3 +76,39 @@ async def test_success_and_failure_are_both_recorded(
     assert bad.error is not None
     assert "InputInvalid" in str(bad.error)
     assert bad.output is None
+
+
+async def test_a_verifier_run_is_a_child_span_with_evaluation_attributes(
+    tmp_path: Path, models: ScriptedModels
+) -> None:
+    async def approve(payload: object) -> dict[str, object]:
+        return {"passed": True, "confidence": 0.75}
+
+    exporter = InMemorySpanExporter()
+    models.handlers["*"] = reply({"title": "Chef"})
+    task = make_task(
+        verification={
+            "method": "external",
+            "parameters": {"function": "approve"},
+            "fallback_strategy": "fail",
+        }
+    )
+    engine = Engine(
+        EngineConfig(data_dir=tmp_path / "data", models=MODELS),
+        registry=DefinitionRegistry([task]),
+        catalog=Catalog.from_data(catalog_data()),
+        providers=dict.fromkeys(MODELS, models),
+        span_processors=[SimpleSpanProcessor(exporter)],
+        functions={"approve": approve},
+    )
+    async with engine:
+        await engine.execute("title_extraction", {"posting": "Chef wanted"})
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    root = spans["tlm.execute title_extraction"]
+    verify = spans["tlm.verify external"]
+    assert verify.parent is not None
+    assert verify.parent.span_id == root.context.span_id
+    assert verify.attributes is not None
+    assert verify.attributes["gen_ai.evaluation.name"] == "external"
+    assert verify.attributes["gen_ai.evaluation.score.value"] == 0.75
+    assert verify.attributes["gen_ai.evaluation.score.label"] == "pass"
