@@ -216,6 +216,10 @@ class Runner:
         except BaseException as exc:
             state.status = "failed"
             state.error = _describe(unwrap_group(exc))
+            handled = step.policy.kind
+            if isinstance(exc, Exception) and handled in ("skip", "default"):
+                if not self._fatal(exc):
+                    state.status = "skipped" if handled == "skip" else "defaulted"
             raise
         else:
             state.status = "succeeded"
