@@ -16,10 +16,11 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
 
 from tlm.catalog import Catalog
 from tlm.definition.model import TaskDefinition
@@ -60,6 +61,16 @@ if TYPE_CHECKING:
 
 __all__ = ("Engine", "ResultStream")
 
+
+@runtime_checkable
+class _Managed(Protocol):
+    """A tracer provider the engine flushes and shuts down (the SDK's, or TLM's light one)."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
 Options = ExecuteOptions | Mapping[str, Any] | None
 
 
@@ -71,8 +82,8 @@ class Engine:
         registry: Task definitions; default loaded from the configured definitions directory.
         catalog: The model catalog; default ``models.json`` beside the definitions.
         providers: Providers per model id, used before the catalog's own (tests, benchmarks).
-        tracer_provider: An OpenTelemetry SDK provider; default one that records every
-            execution in the store (and exports over OTLP when configured).
+        tracer_provider: An OpenTelemetry tracer provider; default the cheapest one serving the
+            store, the OTLP exporter (when configured) and ``span_processors``.
         span_processors: More span processors for the default tracer provider.
         rules: The validation-rule registry; default the built-ins and entry-point plug-ins.
         functions: Async functions for ``external`` verification, by registered name.
@@ -90,7 +101,7 @@ class Engine:
         registry: DefinitionRegistry | None = None,
         catalog: Catalog | None = None,
         providers: Mapping[str, Provider] | None = None,
-        tracer_provider: TracerProvider | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
         span_processors: Iterable[SpanProcessor] = (),
         rules: RuleRegistry | None = None,
         functions: Mapping[str, Callable[..., Any]] | None = None,
@@ -154,9 +165,9 @@ class Engine:
 
             self._store = ExecutionStore(data_dir / "tlm.db")
         if self._tracer_provider is None:
-            from tlm.telemetry.setup import create_tracer_provider
+            from tlm.telemetry.setup import create_execution_tracer_provider
 
-            self._tracer_provider = create_tracer_provider(
+            self._tracer_provider = create_execution_tracer_provider(
                 store=self._store,
                 otlp_endpoint=config.otlp_endpoint,
                 extra_processors=self._span_processors,
@@ -203,8 +214,9 @@ class Engine:
                     await self._pool.aclose()
         finally:
             try:
-                if self._tracer_provider is not None and self._owns_tracer_provider:
-                    self._tracer_provider.shutdown()
+                provider = self._tracer_provider
+                if isinstance(provider, _Managed) and self._owns_tracer_provider:
+                    provider.shutdown()
             finally:
                 if self._store is not None:
                     self._store.close()
@@ -213,7 +225,7 @@ class Engine:
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""
-        if self._tracer_provider is not None:
+        if isinstance(self._tracer_provider, _Managed):
             self._tracer_provider.force_flush()
         if self._store is not None:
             self._store.flush()
@@ -233,7 +245,7 @@ class Engine:
         return self._store
 
     @property
-    def tracer_provider(self) -> TracerProvider | None:
+    def tracer_provider(self) -> trace.TracerProvider | None:
         """The tracer provider executions are traced with (set once the engine is open)."""
         return self._tracer_provider
 

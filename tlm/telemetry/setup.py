@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -25,6 +26,8 @@ __all__ = (
     "ContentFilteringExporter",
     "create_otlp_exporter",
     "create_tracer_provider",
+    "create_execution_tracer_provider",
+    "otlp_endpoint_from_env",
 )
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -133,9 +136,7 @@ def create_tracer_provider(
     )
     if store is not None:
         provider.add_span_processor(ExecutionRecordProcessor(store))
-    endpoint = otlp_endpoint
-    if endpoint is None:
-        endpoint = os.environ.get(_OTLP_TRACES_ENDPOINT_ENV) or os.environ.get(OTLP_ENDPOINT_ENV)
+    endpoint = otlp_endpoint_from_env() if otlp_endpoint is None else otlp_endpoint
     if endpoint:
         capture = capture_content_from_env() if capture_content is None else capture_content
         exporter = ContentFilteringExporter(create_otlp_exporter(endpoint), capture_content=capture)
@@ -143,3 +144,44 @@ def create_tracer_provider(
     for processor in extra_processors:
         provider.add_span_processor(processor)
     return provider
+
+
+def otlp_endpoint_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The OTLP endpoint from ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``..._ENDPOINT``."""
+    env = os.environ if environ is None else environ
+    return env.get(_OTLP_TRACES_ENDPOINT_ENV) or env.get(OTLP_ENDPOINT_ENV) or None
+
+
+def create_execution_tracer_provider(
+    *,
+    store: RecordSink | None,
+    otlp_endpoint: str | None = None,
+    extra_processors: Sequence[SpanProcessor] = (),
+) -> trace.TracerProvider:
+    """The cheapest tracer provider that serves every configured consumer of TLM's spans.
+
+    With an OTLP endpoint (argument or environment) or extra processors: the SDK provider of
+    :func:`create_tracer_provider`. With only the store: :class:`LightTracerProvider`, which
+    feeds the execution-record processor directly. With neither: the API's no-op provider.
+    Each returned provider has ``force_flush()`` and ``shutdown()``.
+    """
+    endpoint = otlp_endpoint_from_env() if otlp_endpoint is None else otlp_endpoint
+    if endpoint or extra_processors:
+        return create_tracer_provider(
+            store=store, otlp_endpoint=endpoint or "", extra_processors=extra_processors
+        )
+    if store is not None:
+        from tlm.telemetry.light import LightTracerProvider
+
+        return LightTracerProvider(store)
+    return _NoOpProvider()
+
+
+class _NoOpProvider(trace.NoOpTracerProvider):
+    """The API's no-op provider, with the flush and shutdown the engine calls."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
