@@ -101,7 +101,7 @@ async def test_a_blocked_model_stage_holds_back_the_producer(
                 assert results.fed == max_in_flight
                 assert pulled <= max_in_flight + 1
                 assert entered == max_in_flight
-                assert stats["generate"].current_buffer_used == 0
+                assert stats["model"].current_buffer_used == 0
                 assert stats["prepare"].tasks_waiting_send == 0
                 tg.cancel_scope.cancel()
     assert not release.is_set()

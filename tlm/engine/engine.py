@@ -359,23 +359,22 @@ class Engine:
                 await prepare(job)
             return job
 
-        def staged(stage: Callable[[Job], Any]) -> Callable[[Job], Any]:
-            async def run(job: Job) -> Job:
-                with runtime.tracing.active(job):
+        async def do_model(job: Job) -> Job:
+            with runtime.tracing.active(job):
+                for stage in (generate, verify, fallback):
                     await run_stage(job, stage)
-                return job
-
-            return run
+            return job
 
         async def do_finish(job: Job) -> Job:
             finish(job)
             return job
 
+        # One actor per kind of work: CPU-light preparation (validate, select, render, cache
+        # lookup); model-bound work (the primary call, verification and fallback calls, which
+        # share the per-provider limits); recording. Fewer hops, same back-pressure.
         stages = [
             Stage("prepare", do_prepare, 1),
-            Stage("generate", staged(generate), max_in_flight),
-            Stage("verify", staged(verify), max_in_flight),
-            Stage("fallback", staged(fallback), max_in_flight),
+            Stage("model", do_model, max_in_flight),
             Stage("finish", do_finish, 1),
         ]
         async with open_pipeline(jobs(), stages) as pipeline:
