@@ -136,6 +136,7 @@ class Runtime:
     """Learned per-task model estimates (the learning system), by task id."""
     clock: Callable[[], float] = time.monotonic
     model_ids: tuple[str, ...] = ()
+    _rankings: dict[str, list[tuple[str, int]]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         unknown = [m for m in self.config.models if m not in self.catalog]
@@ -174,6 +175,16 @@ class Runtime:
             criteria = task.definition.model_ranking_criteria
         estimates = self.estimates(task.definition.id) if self.estimates else None
         prompt_tokens = estimate_tokens(prompt) + estimate_tokens(task.json_instructions)
+        needed = prompt_tokens + (options.max_tokens or 0)
+        if estimates is None and not options.models:
+            # Priors only: the order is the task's own; reuse it while every model fits.
+            cached = self._rankings.get(task.definition.key)
+            if cached is None:
+                order = rank_models(candidates, criteria, estimates=None)
+                cached = [(r.id, self.card(r.id).context_window) for r in order]
+                self._rankings[task.definition.key] = cached
+            if all(window >= needed for _, window in cached):
+                return [model_id for model_id, _ in cached]
         ranked = rank_models(
             candidates,
             criteria,

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tlm.rules._registry import Rule, RuleFailure, RuleRegistry
@@ -54,19 +54,41 @@ def _child(path: str, key: str | int) -> str:
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
 
-def _walk(value: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
-    """Every (path, node) in ``value``, depth first, the value itself first."""
-    stack: list[tuple[str, Any]] = [(path, value)]
+def _path(keys: tuple[str | int, ...]) -> str:
+    path = "$"
+    for key in keys:
+        path = _child(path, key)
+    return path
+
+
+def _find(value: Any, predicate: Callable[[Any], bool]) -> list[tuple[str, Any]]:
+    """Every (path, node) in ``value`` for which ``predicate`` holds, depth first.
+
+    Paths are built only for the nodes found; an explicit stack keeps deep values safe.
+    """
+    found: list[tuple[str, Any]] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
     while stack:
-        here, node = stack.pop()
-        yield here, node
+        keys, node = stack.pop()
+        if predicate(node):
+            found.append((_path(keys), node))
         if isinstance(node, Mapping):
-            children = [(_child(here, str(k)), v) for k, v in node.items()]
+            stack.extend(reversed([((*keys, str(k)), v) for k, v in node.items()]))
         elif isinstance(node, list | tuple):
-            children = [(_child(here, i), v) for i, v in enumerate(node)]
-        else:
-            continue
-        stack.extend(reversed(children))
+            stack.extend(reversed([((*keys, i), v) for i, v in enumerate(node)]))
+    return found
+
+
+def _is_blank(node: Any) -> bool:
+    return isinstance(node, str) and not node.strip()
+
+
+def _is_empty_array(node: Any) -> bool:
+    return isinstance(node, list | tuple) and not node
+
+
+def _is_negative(node: Any) -> bool:
+    return isinstance(node, int | float) and not isinstance(node, bool) and node < 0
 
 
 def _properties(value: Any, schema: Mapping[str, Any] | None) -> list[str]:
@@ -115,11 +137,7 @@ def _kind(value: Any) -> str:
 
 def non_empty_text(value: Any) -> list[RuleFailure]:
     """Every string anywhere in the value is non-blank."""
-    return [
-        RuleFailure(path, "is blank", node)
-        for path, node in _walk(value)
-        if isinstance(node, str) and not node.strip()
-    ]
+    return [RuleFailure(path, "is blank", node) for path, node in _find(value, _is_blank)]
 
 
 def has_required_fields(
@@ -157,11 +175,7 @@ def has_required_fields(
 
 def no_empty_arrays(value: Any) -> list[RuleFailure]:
     """No array anywhere in the value is empty."""
-    return [
-        RuleFailure(path, "is an empty array")
-        for path, node in _walk(value)
-        if isinstance(node, list | tuple) and not node
-    ]
+    return [RuleFailure(path, "is an empty array") for path, _ in _find(value, _is_empty_array)]
 
 
 def non_empty_skill(value: Any) -> list[RuleFailure]:
@@ -180,11 +194,7 @@ def non_empty_skill(value: Any) -> list[RuleFailure]:
 
 def non_negative_numbers(value: Any) -> list[RuleFailure]:
     """No number anywhere in the value is negative."""
-    return [
-        RuleFailure(path, "is negative", node)
-        for path, node in _walk(value)
-        if isinstance(node, int | float) and not isinstance(node, bool) and node < 0
-    ]
+    return [RuleFailure(path, "is negative", node) for path, node in _find(value, _is_negative)]
 
 
 # --- families ------------------------------------------------------------------------------
