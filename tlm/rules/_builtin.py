@@ -72,7 +72,7 @@ def _find(value: Any, predicate: Callable[[Any], bool]) -> list[tuple[str, Any]]
         keys, node = stack.pop()
         if predicate(node):
             found.append((_path(keys), node))
-        if isinstance(node, Mapping):
+        if isinstance(node, dict | Mapping):
             stack.extend(reversed([((*keys, str(k)), v) for k, v in node.items()]))
         elif isinstance(node, list | tuple):
             stack.extend(reversed([((*keys, i), v) for i, v in enumerate(node)]))
@@ -149,26 +149,28 @@ def has_required_fields(
             return [_not_object(value)]
         return [RuleFailure(_child("$", str(k)), "is null") for k, v in value.items() if v is None]
     failures: list[RuleFailure] = []
-    stack: list[tuple[str, Any, Any]] = [("$", value, schema)]
+    stack: list[tuple[tuple[str | int, ...], Any, Any]] = [((), value, schema)]
     while stack:
-        path, node, sub = stack.pop()
-        if not isinstance(sub, Mapping):
+        keys, node, sub = stack.pop()
+        if not isinstance(sub, dict | Mapping):
             continue
-        if isinstance(node, Mapping):
+        if isinstance(node, dict | Mapping):
             required = sub.get("required", [])
             for name in required if isinstance(required, list) else []:
                 if name not in node:
-                    failures.append(RuleFailure(_child(path, name), "is missing"))
+                    failures.append(RuleFailure(_path((*keys, name)), "is missing"))
                 elif node[name] is None:
-                    failures.append(RuleFailure(_child(path, name), "is null"))
+                    failures.append(RuleFailure(_path((*keys, name)), "is null"))
             props = sub.get("properties", {})
-            if isinstance(props, Mapping):
+            if isinstance(props, dict | Mapping):
                 for name, child_schema in props.items():
-                    if node.get(name) is not None:
-                        stack.append((_child(path, name), node[name], child_schema))
-        elif isinstance(node, list) and isinstance(sub.get("items"), Mapping):
+                    child = node.get(name)
+                    if child is not None and isinstance(child_schema, dict | Mapping):
+                        stack.append(((*keys, name), child, child_schema))
+        elif isinstance(node, list) and isinstance(sub.get("items"), dict | Mapping):
+            items = sub["items"]
             for i, item in enumerate(node):
-                stack.append((_child(path, i), item, sub["items"]))
+                stack.append(((*keys, i), item, items))
     failures.sort(key=lambda f: f.path)
     return failures
 
