@@ -15,6 +15,7 @@ the embedded local models and keep all state under ``./.tlm``.
     cache = true          # the result cache in <data_dir>/cache.db
     redact = ["email"]    # field names masked in inputs/outputs everywhere
     max_reasks = 2        # bounded re-asks after invalid output
+    adaptive_verification = false  # cold-start consensus and lighter checks for reliable models
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class EngineConfig:
     cache: bool = True
     redact: tuple[str, ...] = ()
     max_reasks: int = 2
+    adaptive_verification: bool = False
+    """Cold start (consensus until a task has history) and risk-based lighter verification."""
     otlp_endpoint: str | None = None
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
@@ -116,6 +119,9 @@ def load_config(
         cache=_as_bool(pick("cache", "TLM_CACHE"), True),
         redact=tuple(redact or ()),
         max_reasks=int(pick("max_reasks") or 2),
+        adaptive_verification=_as_bool(
+            pick("adaptive_verification", "TLM_ADAPTIVE_VERIFICATION"), False
+        ),
         otlp_endpoint=overrides.get("otlp_endpoint"),
         env=environ,
     )

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 
 from tlm.catalog import Catalog
-from tlm.definition.model import TaskDefinition
+from tlm.definition.model import TaskDefinition, VerificationSpec
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
 from tlm.engine.budget import BudgetLedger
 from tlm.engine.cache import ResultCache
@@ -48,11 +48,12 @@ from tlm.errors import ConfigurationError, TLMError
 from tlm.providers.base import Provider
 from tlm.rules import RuleRegistry, default_registry
 from tlm.telemetry.spans import get_tracer
-from tlm.verify.base import Verdict
+from tlm.verify.base import Verdict, Verifier
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectStreamStatistics
 
+    from tlm.learn.coldstart import TaskHistory, VerificationPolicy
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
     from tlm.similarity import MetricRegistry
@@ -91,6 +92,9 @@ class Engine:
             needs one: ``tlm.similarity.default_metrics(embeddings=..., embedding_model=...)``).
         estimates: Learned per-task model estimates, ``task_id -> {model_id: estimate}``.
         retry: The retry policy of the provider pool (attempts, backoff, injectable sleep).
+        verification_policy: Cold-start and risk-based verification from the task's history
+            (``tlm.learn.coldstart.VerificationPolicy``); default one when the configuration
+            says ``adaptive_verification = true``, else none (the definition's method always).
         clock: Monotonic seconds (tests inject one).
     """
 
@@ -108,6 +112,7 @@ class Engine:
         metrics: MetricRegistry | None = None,
         estimates: Callable[[str], Mapping[str, ModelEstimate]] | None = None,
         retry: RetryPolicy | None = None,
+        verification_policy: VerificationPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config if config is not None else load_config()
@@ -123,6 +128,8 @@ class Engine:
         self._estimates = estimates
         self._clock = clock
         self._retry = retry
+        self._verification_policy = verification_policy
+        self._histories: dict[str, tuple[float, TaskHistory]] = {}
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
         self._runtime: Runtime | None = None
         self._pool: ProviderPool | None = None
@@ -174,6 +181,11 @@ class Engine:
             )
         from tlm.providers.pool import ProviderPool
         from tlm.verify.review_queue import ReviewQueue
+
+        if self._verification_policy is None and config.adaptive_verification:
+            from tlm.learn.coldstart import VerificationPolicy
+
+            self._verification_policy = VerificationPolicy()
 
         self._pool = ProviderPool(
             self._catalog, env=config.env, data_dir=data_dir, retry=self._retry
@@ -267,12 +279,23 @@ class Engine:
         if compiled is None or compiled.definition is not definition:
             from tlm.verify.factory import create_verifier
 
-            verifier = create_verifier(
-                definition.verification,
-                metrics=self._metrics,
-                functions=self._functions,
-                review_queue=runtime.review_queue,
-            )
+            def build(spec: VerificationSpec) -> Verifier:
+                return create_verifier(
+                    spec,
+                    metrics=self._metrics,
+                    functions=self._functions,
+                    review_queue=runtime.review_queue,
+                )
+
+            verifier = build(definition.verification)
+            policy = self._verification_policy
+            if policy is not None and self._store is not None:
+                from tlm.learn.coldstart import PolicyVerifier, TaskHistory
+
+                override = policy.verification_override(definition, TaskHistory())
+                verifier = PolicyVerifier(
+                    verifier, build(override) if override else None, policy, self._history
+                )
             assert self._rules is not None
             compiled = compile_task(definition, rules=self._rules, verifier=verifier)
             self._compiled[key] = compiled
@@ -439,6 +462,19 @@ class Engine:
             verdict=verdict,
             status="verified" if verdict.passed else "fallback",
         )
+
+    def _history(self, task_id: str) -> TaskHistory:
+        """The task's verification history from the store, re-read at most every 30 seconds."""
+        from tlm.learn.coldstart import TaskHistory
+
+        now = self._clock()
+        cached = self._histories.get(task_id)
+        if cached is not None and now - cached[0] < 30.0:
+            return cached[1]
+        assert self._store is not None
+        history = TaskHistory.from_records(self._store.iter_query(task_id=task_id))
+        self._histories[task_id] = (now, history)
+        return history
 
     def _require_open(self) -> Runtime:
         if self._runtime is None:

@@ -44,6 +44,7 @@ __all__ = (
     "Decision",
     "VerificationPolicy",
     "AdaptiveVerifier",
+    "PolicyVerifier",
     "is_skipped",
 )
 
@@ -297,3 +298,33 @@ class AdaptiveVerifier:
             method=self.inner.method,
             details={"skipped": True, "reason": decision.reason, "decisive": True},
         )
+
+
+@attrs.define
+class PolicyVerifier:
+    """The definition's verifier under a :class:`VerificationPolicy`, decided per execution.
+
+    While the task has fewer than ``policy.min_samples`` decided executions, ``cold_start`` (the
+    conservative override, when there is one) verifies instead, marked ``details["cold_start"]``;
+    afterwards the definition's verifier runs through :class:`AdaptiveVerifier` (skipped for a
+    reliable model, audit sample aside).
+    """
+
+    inner: Verifier
+    cold_start: Verifier | None
+    policy: VerificationPolicy
+    history: Callable[[str], TaskHistory]
+
+    @property
+    def method(self) -> str:
+        """The definition's method."""
+        return self.inner.method
+
+    async def verify(self, context: VerificationContext, /) -> Verdict:
+        """Cold-start verification, or the adaptive decision around the definition's verifier."""
+        history = self.history(context.task.id)
+        if self.cold_start is not None and history.samples < self.policy.min_samples:
+            verdict = await self.cold_start.verify(context)
+            return attrs.evolve(verdict, details={**verdict.details, "cold_start": True})
+        adaptive = AdaptiveVerifier(self.inner, self.policy, lambda _task_id: history)
+        return await adaptive.verify(context)

@@ -105,7 +105,10 @@ class VerificationContext:
 class Verifier(Protocol):
     """Anything that verifies a candidate. Implementations need not inherit from this."""
 
-    method: str
+    @property
+    def method(self) -> str:
+        """The verification method's name (``consensus``, ``hierarchical``, ...)."""
+        ...
 
     async def verify(self, context: VerificationContext, /) -> Verdict:
         """Return a verdict; raise only for budget exhaustion or cancellation."""
