@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.engine.conftest import ScriptedModels, make_task, reply
-from tlm.engine import Engine, ExecuteOptions
-from tlm.errors import BudgetExceeded, InputInvalid, OutputInvalid
+from tests.engine.conftest import ScriptedModels, catalog_data, make_task, reply
+from tlm.catalog import Catalog
+from tlm.definition.registry import DefinitionRegistry
+from tlm.engine import Engine, EngineConfig, ExecuteOptions
+from tlm.errors import BudgetExceeded, ConfigurationError, InputInvalid, OutputInvalid
 from tlm.providers.base import ChatRequest
 
 EngineFactory = Callable[..., Engine]
@@ -248,3 +252,16 @@ async def test_a_consensus_voter_with_invalid_output_gets_one_reask_only(
     assert result.models_used == ("model-a", "model-b", "model-c")
     assert result.verdict is not None
     assert result.verdict.details["failures"][0]["model"] == "model-b"
+
+
+async def test_a_failed_open_releases_what_it_opened(tmp_path: Path) -> None:
+    engine = Engine(
+        EngineConfig(data_dir=tmp_path, models=("no-such-model",)),
+        registry=DefinitionRegistry([make_task()]),
+        catalog=Catalog.from_data(catalog_data()),
+    )
+    with pytest.raises(ConfigurationError, match="not in the catalog: no-such-model"):
+        await engine.open()
+    writers = [t for t in threading.enumerate() if t.name == "tlm-store-writer"]
+    assert writers == []  # the store opened before the failure was closed again
+    assert (tmp_path / "tlm.db").is_file()

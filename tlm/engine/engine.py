@@ -151,53 +151,39 @@ class Engine:
         await self.aclose()
 
     async def open(self) -> None:
-        """Load definitions and catalog, open the store, cache and providers (idempotent)."""
+        """Load definitions and catalog, open the store, cache and providers (idempotent).
+
+        If opening fails part-way, whatever was opened is closed again before the error.
+        """
         if self._runtime is not None:
             return
         if self._closed:
             raise TLMError("this engine is closed; create a new one")
+        try:
+            await self._open()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _open(self) -> None:
+        from tlm.providers.pool import ProviderPool
+        from tlm.verify.review_queue import ReviewQueue, feedback_hook
+
         config = self.config
         definitions_dir = config.definitions_dir or default_definitions_dir()
         if self._catalog is None:
-            catalog_path = config.catalog_path or definitions_dir / "models.json"
-            self._catalog = Catalog.load(catalog_path)
+            self._catalog = Catalog.load(config.catalog_path or definitions_dir / "models.json")
         if self._rules is None:
             self._rules = default_registry()
         if self._registry is None:
             self._registry = DefinitionRegistry.from_directory(definitions_dir, rules=self._rules)
         data_dir = Path(config.data_dir)
         await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
-        if config.store:
-            from tlm.store.sqlite import ExecutionStore
-
-            self._store = ExecutionStore(data_dir / "tlm.db")
-        if self._tracer_provider is None:
-            from tlm.telemetry.setup import create_execution_tracer_provider
-
-            self._tracer_provider = create_execution_tracer_provider(
-                store=self._store,
-                otlp_endpoint=config.otlp_endpoint,
-                extra_processors=self._span_processors,
-            )
-        from tlm.providers.pool import ProviderPool
-        from tlm.verify.review_queue import ReviewQueue
-
-        if self._verification_policy is None and config.adaptive_verification:
-            from tlm.learn.coldstart import VerificationPolicy
-
-            self._verification_policy = VerificationPolicy()
-
+        self._open_telemetry(data_dir)
+        await self._open_learning(data_dir)
         self._pool = ProviderPool(
             self._catalog, env=config.env, data_dir=data_dir, retry=self._retry
         )
-        if self._estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
-            from tlm.learn.rankings import load_estimator  # learned rankings (tlm update-rankings)
-
-            self._estimates = load_estimator(
-                data_dir, catalog=self._catalog, models=config.models, registry=self._registry
-            )
-        from tlm.verify.review_queue import feedback_hook
-
         review_queue = ReviewQueue(
             data_dir / "reviews.db",
             on_decision=feedback_hook(self._store) if self._store is not None else None,
@@ -213,6 +199,34 @@ class Engine:
             estimates=self._estimates,
             clock=self._clock,
         )
+
+    def _open_telemetry(self, data_dir: Path) -> None:
+        """The execution store and the cheapest tracer provider serving every consumer."""
+        if self.config.store:
+            from tlm.store.sqlite import ExecutionStore
+
+            self._store = ExecutionStore(data_dir / "tlm.db")
+        if self._tracer_provider is None:
+            from tlm.telemetry.setup import create_execution_tracer_provider
+
+            self._tracer_provider = create_execution_tracer_provider(
+                store=self._store,
+                otlp_endpoint=self.config.otlp_endpoint,
+                extra_processors=self._span_processors,
+            )
+
+    async def _open_learning(self, data_dir: Path) -> None:
+        """Learned rankings (``tlm update-rankings``) and the verification policy, if any."""
+        if self._verification_policy is None and self.config.adaptive_verification:
+            from tlm.learn.coldstart import VerificationPolicy
+
+            self._verification_policy = VerificationPolicy()
+        if self._estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
+            from tlm.learn.rankings import load_estimator
+
+            self._estimates = load_estimator(
+                data_dir, catalog=self._catalog, models=self.config.models, registry=self._registry
+            )
 
     async def aclose(self) -> None:
         """Close providers, flush and close the store; always releases, even after errors."""
