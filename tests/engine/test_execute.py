@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable
@@ -227,11 +228,16 @@ async def test_cancelling_execute_cancels_the_model_call(
 
     models.handlers["*"] = blocked
     async with engine_factory() as engine:
+        before = len(asyncio.all_tasks())
         async with anyio.create_task_group() as tg:
             tg.start_soon(engine.execute, "title_extraction", {"posting": "Chef"})
             await started.wait()
             tg.cancel_scope.cancel()
+        assert len(asyncio.all_tasks()) == before  # no task outlives the cancelled call
+        assert engine.store is not None
+        cancelled = engine.store.query(task_id="title_extraction")
     assert models.cancelled == ["model-a"]
+    assert [r.error.message for r in cancelled if r.error] == ["execution cancelled"]
 
 
 async def test_a_consensus_voter_with_invalid_output_gets_one_reask_only(

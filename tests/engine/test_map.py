@@ -105,3 +105,26 @@ async def test_a_blocked_model_stage_holds_back_the_producer(
                 assert stats["prepare"].tasks_waiting_send == 0
                 tg.cancel_scope.cancel()
     assert not release.is_set()
+
+
+async def test_leaving_a_map_early_cancels_its_actors_and_leaks_no_task(
+    engine_factory: EngineFactory, models: ScriptedModels
+) -> None:
+    import asyncio
+
+    async def first_answers_rest_hang(request: ChatRequest) -> str:
+        if models.calls() > 1:
+            await anyio.sleep_forever()
+        return json.dumps({"title": "x"})
+
+    models.handlers["*"] = first_answers_rest_hang
+    inputs = [{"posting": f"job {i}"} for i in range(1_000)]
+    async with engine_factory(cache=False) as engine:
+        before = len(asyncio.all_tasks())
+        async with engine.map("title_extraction", inputs, max_in_flight=8) as results:
+            first = await results.__anext__()
+        after = len(asyncio.all_tasks())
+    assert first.error is None
+    assert after == before
+    assert len(models.cancelled) == models.calls() - 1  # every call in flight was cancelled
+    assert models.calls() <= 8 + 1

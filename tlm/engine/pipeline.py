@@ -53,7 +53,13 @@ class Pipeline(Generic[T]):
 async def open_pipeline(
     source: AsyncIterable[T], stages: Sequence[Stage[T]], *, buffer: int = 0
 ) -> AsyncIterator[Pipeline[T]]:
-    """Run ``source`` through ``stages``; leaving the block cancels whatever is still running."""
+    """Run ``source`` through ``stages``; leaving the block cancels whatever is still running.
+
+    A consumer that stops early (``aclose()`` of an async generator iterating the results, which
+    throws ``GeneratorExit`` in here) cancels the actors, and the ``GeneratorExit`` goes on
+    unwrapped once they have stopped, so early exit is not an error.
+    """
+    closing: GeneratorExit | None = None
     async with anyio.create_task_group() as tg:
         head_send, receive = anyio.create_memory_object_stream[T](buffer)
         edges: dict[str, MemoryObjectSendStream[T]] = {}
@@ -70,8 +76,12 @@ async def open_pipeline(
         try:
             async with receive:
                 yield pipeline
+        except GeneratorExit as exc:
+            closing = exc
         finally:
             tg.cancel_scope.cancel()
+    if closing is not None:
+        raise closing
 
 
 async def _feed(
