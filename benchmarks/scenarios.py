@@ -97,6 +97,23 @@ async def engine_overhead(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+def _peer_notes() -> list[str]:
+    from benchmarks import peers
+
+    measured = [p for p in peers.PEERS if p.name in throughput.RUNNERS]
+    notes = []
+    if measured:
+        notes.append(
+            "Peers measured (each in a fresh process; caches, telemetry and retries off where "
+            "the framework allows): "
+            + "; ".join(f"{p.name} ({p.distribution} {p.version()})" for p in measured)
+            + "."
+        )
+        notes += [f"{p.name}: could not disable {p.left_on}." for p in measured if p.left_on]
+    notes += [f"{name}: left out, {why}." for name, why in throughput.PEERS_LEFT_OUT.items()]
+    return notes
+
+
 async def http_throughput(settings: Settings, step: Step) -> ScenarioResult:
     """(b) Throughput, p50/p99 and client CPU against the fake server, next to the floor."""
     tables = []
@@ -166,6 +183,7 @@ async def http_throughput(settings: Settings, step: Step) -> ScenarioResult:
                 "CPU µs per call",
             )
         )
+    notes += _peer_notes()
     return ScenarioResult(
         name="throughput",
         title="Throughput and latency against the fake server (separate process)",

@@ -6,8 +6,10 @@ of calls in flight, the same job-extraction work goes through:
 
 - ``raw aiohttp`` (the floor): POST the chat body, decode the JSON, parse the reply's JSON;
 - ``tlm``: ``engine.map`` with the OpenAI-compatible provider, store on (validation, spans, record);
-- ``openai SDK`` (a peer, when installed): ``AsyncOpenAI`` with retries off, render the prompt,
-  call, parse and validate the JSON against the output schema.
+- the peers (:mod:`benchmarks.peers`, those installed; extra ``bench-peers``): the openai SDK,
+  LangChain, DSPy, LiteLLM, Instructor and Pydantic AI, each rendering the prompt, calling the
+  model and parsing and validating the JSON its own way, with its caches, telemetry and retries
+  off where it allows; each runs in a fresh process of its own (pinned like this one).
 
 Latency is per call, from its start to its parsed result; CPU is the client process's
 ``time.process_time`` divided by the calls.
@@ -19,14 +21,13 @@ import itertools
 import json
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import anyio
-import attrs
 
+from benchmarks import peers
 from benchmarks.fake_server import serve_in_subprocess
 from benchmarks.fixtures import (
     INPUT,
@@ -37,27 +38,20 @@ from benchmarks.fixtures import (
     catalog_data,
 )
 from benchmarks.measure import Figure, figure, percentile, pinned
+from benchmarks.peers.base import Run, Runner, measured
+from benchmarks.peers.openai_sdk import run as openai_sdk
 from tlm.catalog import Catalog
 from tlm.providers.openai_compat import OpenAICompatProvider
 
-__all__ = ("Run", "RUNNERS", "raw_aiohttp", "tlm_engine", "openai_sdk", "run_latency")
-
-
-@attrs.frozen
-class Run:
-    """One measured run: wall time, client CPU time and per-call latencies."""
-
-    wall_s: float
-    cpu_s: float
-    latencies_s: tuple[float, ...]
-
-    @property
-    def calls(self) -> int:
-        """How many calls were made."""
-        return len(self.latencies_s)
-
-
-Runner = Callable[[str, int, int], Awaitable[Run]]
+__all__ = (
+    "Run",
+    "RUNNERS",
+    "PEERS_LEFT_OUT",
+    "raw_aiohttp",
+    "tlm_engine",
+    "openai_sdk",
+    "run_latency",
+)
 
 
 def _prompt_and_schema() -> tuple[str, str, dict[str, Any]]:
@@ -69,24 +63,6 @@ def _prompt_and_schema() -> tuple[str, str, dict[str, Any]]:
     schema = dict(task.output.schema)
     system = "Answer with one JSON value that satisfies this JSON Schema:\n" + json.dumps(schema)
     return system, prompt, schema
-
-
-async def _fan_out(calls: int, in_flight: int, one: Callable[[], Awaitable[None]]) -> Run:
-    latencies: list[float] = []
-    counter = itertools.count()
-
-    async def worker() -> None:
-        while next(counter) < calls:
-            start = time.perf_counter()
-            await one()
-            latencies.append(time.perf_counter() - start)
-
-    wall = time.perf_counter()
-    cpu = time.process_time()
-    async with anyio.create_task_group() as tg:
-        for _ in range(in_flight):
-            tg.start_soon(worker)
-    return Run(time.perf_counter() - wall, time.process_time() - cpu, tuple(latencies))
 
 
 async def raw_aiohttp(base_url: str, calls: int, in_flight: int) -> Run:
@@ -112,8 +88,7 @@ async def raw_aiohttp(base_url: str, calls: int, in_flight: int) -> Run:
                 payload = await response.json()
             json.loads(payload["choices"][0]["message"]["content"])
 
-        await _fan_out(2 * in_flight, in_flight, one)
-        return await _fan_out(calls, in_flight, one)
+        return await measured(calls, in_flight, one)
 
 
 async def tlm_engine(base_url: str, calls: int, in_flight: int) -> Run:
@@ -154,47 +129,14 @@ async def tlm_engine(base_url: str, calls: int, in_flight: int) -> Run:
     return run
 
 
-async def openai_sdk(base_url: str, calls: int, in_flight: int) -> Run:
-    """The openai SDK alone: render, call, parse and validate (retries off)."""
-    import jsonschema
-    from openai import AsyncOpenAI
-
-    system, prompt, schema = _prompt_and_schema()
-    validator = jsonschema.Draft202012Validator(schema)
-    async with AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0) as client:
-
-        async def one() -> None:
-            completion = await client.chat.completions.create(
-                model=MODELS[0],
-                messages=[
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": prompt},
-                ],
-                temperature=0.0,
-                max_tokens=1024,
-                seed=0,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "output", "schema": schema, "strict": False},
-                },
-            )
-            validator.validate(json.loads(completion.choices[0].message.content or "null"))
-
-        await _fan_out(2 * in_flight, in_flight, one)
-        return await _fan_out(calls, in_flight, one)
-
-
-def _openai_installed() -> bool:
-    try:
-        import openai  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-RUNNERS: dict[str, Runner] = {"raw aiohttp": raw_aiohttp, "tlm": tlm_engine}
-if _openai_installed():
-    RUNNERS["openai SDK"] = openai_sdk
+RUNNERS: dict[str, Runner] = {
+    "raw aiohttp": raw_aiohttp,
+    "tlm": tlm_engine,
+    **peers.available(),
+}
+"""The floor, TLM, then every installed peer (each in a process of its own)."""
+PEERS_LEFT_OUT = peers.missing()
+"""Peer -> why it is not in :data:`RUNNERS`."""
 
 
 async def run_latency(
