@@ -64,7 +64,7 @@ class Peer:
                 **os.environ,
                 "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
             }
-            command = [sys.executable, "-m", "benchmarks.peers", self.name, base_url]
+            command = [sys.executable, "-m", "benchmarks.peers", self.module, base_url]
             completed = await anyio.run_process(
                 [*command, str(calls), str(in_flight)], env=env, cwd=REPO, check=False
             )

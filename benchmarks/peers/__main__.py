@@ -1,4 +1,6 @@
-"""``python -m benchmarks.peers NAME BASE_URL CALLS IN_FLIGHT``: one peer's run, printed as JSON.
+"""``python -m benchmarks.peers PEER BASE_URL CALLS IN_FLIGHT``: one peer's run, printed as JSON.
+
+``PEER`` is the peer's name or its module here (``openai_sdk``, ``dspy_predict``, ...).
 
 Each peer runs in a fresh process so that its imports and global settings (LiteLLM's callbacks,
 DSPy's cache, LangChain's environment) neither touch nor slow the other clients.
@@ -24,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(__doc__ or "")
         return 2
     name, base_url, calls, in_flight = args
-    peer = next((p for p in PEERS if p.name == name), None)
+    peer = next((p for p in PEERS if name in (p.name, p.module)), None)
     if peer is None:
         sys.stderr.write(f"unknown peer {name!r}; known: {', '.join(p.name for p in PEERS)}\n")
         return 2
