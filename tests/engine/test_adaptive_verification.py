@@ -91,3 +91,21 @@ async def test_a_reliable_model_is_verified_less_but_audited(
     assert audited  # yet an audit sample is always kept
     assert len(CHECKED) == len(verdicts) - len(skipped)
     assert all(r.status == "verified" for r in results)
+
+
+async def test_cold_start_consensus_also_covers_tasks_declared_without_verification(
+    tmp_path: Path, models: ScriptedModels
+) -> None:
+    models.handlers["*"] = reply({"title": "Chef"})
+    engine = Engine(
+        EngineConfig(data_dir=tmp_path / "data", models=MODELS, cache=False),
+        registry=DefinitionRegistry([make_task()]),  # method "none"
+        catalog=Catalog.from_data(catalog_data()),
+        providers=dict.fromkeys(MODELS, models),
+        verification_policy=VerificationPolicy(min_samples=5),
+    )
+    async with engine:
+        result = await engine.execute("title_extraction", {"posting": "Chef"})
+    assert result.verdict is not None
+    assert result.verdict.method == "consensus"
+    assert result.verdict.details["cold_start"] is True

@@ -13,7 +13,7 @@ from tests.engine.conftest import MODELS, ScriptedModels, catalog_data, make_tas
 from tlm.catalog import Catalog
 from tlm.definition.registry import DefinitionRegistry
 from tlm.engine import Engine, EngineConfig
-from tlm.errors import InputInvalid
+from tlm.errors import ConfigurationError, InputInvalid
 
 
 def build(tmp_path: Path, models: ScriptedModels, exporter: InMemorySpanExporter) -> Engine:
@@ -112,3 +112,45 @@ async def test_a_verifier_run_is_a_child_span_with_evaluation_attributes(
     assert verify.attributes["gen_ai.evaluation.name"] == "external"
     assert verify.attributes["gen_ai.evaluation.score.value"] == 0.75
     assert verify.attributes["gen_ai.evaluation.score.label"] == "pass"
+
+
+async def test_redacted_fields_stay_out_of_the_recorded_prompt(
+    tmp_path: Path, models: ScriptedModels
+) -> None:
+    models.handlers["*"] = reply({"title": "Chef"})
+    engine = Engine(
+        EngineConfig(data_dir=tmp_path / "data", models=MODELS, redact=("posting",)),
+        registry=DefinitionRegistry([make_task()]),
+        catalog=Catalog.from_data(catalog_data()),
+        providers=dict.fromkeys(MODELS, models),
+    )
+    async with engine:
+        result = await engine.execute("title_extraction", {"posting": "Chef at Alice's"})
+        assert engine.store is not None
+        record = engine.store.get(result.execution_id)
+    assert models.requests[0].messages[-1].content.endswith("Chef at Alice's")  # sent as is
+    assert record is not None
+    assert record.prompt == "Extract the job title from: [REDACTED]"
+    assert record.input == {"posting": "[REDACTED]"}
+    assert record.system_prompt is not None
+    assert record.system_prompt.startswith("Answer with one JSON value")
+
+
+async def test_a_configuration_error_at_run_time_is_raised_and_recorded(tmp_path: Path) -> None:
+    data = catalog_data()
+    for card in data["models"]:
+        card["api_key_env"] = "TLM_TEST_KEY_THAT_IS_NOT_SET"
+    engine = Engine(
+        EngineConfig(data_dir=tmp_path / "data", models=MODELS, env={}),
+        registry=DefinitionRegistry([make_task()]),
+        catalog=Catalog.from_data(data),
+    )
+    async with engine:
+        with pytest.raises(ConfigurationError, match="TLM_TEST_KEY_THAT_IS_NOT_SET") as caught:
+            await engine.execute("title_extraction", {"posting": "Chef"})
+        assert engine.store is not None
+        records = engine.store.query(task_id="title_extraction")
+    assert len(records) == 1
+    assert records[0].error is not None
+    assert records[0].error.type == "ConfigurationError"
+    assert str(caught.value) in records[0].error.message

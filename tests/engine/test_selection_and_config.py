@@ -146,3 +146,13 @@ def test_defaults_use_the_embedded_local_models(tmp_path: Path) -> None:
     config = load_config(env={"TLM_CONFIG": str(tmp_path / "absent.toml")})
     assert config.models == ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
     assert config.data_dir == Path(".tlm")
+
+
+def test_every_documented_toml_setting_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "tlm.toml").write_text(
+        "[tlm]\nmax_reasks = 0\nadaptive_verification = true\nstore = false\n"
+    )
+    config = load_config(tmp_path / "tlm.toml", env={})
+    assert config.max_reasks == 0
+    assert config.adaptive_verification is True
+    assert config.store is False

@@ -80,6 +80,11 @@ class CompiledTask:
         """The prompt variant whose usage conditions hold for this input and these options."""
         return prompts.choose_variant(self.definition, input, options.as_condition_options())
 
+    def system_message(self, variant: PromptVariant, *, with_schema: bool = True) -> str:
+        """The system message for ``variant``: its own system text, then the JSON instructions."""
+        parts = [variant.system, self.json_instructions if with_schema else None]
+        return "\n\n".join(p for p in parts if p)
+
     def render(self, variant: PromptVariant, input: Mapping[str, Any]) -> str:
         """The variant's text with the input's values substituted (strict, never re-expanded)."""
         return prompts.render_variant(variant, input)

@@ -58,6 +58,13 @@ class EngineConfig:
     """Environment for API keys and endpoints (never logged)."""
 
 
+_TOML_KEYS = frozenset(
+    {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
+     "adaptive_verification"}
+)  # fmt: skip
+"""The settings ``[tlm]`` may hold (documented in this module's docstring)."""
+
+
 def _read_toml(path: Path) -> Mapping[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -96,16 +103,7 @@ def load_config(
     redact = pick("redact", "TLM_REDACT")
     if isinstance(redact, str):
         redact = [r.strip() for r in redact.split(",") if r.strip()]
-    unknown = set(table) - {
-        "models",
-        "data_dir",
-        "definitions",
-        "catalog",
-        "store",
-        "cache",
-        "redact",
-        "max_reasks",
-    }
+    unknown = set(table) - _TOML_KEYS
     if unknown:
         raise ConfigurationError(
             f"{file}: unknown setting(s) in [tlm]: {', '.join(sorted(unknown))}"
@@ -118,7 +116,7 @@ def load_config(
         store=_as_bool(pick("store", "TLM_STORE"), True),
         cache=_as_bool(pick("cache", "TLM_CACHE"), True),
         redact=tuple(redact or ()),
-        max_reasks=int(pick("max_reasks") or 2),
+        max_reasks=2 if pick("max_reasks") is None else int(pick("max_reasks")),
         adaptive_verification=_as_bool(
             pick("adaptive_verification", "TLM_ADAPTIVE_VERIFICATION"), False
         ),

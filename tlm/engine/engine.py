@@ -477,16 +477,22 @@ class Engine:
             status="verified" if verdict.passed else "fallback",
         )
 
-    def _history(self, task_id: str) -> TaskHistory:
-        """The task's verification history from the store, re-read at most every 30 seconds."""
+    async def _history(self, task_id: str) -> TaskHistory:
+        """The task's verification history, re-read from the store (in a worker thread, off the
+        event loop) at most every 30 seconds."""
         from tlm.learn.coldstart import TaskHistory
 
         now = self._clock()
         cached = self._histories.get(task_id)
         if cached is not None and now - cached[0] < 30.0:
             return cached[1]
-        assert self._store is not None
-        history = TaskHistory.from_records(self._store.iter_query(task_id=task_id))
+        store = self._store
+        assert store is not None
+
+        def read() -> TaskHistory:
+            return TaskHistory.from_records(store.iter_query(task_id=task_id))
+
+        history = await anyio.to_thread.run_sync(read)
         self._histories[task_id] = (now, history)
         return history
 

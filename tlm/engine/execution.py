@@ -30,10 +30,12 @@ from tlm.errors import (
     OutputInvalid,
     Problem,
     ProviderError,
+    TLMError,
     VerificationFailed,
 )
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
 from tlm.verify.base import Candidate, Verdict, VerificationContext
+from tlm.verify.factory import NoVerifier
 
 if TYPE_CHECKING:
     from tlm.engine.compiled import CompiledTask
@@ -52,9 +54,6 @@ __all__ = (
     "finish",
 )
 
-_JSON_INSTRUCTIONS = (
-    "Answer with a single JSON value that satisfies this JSON Schema, and nothing else:\n{schema}"
-)
 _REASK = (
     "Your previous answer was not acceptable:\n{problems}\n"
     "Reply again with corrected JSON only, satisfying the schema."
@@ -89,7 +88,8 @@ class Job:
     usage: Usage = attrs.Factory(Usage)
     cost_usd: float = 0.0
     attempts: int = 0
-    error: ExecutionError | None = None
+    error: TLMError | None = None
+    """Why the execution failed: an execution error, or a configuration error met at run time."""
     result: ExecutionResult | None = None
     started_at: float = 0.0
 
@@ -179,7 +179,7 @@ async def prepare(job: Job) -> None:
     """Validate the input, choose and render the prompt, rank models, and look up the cache."""
     try:
         _prepare(job)
-    except ExecutionError as exc:
+    except TLMError as exc:
         job.error = exc
 
 
@@ -238,7 +238,7 @@ async def generate(job: Job) -> None:
         return
     try:
         await _generate(job)
-    except ExecutionError as exc:
+    except TLMError as exc:
         job.error = exc
 
 
@@ -291,15 +291,21 @@ async def run_candidate(
             f"{prompt}\n\nA reviewer found these issues in a previous answer; fix them:\n{feedback}"
         )
     schema = definition.output.schema
-    system_parts = [p for p in (variant.system, task.json_instructions) if p]
-    messages = [Message("system", "\n\n".join(system_parts)), Message("user", prompt)]
+    structured = job.options.structured_output
+    # Providers whose structured output cannot carry a schema put it in the prompt themselves.
+    provider_adds_schema = structured and job.runtime.card(model).structured_output in (
+        "json_object",
+        "none",
+    )
+    system = task.system_message(variant, with_schema=not provider_adds_schema)
+    messages = [Message("system", system), Message("user", prompt)]
     cost = 0.0
     problems: tuple[Problem, ...] = ()
     response: ChatResponse | None = None
     rounds = 1 + (job.runtime.config.max_reasks if reasks is None else reasks)
     for _round in range(rounds):
         response = await call_model(
-            job, model, messages, output_schema=schema if job.options.structured_output else None
+            job, model, messages, output_schema=schema if structured else None
         )
         cost += response.cost_usd
         value, problems = task.output_problems(response)
@@ -367,7 +373,7 @@ async def verify(job: Job) -> None:
         return
     try:
         job.verdict = await _verify_candidate(job, job.primary)
-    except ExecutionError as exc:
+    except TLMError as exc:
         job.error = exc
         return
     _accept_verdict(job)
@@ -379,7 +385,7 @@ _UNVERIFIED = Verdict(
 
 
 async def _verify_candidate(job: Job, candidate: Candidate) -> Verdict:
-    if job.definition.verification.method == "none":
+    if isinstance(job.task.verifier, NoVerifier):
         return _UNVERIFIED  # schema and rules passed; there is nothing more to run or trace
     context = VerificationContext(
         task=job.definition,
@@ -468,7 +474,7 @@ async def fallback(job: Job) -> None:
     strategy = job.task.fallback_strategy
     try:
         await _fallback(job, strategy)
-    except ExecutionError as exc:
+    except TLMError as exc:
         job.error = exc
 
 
@@ -594,7 +600,7 @@ def _fail(job: Job) -> None:
 def finish(job: Job) -> ExecutionResult:
     """Build the result, store a verified output in the cache, and close the execution's trace."""
     runtime = job.runtime
-    if job.error is not None:
+    if isinstance(job.error, ExecutionError):
         job.error.execution_id = job.execution_id
         if isinstance(job.error, BudgetExceeded) and job.error.partial is None and job.primary:
             job.error.partial = job.primary.output

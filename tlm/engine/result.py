@@ -8,7 +8,7 @@ from typing import Any, Literal
 import attrs
 
 from tlm.definition.model import Budget
-from tlm.errors import ExecutionError
+from tlm.errors import TLMError
 from tlm.providers.base import Usage
 from tlm.verify.base import Verdict
 
@@ -87,7 +87,7 @@ class ExecutionResult:
     attempts: int = 0
     index: int | None = None
     """With :meth:`tlm.Engine.map`: the position of the input in the input stream."""
-    error: ExecutionError | None = None
+    error: TLMError | None = None
     """With :meth:`tlm.Engine.map`: the error of a failed execution (``execute`` raises it)."""
 
     @property

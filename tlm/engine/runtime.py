@@ -20,7 +20,7 @@ from tlm.engine.cache import ResultCache
 from tlm.engine.config import EngineConfig
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.selection import ModelEstimate, estimate_tokens, rank_models
-from tlm.errors import ConfigurationError
+from tlm.errors import ConfigurationError, TLMError
 from tlm.providers.base import ChatRequest, Provider
 from tlm.telemetry.spans import (
     ModelCallSpan,
@@ -82,14 +82,28 @@ class Tracing:
         """A span for one verifier run (enter it with ``with``)."""
         return verification_span(self.tracer, method, redact=self.redact)
 
+    def _recorded_prompt(self, job: Job) -> tuple[str, str]:
+        """The prompt and system message as sent, re-rendered without the redacted fields."""
+        assert job.variant is not None
+        prompt = job.prompt
+        if self.redact and isinstance(job.input, Mapping):
+            from tlm.telemetry.redact import redact
+
+            try:
+                prompt = job.task.render(job.variant, redact(job.input, self.redact))
+            except TLMError:
+                prompt = "[REDACTED]"
+        return prompt, job.task.system_message(job.variant)
+
     def close(self, job: Job, result: ExecutionResult) -> None:
         """Record the outcome on the root span and end it (the record is written from it)."""
         span = job.span
         if span is None:
             return
         if span.recording:
-            if job.prompt:
-                span.set_prompt(job.prompt, system=job.task.json_instructions)
+            if job.prompt and job.variant is not None:
+                prompt, system = self._recorded_prompt(job)
+                span.set_prompt(prompt, system=system)
             span.set_result(
                 output=result.output,
                 prompt_variant=result.prompt_variant,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -313,7 +313,8 @@ class PolicyVerifier:
     inner: Verifier
     cold_start: Verifier | None
     policy: VerificationPolicy
-    history: Callable[[str], TaskHistory]
+    history: Callable[[str], Awaitable[TaskHistory]]
+    """The task's history by task id (awaited: it may read the store in a worker thread)."""
 
     @property
     def method(self) -> str:
@@ -322,7 +323,7 @@ class PolicyVerifier:
 
     async def verify(self, context: VerificationContext, /) -> Verdict:
         """Cold-start verification, or the adaptive decision around the definition's verifier."""
-        history = self.history(context.task.id)
+        history = await self.history(context.task.id)
         if self.cold_start is not None and history.samples < self.policy.min_samples:
             verdict = await self.cold_start.verify(context)
             return attrs.evolve(verdict, details={**verdict.details, "cold_start": True})
