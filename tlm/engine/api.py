@@ -47,6 +47,10 @@ async def default_engine() -> Engine:
         return found[0]
     engine = Engine()
     await engine.open()
+    raced = _engines.get(key)
+    if raced is not None:  # another task opened one meanwhile: keep that one
+        await engine.aclose()
+        return raced[0]
     closer = _closer(engine)
     await closer.__anext__()
     _engines[key] = (engine, closer)

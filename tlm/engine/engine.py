@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
 from opentelemetry import trace
-from opentelemetry.sdk.trace import SpanProcessor
 
 from tlm.catalog import Catalog
 from tlm.definition.model import TaskDefinition, VerificationSpec
@@ -51,7 +50,9 @@ from tlm.telemetry.spans import get_tracer
 from tlm.verify.base import Verdict, Verifier
 
 if TYPE_CHECKING:
+    import aiohttp
     from anyio.streams.memory import MemoryObjectStreamStatistics
+    from opentelemetry.sdk.trace import SpanProcessor
 
     from tlm.learn.coldstart import TaskHistory, VerificationPolicy
     from tlm.providers.pool import ProviderPool
@@ -135,6 +136,8 @@ class Engine:
         self._pool: ProviderPool | None = None
         self._store: ExecutionStore | None = None
         self._closed = False
+        self._opening = anyio.Lock()
+        self._session: aiohttp.ClientSession | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -155,15 +158,16 @@ class Engine:
 
         If opening fails part-way, whatever was opened is closed again before the error.
         """
-        if self._runtime is not None:
-            return
-        if self._closed:
-            raise TLMError("this engine is closed; create a new one")
-        try:
-            await self._open()
-        except BaseException:
-            await self.aclose()
-            raise
+        async with self._opening:  # concurrent first calls open the engine once
+            if self._runtime is not None:
+                return
+            if self._closed:
+                raise TLMError("this engine is closed; create a new one")
+            try:
+                await self._open()
+            except BaseException:
+                await self.aclose()
+                raise
 
     async def _open(self) -> None:
         from tlm.providers.pool import ProviderPool
@@ -235,8 +239,10 @@ class Engine:
         self._closed = True
         runtime, self._runtime = self._runtime, None
         try:
-            if self._pool is not None:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                if self._session is not None:
+                    await self._session.close()
+                if self._pool is not None:
                     await self._pool.aclose()
         finally:
             try:
@@ -299,6 +305,7 @@ class Engine:
                     metrics=self._metrics,
                     functions=self._functions,
                     review_queue=runtime.review_queue,
+                    session=self._http_session() if _calls_out(spec) else None,
                 )
 
             verifier = build(definition.verification)
@@ -447,9 +454,10 @@ class Engine:
         """Record feedback on an execution (linked to its record, with source and time)."""
         if self._store is None:
             raise ConfigurationError("feedback needs the execution store (store = true)")
-        self.flush()
-        self._store.add_feedback(
-            execution_id, score=score, correct=correct, note=note, source=source
+        from tlm.store import record_feedback
+
+        await record_feedback(
+            self._store, execution_id, score=score, correct=correct, note=note, source=source
         )
 
     async def wait_for_review(
@@ -476,6 +484,14 @@ class Engine:
             verdict=verdict,
             status="verified" if verdict.passed else "fallback",
         )
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        """One pooled HTTP session for external verifiers, opened on first need."""
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession()
+        return self._session
 
     async def _history(self, task_id: str) -> TaskHistory:
         """The task's verification history, re-read from the store (in a worker thread, off the
@@ -536,6 +552,15 @@ class ResultStream(AsyncIterator[ExecutionResult]):
     def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
         """Per stage, the statistics of the stream that feeds it."""
         return self._pipeline.statistics() if self._pipeline else {}
+
+
+def _calls_out(spec: VerificationSpec) -> bool:
+    """Whether verification ``spec`` POSTs to an external endpoint (directly or in a chain)."""
+    from tlm.definition.model import ChainParams
+
+    if isinstance(spec.parameters, ChainParams):
+        return any(_calls_out(step) for step in spec.parameters.steps)
+    return spec.method == "external"
 
 
 async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:

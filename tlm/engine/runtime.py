@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -212,11 +213,10 @@ class Runtime:
         """Put ``job``'s output in the human review queue; returns the review id."""
         if self.review_queue is None:
             raise ConfigurationError("human review needs a review queue (a data directory)")
-        review_id = self.review_queue.enqueue(
-            job.execution_id,
-            job.definition.id,
-            job.definition.version,
-            job.input,
-            output,
+        queue = self.review_queue
+        review_id = await anyio.to_thread.run_sync(
+            lambda: queue.enqueue(
+                job.execution_id, job.definition.id, job.definition.version, job.input, output
+            )
         )
         return str(review_id)
