@@ -34,8 +34,7 @@ from tlm.errors import (
     VerificationFailed,
 )
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
-from tlm.verify.base import Candidate, Verdict, VerificationContext
-from tlm.verify.factory import NoVerifier
+from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 
 if TYPE_CHECKING:
     from tlm.engine.compiled import CompiledTask

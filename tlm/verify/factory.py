@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import attrs
-
 from tlm.definition.model import (
     ChainParams,
     ConsensusParams,
@@ -22,7 +20,7 @@ from tlm.definition.model import (
     VerificationSpec,
 )
 from tlm.errors import ConfigurationError, DefinitionError
-from tlm.verify.base import Verdict, VerificationContext, Verifier
+from tlm.verify.base import NoVerifier, Verifier
 from tlm.verify.chain import ChainVerifier
 from tlm.verify.external import ExternalFunction, ExternalVerifier
 from tlm.verify.hierarchical import HierarchicalVerifier
@@ -53,22 +51,6 @@ _PARAMS_TYPE: Mapping[str, type] = {
     "human": HumanParams,
     "chain": ChainParams,
 }
-
-
-@attrs.define
-class NoVerifier:
-    """Passes every output: no verification beyond the output schema and rules."""
-
-    method: str = attrs.field(default="none", init=False)
-
-    async def verify(self, context: VerificationContext, /) -> Verdict:
-        """Pass with full confidence."""
-        return Verdict(
-            passed=True,
-            confidence=1.0,
-            method="none",
-            details={"reason": "no verification configured"},
-        )
 
 
 def _rank(spec: VerificationSpec) -> int:
