@@ -27,12 +27,18 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def parse_duration(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``2w`` or ``45s`` as a duration."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 7d, 12h, 30m or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``7d``/``12h``/``30m``/``2w``/``45s`` ago, or an ISO 8601 date or time (UTC if naive)."""
-    match = _DURATION.match(text)
-    if match:
-        amount, unit = float(match.group(1)), match.group(2)
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
+    if _DURATION.match(text):
+        return (now or datetime.now(UTC)) - parse_duration(text)
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -56,13 +62,23 @@ class _Since(click.ParamType[datetime]):
             self.fail(str(exc), param, ctx)
 
 
+def configured_data_dir() -> Path:
+    """The data directory from ``TLM_DATA_DIR``, else ``tlm.toml``, else ``.tlm``."""
+    from tlm.engine.config import load_config
+    from tlm.errors import ConfigurationError
+
+    try:
+        return load_config().data_dir
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 _data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="TLM_DATA_DIR",
-    default=Path(".tlm"),
-    show_default=True,
-    help="Data directory holding tlm.db (env TLM_DATA_DIR).",
+    default=configured_data_dir,
+    show_default="TLM_DATA_DIR, else data_dir in tlm.toml, else .tlm",
+    help="Data directory holding tlm.db.",
 )
 
 

@@ -7,14 +7,13 @@ definitions and the catalog come from the configuration (``tlm.toml``, ``TLM_DEF
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from tlm.cli.executions import _data_dir_option, _open_store
+from tlm.cli.executions import _data_dir_option, _open_store, parse_duration
 from tlm.errors import TLMError
 
 if TYPE_CHECKING:
@@ -24,16 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ("COMMANDS", "analyze", "update_rankings", "suggest_prompts", "parse_period")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_period(text: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``2w`` or ``45s`` as a duration."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 7d, 12h, 30m or 2w")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+parse_period = parse_duration
 
 
 class _Period(click.ParamType[timedelta]):

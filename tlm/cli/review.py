@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from tlm.cli.executions import configured_data_dir
 from tlm.errors import StoreError
 from tlm.store import ExecutionStore, default_db_path
 from tlm.verify.review_queue import REVIEWS_FILE, Decision, Review, ReviewQueue, feedback_hook
@@ -115,10 +116,9 @@ def _decide(ctx: click.Context, action: str, review_id: str, **kwargs: Any) -> D
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="TLM_DATA_DIR",
-    default=Path(".tlm"),
-    show_default=True,
-    help="Directory holding reviews.db (env TLM_DATA_DIR).",
+    default=configured_data_dir,
+    show_default="TLM_DATA_DIR, else data_dir in tlm.toml, else .tlm",
+    help="Directory holding reviews.db.",
 )
 @click.pass_context
 def review(ctx: click.Context, data_dir: Path) -> None:
