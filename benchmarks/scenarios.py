@@ -109,7 +109,7 @@ def _peer_notes() -> list[str]:
             + "; ".join(f"{p.name} ({p.distribution} {p.version()})" for p in measured)
             + "."
         )
-        notes += [f"{p.name}: could not disable {p.left_on}." for p in measured if p.left_on]
+        notes += [f"{p.name}: left on, {p.left_on}." for p in measured if p.left_on]
     notes += [f"{name}: left out, {why}." for name, why in throughput.PEERS_LEFT_OUT.items()]
     return notes
 

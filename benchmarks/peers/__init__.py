@@ -39,7 +39,7 @@ class Peer:
     distribution: str
     """The PyPI distribution whose version the report gives."""
     left_on: str = ""
-    """What could not be disabled (caches, telemetry, retries), for the report."""
+    """What could not be switched off (per-call bookkeeping, hooks), for the report."""
 
     def installed(self) -> bool:
         """Whether every module it needs can be imported (found without importing it)."""
@@ -91,22 +91,22 @@ PEERS: tuple[Peer, ...] = (
         "langchain_chain",
         ("langchain_core", "langchain_openai", "pydantic"),
         "langchain-openai",
-        "the callback manager runs on every call (tracing itself is off)",
+        "its callback manager, run on every call (tracing itself is off)",
     ),
     Peer(
         "DSPy",
         "dspy_predict",
         ("dspy", "litellm", "pydantic"),
         "dspy",
-        "LiteLLM's per-call logging object and cost bookkeeping; DSPy adds its own "
-        "instructions around the prompt",
+        "LiteLLM's per-call logging object and cost bookkeeping (DSPy also writes its own "
+        "instructions around the prompt and sends no response_format)",
     ),
     Peer(
         "LiteLLM",
         "litellm_completion",
         ("litellm", "jsonschema"),
         "litellm",
-        "the per-call logging object and cost bookkeeping (callbacks and telemetry are off)",
+        "its per-call logging object and cost bookkeeping (callbacks and telemetry are off)",
     ),
     Peer("Instructor", "instructor_client", ("instructor", "openai", "pydantic"), "instructor"),
     Peer("Pydantic AI", "pydantic_ai_agent", ("pydantic_ai", "openai"), "pydantic-ai-slim"),
