@@ -57,15 +57,21 @@ class RetryPolicy:
             wait = max(wait, exc.retry_after)
         return wait
 
-    def retrying(self, *, deadline: float | None = None) -> tenacity.AsyncRetrying:
-        """A tenacity ``AsyncRetrying`` for this policy (reraises the last error)."""
+    def retrying(
+        self, *, deadline: float | None = None, attempts_made: int = 0
+    ) -> tenacity.AsyncRetrying:
+        """A tenacity ``AsyncRetrying`` for this policy (reraises the last error).
+
+        ``attempts_made`` attempts already failed before this loop starts (backoff and the
+        attempt limit count them).
+        """
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome is not None else None
-            return self.wait_for(state.attempt_number, exc)
+            return self.wait_for(state.attempt_number + attempts_made, exc)
 
         def stop(state: tenacity.RetryCallState) -> bool:
-            if state.attempt_number >= self.max_attempts:
+            if state.attempt_number + attempts_made >= self.max_attempts:
                 return True
             upcoming = state.upcoming_sleep
             exc = state.outcome.exception() if state.outcome is not None else None
@@ -88,13 +94,38 @@ class RetryPolicy:
     async def call(
         self, fn: Callable[[int], Awaitable[T]], *, deadline: float | None = None
     ) -> tuple[T, int]:
-        """Run ``fn(attempt_number)`` under this policy; return its result and attempts used."""
-        attempt = 0
-        async for try_ in self.retrying(deadline=deadline):
+        """Run ``fn(attempt_number)`` under this policy; return its result and attempts used.
+
+        The first attempt runs directly (most calls succeed, and building tenacity's machinery
+        costs tens of microseconds); tenacity drives the retries after a retryable failure.
+        """
+        try:
+            return await fn(1), 1
+        except Exception as exc:
+            if not _is_retryable(exc):
+                raise
+            pause = self.wait_for(1, exc)
+            if self._stops_after_first(exc, pause, deadline):
+                raise
+            await self.sleep(pause)
+        attempt = 1
+        async for try_ in self.retrying(deadline=deadline, attempts_made=1):
             with try_:
-                attempt = try_.retry_state.attempt_number
+                attempt = try_.retry_state.attempt_number + 1
                 result = await fn(attempt)
         return result, attempt
+
+    def _stops_after_first(self, exc: BaseException, pause: float, deadline: float | None) -> bool:
+        """The stop rule of :meth:`retrying`, applied after the first (untracked) attempt."""
+        if self.max_attempts <= 1:
+            return True
+        if (
+            isinstance(exc, RateLimited)
+            and exc.retry_after is not None
+            and exc.retry_after > self.max_delay_s
+        ):
+            return True
+        return deadline is not None and self.clock() + pause > deadline
 
 
 class RetryingProvider:
