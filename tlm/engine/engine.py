@@ -342,7 +342,8 @@ class Engine:
             ProviderError: every model failed.
         Every execution, failed ones included, is recorded.
         """
-        await self.open()
+        if self._runtime is None:
+            await self.open()
         runtime = self._require_open()
         compiled = self.compiled(task, version)
         job = new_job(runtime, compiled, input, coerce_options(options), parent_ledger=budget)
@@ -385,7 +386,8 @@ class Engine:
         max_in_flight: int,
         budget: BudgetLedger | None,
     ) -> AsyncIterator[ExecutionResult]:
-        await self.open()
+        if self._runtime is None:
+            await self.open()
         runtime = self._require_open()
         compiled = self.compiled(task, version)
         admitted = anyio.Semaphore(max_in_flight)

@@ -83,6 +83,9 @@ class ProviderPool:
                 or the pool is closed.
         """
         card = self.catalog.get(model_id)
+        provider = self._providers.get(card.provider)
+        if provider is not None and not self._closed:
+            return provider  # the common case: no lock, no checkpoint
         async with self._lock:
             if self._closed:
                 raise ConfigurationError("the provider pool is closed")
