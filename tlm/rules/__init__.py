@@ -24,6 +24,7 @@ from tlm.rules._registry import (
     RuleFailure,
     RuleFamily,
     RuleRegistry,
+    RuleSet,
     apply_rules,
     describe_value,
 )
@@ -33,6 +34,7 @@ __all__ = (
     "RuleFailure",
     "RuleFamily",
     "RuleRegistry",
+    "RuleSet",
     "ENTRY_POINT_GROUP",
     "apply_rules",
     "default_registry",

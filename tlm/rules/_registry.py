@@ -18,6 +18,7 @@ __all__ = (
     "Rule",
     "RuleFamily",
     "RuleRegistry",
+    "RuleSet",
     "ENTRY_POINT_GROUP",
     "apply_rules",
     "describe_value",
@@ -250,6 +251,58 @@ def _join_path(base: str, relative: str) -> str:
     return base + relative[1:]
 
 
+@attrs.frozen
+class RuleSet:
+    """Named rules looked up once, to apply to many values (an unknown name stays a problem)."""
+
+    entries: tuple[tuple[str, Rule | None, bool], ...]
+    """Per name: the rule (``None`` if unknown) and whether it takes a ``schema`` keyword."""
+
+    @classmethod
+    def resolve(cls, registry: RuleRegistry, names: Iterable[str]) -> RuleSet:
+        """Look up each of ``names`` in ``registry``."""
+        entries = []
+        for name in names:
+            try:
+                rule: Rule | None = registry.get(name)
+            except KeyError:
+                rule = None
+            entries.append((name, rule, rule is not None and _takes_schema(rule)))
+        return cls(tuple(entries))
+
+    def problems(
+        self,
+        value: Any,
+        *,
+        source: str = "",
+        base_path: str = "$",
+        schema: Mapping[str, Any] | None = None,
+    ) -> list[Problem]:
+        """Every problem ``value`` has under these rules (see :func:`apply_rules`)."""
+        problems: list[Problem] = []
+        for name, rule, takes_schema in self.entries:
+            if rule is None:
+                problems.append(Problem(source, base_path, f"unknown validation rule {name!r}"))
+                continue
+            try:
+                if takes_schema:
+                    failures = list(rule(value, schema=schema))  # type: ignore[call-arg]
+                else:
+                    failures = list(rule(value))
+            except Exception as exc:
+                problems.append(
+                    Problem(source, base_path, f"rule {name} raised {type(exc).__name__}: {exc}")
+                )
+                continue
+            for failure in failures:
+                path = _join_path(base_path, failure.path)
+                message = f"rule {name}: {path} {failure.message}"
+                if failure.value is not None:
+                    message += f" (value: {describe_value(failure.value)})"
+                problems.append(Problem(source, path, message))
+        return problems
+
+
 def apply_rules(
     registry: RuleRegistry,
     names: Iterable[str],
@@ -266,29 +319,8 @@ def apply_rules(
     ``rule min_length_100: $.job_posting has 42 characters, fewer than 100 (value: "Hi")``.
     ``schema`` (the value's JSON Schema) is passed to rules that accept a ``schema`` keyword.
     An unknown rule name, or a rule that raises, is reported as a problem rather than raised.
+    To apply the same rules to many values, resolve them once with :meth:`RuleSet.resolve`.
     """
-    problems: list[Problem] = []
-    for name in names:
-        try:
-            rule = registry.get(name)
-        except KeyError:
-            problems.append(Problem(source, base_path, f"unknown validation rule {name!r}"))
-            continue
-        try:
-            if _takes_schema(rule):
-                failures = rule(value, schema=schema)  # type: ignore[call-arg]
-            else:
-                failures = rule(value)
-            failures = list(failures)
-        except Exception as exc:
-            problems.append(
-                Problem(source, base_path, f"rule {name} raised {type(exc).__name__}: {exc}")
-            )
-            continue
-        for failure in failures:
-            path = _join_path(base_path, failure.path)
-            message = f"rule {name}: {path} {failure.message}"
-            if failure.value is not None:
-                message += f" (value: {describe_value(failure.value)})"
-            problems.append(Problem(source, path, message))
-    return problems
+    return RuleSet.resolve(registry, names).problems(
+        value, source=source, base_path=base_path, schema=schema
+    )
