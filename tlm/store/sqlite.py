@@ -273,7 +273,7 @@ class ExecutionStore:
         self,
         path: str | os.PathLike[str],
         *,
-        queue_size: int = 4096,
+        queue_size: int = 1024,
         batch_size: int = 512,
         linger_s: float = 0.05,
     ) -> None:
