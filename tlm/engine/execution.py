@@ -17,7 +17,7 @@ import anyio
 import attrs
 
 from tlm.definition.model import PromptVariant, TaskDefinition
-from tlm.engine.budget import BudgetLedger
+from tlm.engine.budget import BudgetLedger, merge_budgets
 from tlm.engine.cache import cache_key
 from tlm.engine.output import format_problems_for_model, parse_json_reply
 from tlm.engine.result import ExecuteOptions, ExecutionResult, Status
@@ -113,8 +113,6 @@ def new_job(
     parent_ledger: BudgetLedger | None = None,
 ) -> Job:
     """A job for one execution, with its budget ledger opened now."""
-    from tlm.engine.budget import merge_budgets
-
     limits = merge_budgets(task.definition.budget, options.budget)
     ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
     return Job(
