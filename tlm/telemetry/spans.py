@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -85,10 +85,16 @@ class _SpanScope:
         span.set_attributes({c.ERROR_TYPE: error_type(exc), c.TLM_ERROR_MESSAGE: message})
         span.set_status(Status(StatusCode.ERROR, message))
 
-    def _enter(self) -> None:
+    def __enter__(self) -> Self:
         self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self
 
-    def _exit(self, exc: BaseException | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if exc is not None:
                 self.set_error(exc)
@@ -105,18 +111,6 @@ class ExecutionSpan(_SpanScope):
     def __init__(self, span: trace.Span, redact_fields: Collection[str]) -> None:
         super().__init__(span)
         self._redact = redact_fields
-
-    def __enter__(self) -> ExecutionSpan:
-        self._enter()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit(exc)
 
     def set_prompt(self, prompt: str, *, system: str | None = None) -> None:
         """Record the rendered prompt (content; needed for fine-tuning export)."""
@@ -196,18 +190,6 @@ class ModelCallSpan(_SpanScope):
 
     __slots__ = ()
 
-    def __enter__(self) -> ModelCallSpan:
-        self._enter()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit(exc)
-
     def set_response(self, response: ChatResponse) -> None:
         """Record the response: id, model, finish reason, token usage, cost and attempts."""
         span = self.span
@@ -240,18 +222,6 @@ class VerificationSpan(_SpanScope):
     def __init__(self, span: trace.Span, redact_fields: Collection[str]) -> None:
         super().__init__(span)
         self._redact = redact_fields
-
-    def __enter__(self) -> VerificationSpan:
-        self._enter()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit(exc)
 
     def set_verdict(self, verdict: Verdict) -> None:
         """Record the verdict as ``gen_ai.evaluation.*`` and ``tlm.verification.*``."""
