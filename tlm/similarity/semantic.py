@@ -28,7 +28,9 @@ class SemanticSimilarity:
     Args:
         provider: embeds texts (``EmbeddingProvider.embed``).
         model: the embedding model id.
-        max_cache: how many embeddings to keep; the oldest are dropped first.
+        max_cache: how many embeddings to keep; the least recently prepared are dropped first,
+            so values prepared for one verification survive other verifications' prepares
+            unless more than ``max_cache`` new texts arrive between its prepare and its scores.
 
     ``prepare`` returns what its embedding call cost, for the caller to charge to a budget
     (consensus charges it to the execution's); ``spent_usd`` is the running total.
@@ -51,7 +53,12 @@ class SemanticSimilarity:
             tlm.errors.ProviderError: when the provider fails, or returns the wrong number of
                 vectors (:class:`tlm.errors.MalformedResponse`).
         """
-        texts = list(dict.fromkeys(t for t in map(canonical_text, values) if t not in self._cache))
+        wanted = list(dict.fromkeys(map(canonical_text, values)))
+        cache = self._cache
+        for text in wanted:  # least recently used last: a concurrent prepare evicts others first
+            if text in cache:
+                cache[text] = cache.pop(text)
+        texts = [t for t in wanted if t not in cache]
         if not texts:
             return 0.0
         response = await self.provider.embed(self.model, texts)
