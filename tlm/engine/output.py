@@ -1,4 +1,5 @@
-"""Turning a model's reply into a validated output: parse, repair deterministically, validate.
+"""Turning a model's reply into a validated output: parse and repair (:mod:`tlm.json_reply`),
+then validate.
 
 Repair is deterministic and cheap: strip code fences, then take the outermost JSON object or
 array found in the text (models like to wrap JSON in prose). Anything beyond that is the engine's
@@ -7,67 +8,16 @@ bounded re-ask, which sends the validation problems (never provider error text) 
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import attrs
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from tlm.errors import Problem
+from tlm.json_reply import parse_json_reply
 
-__all__ = ("ParsedOutput", "parse_json_reply", "SchemaValidator", "format_problems_for_model")
-
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
-_DECODER = json.JSONDecoder()
-
-
-@attrs.frozen
-class ParsedOutput:
-    """The result of parsing a reply: the value, whether repair was needed, or why it failed."""
-
-    value: Any = None
-    ok: bool = False
-    repaired: bool = False
-    error: str | None = None
-
-
-def parse_json_reply(text: str) -> ParsedOutput:
-    """Parse ``text`` as JSON, repairing code fences and surrounding prose deterministically."""
-    stripped = text.strip()
-    try:
-        return ParsedOutput(json.loads(stripped), ok=True)
-    except ValueError as exc:
-        first_error = f"not valid JSON: {exc}"
-    for candidate in _repair_candidates(stripped):
-        try:
-            return ParsedOutput(json.loads(candidate), ok=True, repaired=True)
-        except ValueError:
-            continue
-    found = _first_embedded_json(stripped)
-    if found is not None:
-        return ParsedOutput(found, ok=True, repaired=True)
-    return ParsedOutput(ok=False, error=first_error)
-
-
-def _repair_candidates(text: str) -> list[str]:
-    return [m.group(1).strip() for m in _FENCE.finditer(text)]
-
-
-def _first_embedded_json(text: str) -> Any:
-    """The first complete JSON object or array embedded in ``text`` (the longest at that place)."""
-    for index, char in enumerate(text):
-        if char not in "{[":
-            continue
-        try:
-            value, _end = _DECODER.raw_decode(text, index)
-        except ValueError:
-            continue
-        return value
-    return None
-
+__all__ = ("parse_json_reply", "SchemaValidator", "format_problems_for_model")
 
 # Keywords that mean the same in draft-07 (what fastjsonschema compiles) and in draft 2020-12.
 _PORTABLE_KEYWORDS = frozenset(

@@ -23,6 +23,7 @@ import attrs
 from tlm.definition.model import TaskDefinition
 from tlm.definition.semver import parse_version
 from tlm.errors import DefinitionError
+from tlm.json_reply import parse_json_reply
 from tlm.learn.analysis import Analysis, FailurePattern
 
 __all__ = (
@@ -151,12 +152,11 @@ def parse_rewrite(reply: str | Mapping[str, Any], *, variables: Sequence[str]) -
     """
     data: Any = reply
     if isinstance(reply, str):
-        text = reply.strip()
-        fenced = re.search(r"\{.*\}", text, re.S)
-        try:
-            data = json.loads(fenced.group(0) if fenced else text)
-        except json.JSONDecodeError as exc:
-            raise DefinitionError(f"the rewrite is not JSON: {exc}") from None
+        parsed = parse_json_reply(reply)
+        if not parsed.ok:
+            reason = (parsed.error or "").removeprefix("not valid JSON: ")
+            raise DefinitionError(f"the rewrite is not JSON: {reason}")
+        data = parsed.value
     if not isinstance(data, Mapping) or not isinstance(data.get("text"), str):
         raise DefinitionError('the rewrite must be {"text": "...", "rationale": "..."}')
     template: str = data["text"]

@@ -13,7 +13,7 @@ import aiohttp
 from tlm.errors import ConfigurationError, MalformedResponse
 from tlm.providers.errors import error_from_exception, error_from_status
 
-__all__ = ("JsonTransport", "parse_json_reply", "schema_instruction")
+__all__ = ("JsonTransport", "schema_instruction")
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
@@ -115,21 +115,3 @@ def schema_instruction(schema: Mapping[str, Any]) -> str:
         "Reply with a single JSON value and nothing else (no prose, no code fences) that "
         "conforms to this JSON Schema:\n" + json.dumps(schema, ensure_ascii=False)
     )
-
-
-def parse_json_reply(text: str) -> Any:
-    """The JSON in a model's reply, tolerating code fences and surrounding prose; else ``None``."""
-    candidates = [text]
-    fenced = _FENCE.match(text)
-    if fenced:
-        candidates.insert(0, fenced.group(1))
-    for opener, closer in (("{", "}"), ("[", "]")):
-        start, end = text.find(opener), text.rfind(closer)
-        if 0 <= start < end:
-            candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    return None

@@ -16,7 +16,8 @@ import aiohttp
 
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import MalformedResponse
-from tlm.providers._http import JsonTransport, parse_json_reply, schema_instruction
+from tlm.json_reply import parse_json_reply
+from tlm.providers._http import JsonTransport, schema_instruction
 from tlm.providers.base import ChatRequest, ChatResponse, Usage
 
 __all__ = ("AnthropicProvider", "build_messages_body", "ANTHROPIC_VERSION", "OUTPUT_TOOL")
@@ -178,7 +179,7 @@ class AnthropicProvider:
             if finish == "tool_calls":
                 finish = "stop"
         elif schema is not None:
-            parsed = parse_json_reply(text)
+            parsed = parse_json_reply(text).value
         usage = parse_usage(data.get("usage"))
         reply_model = data.get("model")
         return ChatResponse(

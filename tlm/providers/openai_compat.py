@@ -18,7 +18,8 @@ import aiohttp
 
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import MalformedResponse
-from tlm.providers._http import JsonTransport, parse_json_reply, schema_instruction
+from tlm.json_reply import parse_json_reply
+from tlm.providers._http import JsonTransport, schema_instruction
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Message, Usage
 from tlm.providers.errors import error_from_status
 
@@ -181,7 +182,7 @@ class OpenAICompatProvider:
             usage=usage,
             response_id=data.get("id") if isinstance(data.get("id"), str) else None,
             latency_s=latency,
-            parsed=parse_json_reply(text) if request.output_schema is not None else None,
+            parsed=parse_json_reply(text).value if request.output_schema is not None else None,
             cost_usd=card.cost(usage),
         )
 

@@ -18,7 +18,7 @@ import attrs
 
 from tlm.catalog import Catalog
 from tlm.errors import ConfigurationError
-from tlm.providers._http import parse_json_reply
+from tlm.json_reply import parse_json_reply
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Usage
 
 __all__ = ("Answer", "Handler", "FakeProvider", "ScriptedProvider")
@@ -68,7 +68,7 @@ class FakeProvider:
             finish_reason="stop",
             usage=usage,
             response_id=f"fake-{len(self.requests)}",
-            parsed=parse_json_reply(answer) if request.output_schema is not None else None,
+            parsed=parse_json_reply(answer).value if request.output_schema is not None else None,
             cost_usd=cost,
         )
 

@@ -11,8 +11,6 @@ the corrected output is reviewed again.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +19,7 @@ import jsonschema
 
 from tlm.definition.model import HierarchicalParams
 from tlm.errors import BudgetExceeded, ExecutionError, PromptError
+from tlm.json_reply import parse_json_reply
 from tlm.prompts import render, template_variables
 from tlm.verify.base import Candidate, Verdict, VerificationContext
 
@@ -46,7 +45,6 @@ ANSWER_INSTRUCTIONS = (
     '"issues": ["each problem found"], "suggestions": ["each suggested fix"]}.'
 )
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _VALIDATOR = jsonschema.Draft202012Validator(VERDICT_SCHEMA)
 
 
@@ -89,13 +87,11 @@ def parse_reply(parsed: Any, text: str) -> ReviewerVerdict:
     """The reviewer's verdict from a structured reply, else from its text."""
     value = parsed
     if value is None:
-        fenced = _FENCE.match(text)
-        raw = fenced.group(1) if fenced else text
-        try:
-            value = json.loads(raw)
-        except ValueError as exc:
-            excerpt = text[:200]
-            raise _ReviewFailed(f"reviewer reply is not JSON ({exc}): {excerpt!r}") from None
+        reply = parse_json_reply(text)
+        if not reply.ok:
+            reason = (reply.error or "").removeprefix("not valid JSON: ")
+            raise _ReviewFailed(f"reviewer reply is not JSON ({reason}): {text[:200]!r}")
+        value = reply.value
     errors = sorted(_VALIDATOR.iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in errors[0].path)
