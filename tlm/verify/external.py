@@ -24,6 +24,7 @@ import tenacity
 
 from tlm.definition.model import ExternalParams
 from tlm.errors import BudgetExceeded, ConfigurationError, DefinitionError
+from tlm.providers.errors import scrub
 from tlm.verify.base import Verdict, VerificationContext
 
 __all__ = ("ExternalFunction", "ExternalVerifier", "verdict_from_reply")
@@ -162,7 +163,7 @@ class ExternalVerifier:
                     )
         except _Retryable as exc:
             raise _ExternalFailed(
-                _scrub(f"{source} failed after {attempts} attempt(s): {exc}", secrets)
+                scrub(f"{source} failed after {attempts} attempt(s): {exc}", secrets)
             ) from None
         except TimeoutError:
             raise _ExternalFailed(
@@ -170,14 +171,14 @@ class ExternalVerifier:
             ) from None
         except aiohttp.ClientError as exc:
             reason = f"{source} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}"
-            raise _ExternalFailed(_scrub(reason, secrets)) from None
+            raise _ExternalFailed(scrub(reason, secrets)) from None
         if status >= 400:
             raise _ExternalFailed(
-                _scrub(f"{source} answered HTTP {status}: {_excerpt(body)}", secrets)
+                scrub(f"{source} answered HTTP {status}: {_excerpt(body)}", secrets)
             )
         if not isinstance(body, str):
             return verdict_from_reply(body, source=source)
-        raise _ExternalFailed(_scrub(f"{source} answered non-JSON: {_excerpt(body)}", secrets))
+        raise _ExternalFailed(scrub(f"{source} answered non-JSON: {_excerpt(body)}", secrets))
 
     async def _post_once(
         self,
@@ -214,12 +215,6 @@ def _expand_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], tuple[s
     for key, value in headers.items():
         expanded[key] = _ENV_REF.sub(lookup, value)
     return expanded, tuple(secrets)
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 def _excerpt(value: Any, limit: int = 200) -> str:
