@@ -341,7 +341,7 @@ async def call_model(
     )
     try:
         provider = await runtime.provider_for(model)
-        with runtime.tracing.model_call(job, request, provider.name) as call_span:
+        with runtime.tracing.model_call(request, provider.name) as call_span:
             response = await provider.complete(request)
             cost = card.cost(response.usage)
             response = attrs.evolve(response, cost_usd=cost)
@@ -395,7 +395,7 @@ async def _verify_candidate(job: Job, candidate: Candidate) -> Verdict:
         charge=_Charge(job),
     )
     verifier = job.task.verifier
-    with job.runtime.tracing.verification(job, verifier.method) as span:
+    with job.runtime.tracing.verification(verifier.method) as span:
         verdict = await verifier.verify(context)
         span.set_verdict(verdict)
     return verdict

@@ -34,8 +34,6 @@ class ExecuteOptions:
     temperature: float | None = 0.0
     max_tokens: int | None = 1024
     seed: int | None = 0
-    wait_for_review: bool | None = None
-    """For human review: wait for the decision (``None``: the definition decides)."""
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     """Free-form values visible to usage conditions as ``options.<name>``."""
 

@@ -75,11 +75,11 @@ class Tracing:
         finally:
             otel_context.detach(token)
 
-    def model_call(self, job: Job, request: ChatRequest, provider: str) -> ModelCallSpan:
+    def model_call(self, request: ChatRequest, provider: str) -> ModelCallSpan:
         """A CLIENT span for one model call (enter it with ``with``)."""
         return model_call_span(self.tracer, request, provider=provider)
 
-    def verification(self, job: Job, method: str) -> VerificationSpan:
+    def verification(self, method: str) -> VerificationSpan:
         """A span for one verifier run (enter it with ``with``)."""
         return verification_span(self.tracer, method, redact=self.redact)
 
