@@ -271,3 +271,34 @@ async def test_a_failed_open_releases_what_it_opened(tmp_path: Path) -> None:
     writers = [t for t in threading.enumerate() if t.name == "tlm-store-writer"]
     assert writers == []  # the store opened before the failure was closed again
     assert (tmp_path / "tlm.db").is_file()
+
+
+async def test_consensus_voters_run_beside_the_primary_call(
+    engine_factory: EngineFactory, models: ScriptedModels
+) -> None:
+    consensus = {
+        "method": "consensus",
+        "parameters": {"similarity_threshold": 0.9, "min_models": 2, "max_models": 3},
+        "fallback_strategy": "fail",
+    }
+    voter_started = anyio.Event()
+
+    async def primary(request: ChatRequest) -> str:
+        # Answers only once the second opinion is on its way: a sequential engine would stall.
+        await voter_started.wait()
+        return json.dumps({"title": "Chef"})
+
+    def voter(request: ChatRequest) -> str:
+        voter_started.set()
+        return json.dumps({"title": "Chef"})
+
+    models.handlers["model-a"] = primary
+    models.handlers["model-b"] = voter
+    models.handlers["model-c"] = reply({"title": "Chef"})
+    async with engine_factory(make_task(verification=consensus)) as engine:
+        result = await engine.execute(
+            "title_extraction", {"posting": "Chef"}, options={"budget": {"deadline_s": 10}}
+        )
+    assert result.status == "verified"
+    assert result.models_used == ("model-a", "model-b")
+    assert models.calls("model-c") == 0  # the quorum of two agreed: no third call

@@ -38,6 +38,9 @@ class CompiledTask:
     """The input's validation rules, looked up once."""
     output_rules: RuleSet
     """The output's validation rules, looked up once."""
+    voters: int = 0
+    """Second opinions to start together with the primary call (a plain consensus verifier
+    asks ``min_models - 1`` others at once anyway; starting them early saves a round trip)."""
 
     @property
     def fallback_strategy(self) -> str:
@@ -81,9 +84,12 @@ class CompiledTask:
 
 
 def compile_task(
-    definition: TaskDefinition, *, rules: RuleRegistry, verifier: Verifier
+    definition: TaskDefinition, *, rules: RuleRegistry, verifier: Verifier, voters: int = 0
 ) -> CompiledTask:
-    """Compile ``definition`` with the given rule registry and verifier."""
+    """Compile ``definition`` with the given rule registry and verifier.
+
+    ``voters``: how many consensus voters to start speculatively with the primary call.
+    """
     schema_text = json.dumps(definition.output.schema, separators=(",", ":"))
     return CompiledTask(
         definition=definition,
@@ -93,4 +99,5 @@ def compile_task(
         json_instructions=_JSON_INSTRUCTIONS.format(schema=schema_text),
         input_rules=RuleSet.resolve(rules, definition.input.validations),
         output_rules=RuleSet.resolve(rules, definition.output.validations),
+        voters=voters,
     )

@@ -22,7 +22,7 @@ import anyio
 from opentelemetry import trace
 
 from tlm.catalog import Catalog
-from tlm.definition.model import TaskDefinition, VerificationSpec
+from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
 from tlm.engine.budget import BudgetLedger
 from tlm.engine.cache import ResultCache
@@ -33,6 +33,7 @@ from tlm.engine.execution import (
     fallback,
     finish,
     generate,
+    model_stages,
     new_job,
     prepare,
     run_inline,
@@ -309,6 +310,8 @@ class Engine:
                 )
 
             verifier = build(definition.verification)
+            params = definition.verification.parameters
+            voters = params.min_models - 1 if isinstance(params, ConsensusParams) else 0
             policy = self._verification_policy
             if policy is not None and self._store is not None:
                 from tlm.learn.coldstart import PolicyVerifier, TaskHistory
@@ -317,8 +320,9 @@ class Engine:
                 verifier = PolicyVerifier(
                     verifier, build(override) if override else None, policy, self._history
                 )
+                voters = 0  # the policy may skip verification: do not pay for voters up front
             assert self._rules is not None
-            compiled = compile_task(definition, rules=self._rules, verifier=verifier)
+            compiled = compile_task(definition, rules=self._rules, verifier=verifier, voters=voters)
             self._compiled[key] = compiled
         return compiled
 
@@ -407,8 +411,10 @@ class Engine:
 
         async def do_model(job: Job) -> Job:
             with runtime.tracing.active(job):
-                for stage in (generate, verify, fallback):
-                    await run_stage(job, stage)
+                if not job.done:
+                    async with model_stages(job):
+                        for stage in (generate, verify, fallback):
+                            await run_stage(job, stage)
             return job
 
         async def do_finish(job: Job) -> Job:

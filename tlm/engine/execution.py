@@ -37,6 +37,8 @@ from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
 from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from tlm.engine.compiled import CompiledTask
     from tlm.engine.runtime import Runtime
     from tlm.telemetry.spans import ExecutionSpan
@@ -84,6 +86,10 @@ class Job:
     cache_hit: bool = False
     models_used: list[str] = attrs.Factory(list)
     tried: set[str] = attrs.Factory(set)
+    voters: dict[str, _Voter] = attrs.Factory(dict)
+    """Consensus voters started with the primary call, by model, until someone takes them."""
+    speculation: TaskGroup | None = None
+    """Where voters run; opened around the model-bound stages by :func:`model_stages`."""
     usage: Usage = attrs.Factory(Usage)
     cost_usd: float = 0.0
     attempts: int = 0
@@ -137,10 +143,10 @@ async def run_inline(job: Job) -> ExecutionResult:
     try:
         with tracing.active(job):
             await prepare(job)
-            for stage in (generate, verify, fallback):
-                if job.done:
-                    break
-                await run_stage(job, stage)
+            if not job.done:
+                async with model_stages(job):
+                    for stage in (generate, verify, fallback):
+                        await run_stage(job, stage)
     except anyio.get_cancelled_exc_class():
         job.error = ExecutionError("execution cancelled")
         finish(job)
@@ -242,11 +248,12 @@ async def generate(job: Job) -> None:
 async def _generate(job: Job) -> None:
     assert job.variant is not None
     last_error: ProviderError | None = None
+    _start_voters(job)
     for model in job.ranked:
-        if model in job.tried:
+        if model in job.tried and model not in job.voters:
             continue
         try:
-            job.primary = await run_candidate(job, model, job.variant)
+            job.primary = await obtain_candidate(job, model, job.variant)
             return
         except OutputInvalid as exc:
             job.primary_problems = exc.problems
@@ -260,6 +267,94 @@ async def _generate(job: Job) -> None:
     if last_error is not None:
         raise last_error
     raise ConfigurationError(f"no model left to try for task {job.definition.id!r}")
+
+
+def _speculative_voters(job: Job) -> list[str]:
+    """The consensus voters the verifier will ask first, when they may be started now."""
+    if not job.task.voters or not job.options.verify or not job.ranked:
+        return []
+    params = job.definition.verification.parameters
+    order = list(getattr(params, "models", ()) or job.ranked)
+    return [m for m in order if m != job.ranked[0]][: job.task.voters]
+
+
+@attrs.define(eq=False)
+class _Voter:
+    """A consensus voter's call started early: its outcome, once done, and how to stop it."""
+
+    scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
+    done: anyio.Event = attrs.Factory(anyio.Event)
+    outcome: Candidate | TLMError | None = None
+
+
+def _start_voters(job: Job) -> None:
+    """Start the consensus voters beside the primary call (they would be asked next anyway)."""
+    group = job.speculation
+    if group is None:
+        return
+    variant = job.variant
+    assert variant is not None
+    reasks = min(job.runtime.config.max_reasks, 1)
+    for model in _speculative_voters(job):
+        voter = job.voters[model] = _Voter()
+
+        async def run(model: str = model, voter: _Voter = voter) -> None:
+            with voter.scope:
+                try:
+                    voter.outcome = await run_candidate(job, model, variant, reasks=reasks)
+                except TLMError as exc:
+                    voter.outcome = exc
+            voter.done.set()
+
+        group.start_soon(run, name=f"voter {model}")
+
+
+class model_stages:
+    """Around generate → verify → fallback: a task group for early voters, cancelled on exit.
+
+    A voter nobody took (the primary failed, the verifier decided early) is cancelled here and,
+    having not completed, is not paid for.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+        self._group = anyio.create_task_group()
+
+    async def __aenter__(self) -> None:
+        if self._job.task.voters:
+            self._job.speculation = await self._group.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        job = self._job
+        if job.speculation is None:
+            return None
+        job.speculation = None
+        for voter in job.voters.values():
+            voter.scope.cancel()
+        return await self._group.__aexit__(*exc_info)
+
+
+async def obtain_candidate(
+    job: Job,
+    model: str,
+    variant: PromptVariant,
+    *,
+    feedback: str | None = None,
+    reasks: int | None = None,
+) -> Candidate:
+    """An early-started voter's outcome for ``model`` if there is one, else a new call."""
+    voter = job.voters.pop(model, None) if feedback is None and variant is job.variant else None
+    if voter is None:
+        return await run_candidate(job, model, variant, feedback=feedback, reasks=reasks)
+    try:
+        await voter.done.wait()
+    except anyio.get_cancelled_exc_class():
+        voter.scope.cancel()  # the asker gave up (e.g. consensus decided): stop the call too
+        raise
+    if isinstance(voter.outcome, TLMError):
+        raise voter.outcome
+    assert voter.outcome is not None
+    return voter.outcome
 
 
 async def run_candidate(
@@ -423,7 +518,7 @@ class _Source:
         assert variant is not None
         # A second opinion that cannot produce valid output is a non-vote: one re-ask at most.
         reasks = min(self.job.runtime.config.max_reasks, 1)
-        return await run_candidate(self.job, model, variant, feedback=feedback, reasks=reasks)
+        return await obtain_candidate(self.job, model, variant, feedback=feedback, reasks=reasks)
 
 
 @attrs.frozen
@@ -495,10 +590,10 @@ async def _fallback(job: Job, strategy: str) -> None:
             return
     elif strategy == "next_model":
         for model in job.ranked:
-            if model in job.tried:
+            if model in job.tried and model not in job.voters:
                 continue
             try:
-                candidate = await run_candidate(job, model, _variant(job))
+                candidate = await obtain_candidate(job, model, _variant(job))
             except (OutputInvalid, ProviderError):
                 continue
             await _retry_verified(job, candidate, strategy)
@@ -540,6 +635,7 @@ def _valid_candidates(job: Job) -> list[Candidate]:
     found = [job.primary] if job.primary is not None else []
     if job.verdict is not None:
         found.extend(job.verdict.candidates)
+    found.extend(v.outcome for v in job.voters.values() if isinstance(v.outcome, Candidate))
     return [c for c in found if c is not None]
 
 
