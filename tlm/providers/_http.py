@@ -6,14 +6,17 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
 from tlm.errors import ConfigurationError, MalformedResponse
 from tlm.providers.errors import error_from_exception, error_from_status
 
-__all__ = ("JsonTransport", "schema_instruction")
+if TYPE_CHECKING:
+    from tlm.catalog import Catalog
+
+__all__ = ("HttpAdapter", "JsonTransport", "schema_instruction")
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
@@ -115,3 +118,45 @@ def schema_instruction(schema: Mapping[str, Any]) -> str:
         "Reply with a single JSON value and nothing else (no prose, no code fences) that "
         "conforms to this JSON Schema:\n" + json.dumps(schema, ensure_ascii=False)
     )
+
+
+class HttpAdapter:
+    """What every HTTP wire-format adapter shares: identity, a pooled transport, its lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        catalog: Catalog,
+        headers: Mapping[str, str],
+        api_key: str | None,
+        session: aiohttp.ClientSession | None,
+        timeout_s: float,
+        connector_limit: int,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.catalog = catalog
+        self._secrets = (api_key,)
+        self._transport = JsonTransport(
+            provider=name,
+            session=session,
+            timeout_s=timeout_s,
+            connector_limit=connector_limit,
+            headers=headers,
+            secrets=self._secrets,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled session if this provider owns it; later calls are refused."""
+        await self._transport.aclose()

@@ -17,7 +17,7 @@ import aiohttp
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import MalformedResponse
 from tlm.json_reply import parse_json_reply
-from tlm.providers._http import JsonTransport, schema_instruction
+from tlm.providers._http import HttpAdapter, schema_instruction
 from tlm.providers.base import ChatRequest, ChatResponse, Usage
 
 __all__ = ("AnthropicProvider", "build_messages_body", "ANTHROPIC_VERSION", "OUTPUT_TOOL")
@@ -94,7 +94,7 @@ def parse_usage(raw: Any) -> Usage:
     )
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpAdapter):
     """A :class:`~tlm.providers.base.Provider` for Anthropic's Messages API.
 
     ``base_url`` is the API root without ``/v1`` (as in Anthropic's SDK).
@@ -112,9 +112,6 @@ class AnthropicProvider:
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.catalog = catalog
         headers = {
             "Content-Type": "application/json",
             "anthropic-version": ANTHROPIC_VERSION,
@@ -122,23 +119,16 @@ class AnthropicProvider:
         }
         if api_key:
             headers["x-api-key"] = api_key
-        self._transport = JsonTransport(
-            provider=name,
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            catalog=catalog,
+            headers=headers,
+            api_key=api_key,
             session=session,
             timeout_s=timeout_s,
             connector_limit=connector_limit,
-            headers=headers,
-            secrets=(api_key,),
         )
-
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(name={self.name!r}, base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> AnthropicProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def complete(self, request: ChatRequest, /) -> ChatResponse:
         """Send one message request; raise a :class:`tlm.errors.ProviderError` on failure."""
@@ -193,7 +183,3 @@ class AnthropicProvider:
             parsed=parsed,
             cost_usd=card.cost(usage),
         )
-
-    async def aclose(self) -> None:
-        """Close the pooled session if this provider owns it; later calls are refused."""
-        await self._transport.aclose()

@@ -19,7 +19,7 @@ import aiohttp
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import MalformedResponse
 from tlm.json_reply import parse_json_reply
-from tlm.providers._http import JsonTransport, schema_instruction
+from tlm.providers._http import HttpAdapter, schema_instruction
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Message, Usage
 from tlm.providers.errors import error_from_status
 
@@ -101,7 +101,7 @@ def parse_usage(raw: Any) -> Usage:
     )
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(HttpAdapter):
     """A :class:`~tlm.providers.base.Provider` for one OpenAI-compatible endpoint.
 
     Request models are catalog ids; the card's ``provider_model`` is sent. Use one instance per
@@ -120,30 +120,19 @@ class OpenAICompatProvider:
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
     ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.catalog = catalog
         headers = {"Content-Type": "application/json", **(default_headers or {})}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._transport = JsonTransport(
-            provider=name,
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            catalog=catalog,
+            headers=headers,
+            api_key=api_key,
             session=session,
             timeout_s=timeout_s,
             connector_limit=connector_limit,
-            headers=headers,
-            secrets=(api_key,),
         )
-        self._secrets = (api_key,)
-
-    def __repr__(self) -> str:
-        return f"OpenAICompatProvider(name={self.name!r}, base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> OpenAICompatProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def complete(self, request: ChatRequest, /) -> ChatResponse:
         """Send one chat completion; raise a :class:`tlm.errors.ProviderError` on failure."""
@@ -213,7 +202,3 @@ class OpenAICompatProvider:
         return EmbeddingResponse(
             vectors=vectors, model=model, usage=usage, cost_usd=card.cost(usage)
         )
-
-    async def aclose(self) -> None:
-        """Close the pooled session if this provider owns it; later calls are refused."""
-        await self._transport.aclose()
