@@ -21,6 +21,8 @@ model failed, a budget ran out)::
     │   ├── BudgetExceeded                 .spent_usd .elapsed_s .attempts .partial
     │   └── VerificationFailed             .verdict
     └── StoreError
+        ├── StoreCorrupted                 the database file is damaged (found when it opens)
+        └── RecordNotCommitted             .result .execution_id .output: the record is not stored
 
 Messages never contain API keys: provider errors are built from status, provider and model names
 and a sanitised excerpt of the reply body.
@@ -56,6 +58,8 @@ __all__ = (
     "BudgetExceeded",
     "VerificationFailed",
     "StoreError",
+    "StoreCorrupted",
+    "RecordNotCommitted",
 )
 
 
@@ -261,3 +265,25 @@ class VerificationFailed(ExecutionError):
 
 class StoreError(TLMError):
     """The execution store could not be opened, migrated, read or written."""
+
+
+class StoreCorrupted(StoreError):
+    """The execution store's file is damaged; found when it opens, before any model call."""
+
+
+class RecordNotCommitted(StoreError):
+    """An execution finished but its record could not be committed (disk full, damaged file).
+
+    Nothing is lost: :attr:`result` is the execution's result (its ``output`` included), and the
+    message says where the record was saved instead (``unrecorded.jsonl`` beside the database).
+    """
+
+    def __init__(self, message: str, *, result: Any) -> None:
+        self.result = result
+        self.execution_id: str | None = getattr(result, "execution_id", None)
+        super().__init__(message)
+
+    @property
+    def output(self) -> Any:
+        """The execution's output (``None`` for a failed execution)."""
+        return getattr(self.result, "output", None)

@@ -1,0 +1,67 @@
+"""A damaged database is found when the store opens, before any model call is paid for.
+
+A file whose header is intact but whose pages are damaged (bit flips, a torn copy) opens without
+complaint; SQLite notices only when a statement touches a damaged page, typically at the first
+commit. :func:`check_integrity` runs ``PRAGMA quick_check`` (b-tree structure and page format of
+every table and index; linear in the file size) under a time budget: a file it can read
+whole within the budget (hundreds of MB on a laptop, see ``docs/durability.md``) is checked
+entirely; a larger one is checked as far as the budget goes, and damage found later at commit
+time is handled like a full disk (records saved to the fallback file, callers told).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+from tlm.errors import StoreCorrupted
+from tlm.store.failures import describe, is_corruption
+
+__all__ = ("DEFAULT_CHECK_BUDGET_S", "check_integrity", "corrupted")
+
+DEFAULT_CHECK_BUDGET_S = 2.0
+"""Seconds ``quick_check`` may take when a store opens."""
+
+_log = logging.getLogger("tlm.store")
+
+
+def corrupted(path: Path, detail: str) -> StoreCorrupted:
+    """The error for a damaged store at ``path``: what was found and what to do."""
+    return StoreCorrupted(
+        f"{path}: the execution store is corrupted ({detail}); no model was called. "
+        f"Move the file aside (mv {path} {path}.corrupt) to start a new store, or salvage its "
+        f"records with: sqlite3 {path}.corrupt .recover | sqlite3 {path}"
+    )
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path, budget_s: float) -> None:
+    """Raise :class:`StoreCorrupted` if ``quick_check`` finds damage within ``budget_s``.
+
+    ``budget_s <= 0`` skips the check.
+    """
+    if budget_s <= 0:
+        return
+    deadline = time.monotonic() + budget_s
+
+    def over_budget() -> int:
+        return 1 if time.monotonic() > deadline else 0
+
+    conn.set_progress_handler(over_budget, 20_000)
+    try:
+        rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "interrupt" in str(exc):
+            _log.info("%s: integrity check stopped after its %.1f s budget", path, budget_s)
+            return
+        raise
+    except sqlite3.DatabaseError as exc:
+        if is_corruption(exc):
+            raise corrupted(path, describe(exc)) from exc
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+    problems = [str(row[0]) for row in rows if row and row[0] != "ok"]
+    if problems:
+        raise corrupted(path, "quick_check: " + "; ".join(problems)[:300])
