@@ -16,6 +16,7 @@ the embedded local models and keep all state under ``./.tlm``.
     redact = ["email"]    # field names masked in inputs/outputs everywhere
     max_reasks = 2        # bounded re-asks after invalid output
     adaptive_verification = false  # cold-start consensus and lighter checks for reliable models
+    durability = "durable"  # "relaxed": return before the record is committed
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from tlm.errors import ConfigurationError
 
-__all__ = ("EngineConfig", "load_config", "DEFAULT_LOCAL_MODELS")
+__all__ = ("EngineConfig", "load_config", "DEFAULT_LOCAL_MODELS", "Durability")
+
+Durability = Literal["durable", "relaxed"]
+"""When an execution returns: once its record is committed, or once it is queued."""
 
 DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
 
@@ -52,6 +56,11 @@ class EngineConfig:
     max_reasks: int = 2
     adaptive_verification: bool = False
     """Cold start (consensus until a task has history) and risk-based lighter verification."""
+    durability: Durability = attrs.field(
+        default="durable", validator=attrs.validators.in_(("durable", "relaxed"))
+    )
+    """``"durable"``: an execution returns once its record is committed; ``"relaxed"``: once it
+    is queued (see :mod:`tlm.engine.recording`)."""
     otlp_endpoint: str | None = None
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
@@ -60,7 +69,7 @@ class EngineConfig:
 
 _TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
-     "adaptive_verification"}
+     "adaptive_verification", "durability"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
@@ -120,6 +129,7 @@ def load_config(
         adaptive_verification=_as_bool(
             pick("adaptive_verification", "TLM_ADAPTIVE_VERIFICATION"), False
         ),
+        durability=_durability(pick("durability", "TLM_DURABILITY"), file),
         otlp_endpoint=overrides.get("otlp_endpoint"),
         env=environ,
     )
@@ -131,3 +141,15 @@ def _as_bool(value: Any, default: bool) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _durability(value: Any, file: Path) -> Durability:
+    if value is None:
+        return "durable"
+    mode = str(value).strip().lower()
+    if mode not in ("durable", "relaxed"):
+        raise ConfigurationError(
+            f"durability must be 'durable' or 'relaxed', not {value!r} "
+            f"(TLM_DURABILITY or durability in {file})"
+        )
+    return "durable" if mode == "durable" else "relaxed"

@@ -32,6 +32,7 @@ from tlm.engine.execution import (
     Job,
     fallback,
     finish,
+    finish_recorded,
     generate,
     model_stages,
     new_job,
@@ -44,7 +45,7 @@ from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
 from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
 from tlm.engine.runtime import Runtime, Tracing
 from tlm.engine.selection import ModelEstimate
-from tlm.errors import ConfigurationError, TLMError
+from tlm.errors import ConfigurationError, ExecutionError, TLMError
 from tlm.providers.base import Provider
 from tlm.rules import RuleRegistry, default_registry
 from tlm.telemetry.spans import get_tracer
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectStreamStatistics
     from opentelemetry.sdk.trace import SpanProcessor
 
+    from tlm.engine.recording import Recorder
     from tlm.learn.coldstart import TaskHistory, VerificationPolicy
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
@@ -136,6 +138,7 @@ class Engine:
         self._runtime: Runtime | None = None
         self._pool: ProviderPool | None = None
         self._store: ExecutionStore | None = None
+        self._recorder: Recorder | None = None
         self._closed = False
         self._opening = anyio.Lock()
         self._session: aiohttp.ClientSession | None = None
@@ -203,14 +206,17 @@ class Engine:
             review_queue=review_queue,
             estimates=self._estimates,
             clock=self._clock,
+            recorder=self._recorder,
         )
 
     def _open_telemetry(self, data_dir: Path) -> None:
         """The execution store and the cheapest tracer provider serving every consumer."""
         if self.config.store:
+            from tlm.engine.recording import Recorder
             from tlm.store.sqlite import ExecutionStore
 
             self._store = ExecutionStore(data_dir / "tlm.db")
+            self._recorder = Recorder(self._store, self.config.durability)
         if self._tracer_provider is None:
             from tlm.telemetry.setup import create_execution_tracer_provider
 
@@ -251,6 +257,8 @@ class Engine:
                 if isinstance(provider, _Managed) and self._owns_tracer_provider:
                     provider.shutdown()
             finally:
+                if self._recorder is not None:
+                    self._recorder.close()
                 if self._store is not None:
                     self._store.close()
                 if runtime is not None and runtime.cache is not None:
@@ -395,12 +403,21 @@ class Engine:
         runtime = self._require_open()
         compiled = self.compiled(task, version)
         admitted = anyio.Semaphore(max_in_flight)
+        taken: dict[int, Job] = {}
+        """Jobs whose input was taken and whose record is not written yet, by ``id()``."""
 
         async def jobs() -> AsyncIterator[Job]:
             index = 0
-            async for item in _aiter(inputs):
-                await admitted.acquire()
-                yield new_job(runtime, compiled, item, options, index=index, parent_ledger=budget)
+            source = _aiter(inputs)
+            while True:
+                await admitted.acquire()  # take an input only when there is room for it
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    return
+                job = new_job(runtime, compiled, item, options, index=index, parent_ledger=budget)
+                taken[id(job)] = job
+                yield job
                 index += 1
 
         async def do_prepare(job: Job) -> Job:
@@ -418,35 +435,41 @@ class Engine:
             return job
 
         async def do_finish(job: Job) -> Job:
-            finish(job)
+            del taken[id(job)]
+            await finish_recorded(job)
             return job
 
         # One actor per kind of work: CPU-light preparation (validate, select, render, cache
         # lookup); model-bound work (the primary call, verification and fallback calls, which
-        # share the per-provider limits); recording. Fewer hops, same back-pressure.
+        # share the per-provider limits); recording (its workers wait for their commits
+        # together, so one transaction serves many executions).
         stages = [
             Stage("prepare", do_prepare, 1),
             Stage("model", do_model, max_in_flight),
-            Stage("finish", do_finish, 1),
+            Stage("finish", do_finish, max_in_flight),
         ]
-        async with open_pipeline(jobs(), stages) as pipeline:
-            holder._pipeline = pipeline
-            waiting: dict[int, Job] = {}
-            next_index = 0
-            async for job in pipeline.results:
-                if not ordered:
-                    admitted.release()
-                    assert job.result is not None
-                    yield job.result
-                    continue
-                assert job.index is not None
-                waiting[job.index] = job
-                while next_index in waiting:
-                    ready = waiting.pop(next_index)
-                    next_index += 1
-                    admitted.release()
-                    assert ready.result is not None
-                    yield ready.result
+        try:
+            async with open_pipeline(jobs(), stages) as pipeline:
+                holder._pipeline = pipeline
+                waiting: dict[int, Job] = {}
+                next_index = 0
+                async for job in pipeline.results:
+                    if not ordered:
+                        admitted.release()
+                        assert job.result is not None
+                        yield job.result
+                        continue
+                    assert job.index is not None
+                    waiting[job.index] = job
+                    while next_index in waiting:
+                        ready = waiting.pop(next_index)
+                        next_index += 1
+                        admitted.release()
+                        assert ready.result is not None
+                        yield ready.result
+        finally:
+            _record_cancelled(runtime, taken.values())
+            taken.clear()
 
     # --- feedback and review --------------------------------------------------------------------
 
@@ -560,6 +583,18 @@ class ResultStream(AsyncIterator[ExecutionResult]):
     def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
         """Per stage, the statistics of the stream that feeds it."""
         return self._pipeline.statistics() if self._pipeline else {}
+
+
+def _record_cancelled(runtime: Runtime, jobs: Iterable[Job]) -> None:
+    """Record every execution left unfinished by leaving ``map`` early, as cancelled."""
+    for job in list(jobs):
+        if job.result is not None:
+            continue
+        if job.span is None:
+            runtime.tracing.open(job)
+        if job.error is None:
+            job.error = ExecutionError("execution cancelled: the map was left early")
+        finish(job)
 
 
 def _calls_out(spec: VerificationSpec) -> bool:

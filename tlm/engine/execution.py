@@ -53,6 +53,7 @@ __all__ = (
     "verify",
     "fallback",
     "finish",
+    "finish_recorded",
 )
 
 _REASK = (
@@ -151,11 +152,12 @@ async def run_inline(job: Job) -> ExecutionResult:
         job.error = ExecutionError("execution cancelled")
         finish(job)
         raise
-    finish(job)
+    result = await finish_recorded(job)
     if job.error is not None:
         raise job.error
-    assert job.result is not None
-    return job.result
+    if result.error is not None:
+        raise result.error  # RecordNotCommitted: it carries the result
+    return result
 
 
 async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
@@ -690,8 +692,33 @@ def _fail(job: Job) -> None:
 # --- finish -----------------------------------------------------------------------------------
 
 
-def finish(job: Job) -> ExecutionResult:
-    """Build the result, store a verified output in the cache, and close the execution's trace."""
+async def finish_recorded(job: Job) -> ExecutionResult:
+    """:func:`finish`, then wait for the record as the durability contract says.
+
+    A successful execution whose record cannot be kept gets ``result.error`` set to
+    :class:`~tlm.errors.RecordNotCommitted` (output kept); a failed one keeps its own error,
+    with a note saying where its record went.
+    """
+    recorder = job.runtime.recorder
+    result = finish(job, expect_record=recorder is not None)
+    if recorder is None:
+        return result
+    problem = await recorder.settle(result)
+    if problem is None:
+        return result
+    if job.error is not None:
+        job.error.add_note(str(problem))
+        return result
+    job.result = attrs.evolve(result, error=problem)
+    return job.result
+
+
+def finish(job: Job, *, expect_record: bool = False) -> ExecutionResult:
+    """Build the result, store a verified output in the cache, and close the execution's trace.
+
+    ``expect_record``: announce the record to the runtime's recorder first (see
+    :func:`finish_recorded`).
+    """
     runtime = job.runtime
     if isinstance(job.error, ExecutionError):
         job.error.execution_id = job.execution_id
@@ -734,5 +761,7 @@ def finish(job: Job) -> ExecutionResult:
             },
             ttl_s=job.definition.cache.ttl_s,
         )
+    if expect_record and runtime.recorder is not None:
+        runtime.recorder.expect(job.execution_id)
     runtime.tracing.close(job, result)
     return result

@@ -34,6 +34,7 @@ from tlm.telemetry.spans import (
 if TYPE_CHECKING:
     from tlm.engine.compiled import CompiledTask
     from tlm.engine.execution import Job
+    from tlm.engine.recording import Recorder
     from tlm.providers.pool import ProviderPool
     from tlm.verify.review_queue import ReviewQueue
 
@@ -150,6 +151,8 @@ class Runtime:
     estimates: Callable[[str], Mapping[str, ModelEstimate]] | None = None
     """Learned per-task model estimates (the learning system), by task id."""
     clock: Callable[[], float] = time.monotonic
+    recorder: Recorder | None = None
+    """Holds executions until their records are safe (the durability contract)."""
     model_ids: tuple[str, ...] = ()
     _rankings: dict[str, list[tuple[str, int]]] = attrs.field(factory=dict, init=False)
 

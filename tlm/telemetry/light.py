@@ -201,6 +201,11 @@ class LightTracerProvider(trace.TracerProvider):
     ) -> LightTracer:
         return LightTracer(self._processor)
 
+    @property
+    def open_executions(self) -> int:
+        """Execution root spans started and not yet ended."""
+        return self._processor.open_executions
+
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Wait until every finished execution is in the store."""
         return self._processor.force_flush(timeout_millis)

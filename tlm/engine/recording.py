@@ -1,0 +1,79 @@
+"""The durability contract between an execution and its record.
+
+``durability = "durable"`` (the default): an execution returns to its caller only once its record
+is committed to the store. The wait is awaited on the event loop (never a blocking call) and is
+shared: the writer commits every record that arrived meanwhile in one transaction and wakes all
+their executions at once (group commit). When the record cannot be committed (disk full, a
+damaged file) the caller gets :class:`~tlm.errors.RecordNotCommitted`, which carries the result.
+
+``durability = "relaxed"``: an execution returns as soon as its record is queued; it waits only
+while more than the store's ``queue_size`` records are queued (back-pressure, still awaited). A
+record that later cannot be committed is counted (:attr:`tlm.store.ExecutionStore.lost`), logged,
+and saved to the fallback file; one still queued when the process is killed is lost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from tlm.engine.config import Durability
+from tlm.errors import RecordNotCommitted
+from tlm.store.commit_wait import CommitWaiter
+
+if TYPE_CHECKING:
+    from tlm.engine.result import ExecutionResult
+    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.writer import Ticket
+
+__all__ = ("Durability", "DURABILITY_MODES", "Recorder")
+
+DURABILITY_MODES: Final = ("durable", "relaxed")
+
+
+class Recorder:
+    """Holds each execution until its record is safe, as ``durability`` says (module doc).
+
+    Create it on the event loop that runs the executions.
+    """
+
+    def __init__(self, store: ExecutionStore, durability: Durability = "durable") -> None:
+        self._store = store
+        self.durable = durability == "durable"
+        self._waiter = CommitWaiter(store)
+        self._tickets: dict[str, Ticket] = {}
+
+    def expect(self, execution_id: str) -> None:
+        """Announce the record of ``execution_id``; call just before its root span ends."""
+        self._tickets[execution_id] = self._store.expect(execution_id, awaited=self.durable)
+
+    def discard(self, execution_id: str) -> None:
+        """Stop tracking ``execution_id`` (its record is written, nobody waits for it)."""
+        ticket = self._tickets.pop(execution_id, None)
+        if ticket is not None and ticket.seq is None:
+            self._store.forget(ticket)
+
+    async def settle(self, result: ExecutionResult) -> RecordNotCommitted | None:
+        """Wait as the contract says; the error to give the caller if the record is not kept."""
+        ticket = self._tickets.pop(result.execution_id, None)
+        if ticket is None:
+            return None
+        if ticket.seq is None:  # the record never reached this store (another tracer provider)
+            self._store.forget(ticket)
+            return None
+        if not self.durable:
+            room_at = ticket.seq - self._store.queue_size
+            if room_at > self._store.processed:
+                await self._waiter.wait(room_at)
+            return None
+        await self._waiter.wait(ticket.seq)
+        if ticket.error is None:
+            return None
+        return RecordNotCommitted(
+            f"{ticket.error}. The execution itself finished: its result is on this error "
+            f"(.result, .output)",
+            result=result,
+        )
+
+    def close(self) -> None:
+        """Stop listening to the store."""
+        self._waiter.close()
