@@ -97,7 +97,7 @@ def execute_command(
         _print_execution_id(console, exc.execution_id)
         sys.exit(1)
     except TLMError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         _print_execution_id(console, getattr(exc, "execution_id", None))
         sys.exit(1)
     if as_json:

@@ -149,7 +149,15 @@ class ResultCache:
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1
-        _log.warning("result cache %s: %s failed, going on without: %s", self.path, what, exc)
+        count = self.failures
+        if count <= 3 or count & (count - 1) == 0:  # the first few, then ever more rarely
+            _log.warning(
+                "result cache %s: %s failed, going on without (%d failure(s) so far): %s",
+                self.path,
+                what,
+                count,
+                exc,
+            )
 
     def close(self) -> None:
         """Close the database."""

@@ -31,8 +31,8 @@ from tlm.engine.config import EngineConfig, load_config
 from tlm.engine.execution import (
     Job,
     fallback,
-    finish,
     finish_recorded,
+    finish_unawaited,
     generate,
     model_stages,
     new_job,
@@ -594,7 +594,7 @@ def _record_cancelled(runtime: Runtime, jobs: Iterable[Job]) -> None:
             runtime.tracing.open(job)
         if job.error is None:
             job.error = ExecutionError("execution cancelled: the map was left early")
-        finish(job)
+        finish_unawaited(job)
 
 
 def _calls_out(spec: VerificationSpec) -> bool:

@@ -54,6 +54,7 @@ __all__ = (
     "fallback",
     "finish",
     "finish_recorded",
+    "finish_unawaited",
 )
 
 _REASK = (
@@ -150,7 +151,7 @@ async def run_inline(job: Job) -> ExecutionResult:
                         await run_stage(job, stage)
     except anyio.get_cancelled_exc_class():
         job.error = ExecutionError("execution cancelled")
-        finish(job)
+        finish_unawaited(job)
         raise
     result = await finish_recorded(job)
     if job.error is not None:
@@ -700,7 +701,7 @@ async def finish_recorded(job: Job) -> ExecutionResult:
     with a note saying where its record went.
     """
     recorder = job.runtime.recorder
-    result = finish(job, expect_record=recorder is not None)
+    result = finish(job)
     if recorder is None:
         return result
     problem = await recorder.settle(result)
@@ -713,11 +714,20 @@ async def finish_recorded(job: Job) -> ExecutionResult:
     return job.result
 
 
-def finish(job: Job, *, expect_record: bool = False) -> ExecutionResult:
+def finish_unawaited(job: Job) -> ExecutionResult:
+    """:func:`finish` for an execution nobody will wait for (cancelled): its record is written,
+    without back-pressure on the caller."""
+    result = finish(job)
+    if job.runtime.recorder is not None:
+        job.runtime.recorder.discard(job.execution_id)
+    return result
+
+
+def finish(job: Job) -> ExecutionResult:
     """Build the result, store a verified output in the cache, and close the execution's trace.
 
-    ``expect_record``: announce the record to the runtime's recorder first (see
-    :func:`finish_recorded`).
+    The record is announced to the runtime's recorder first; follow with
+    :func:`finish_recorded`'s wait, or use :func:`finish_unawaited`.
     """
     runtime = job.runtime
     if isinstance(job.error, ExecutionError):
@@ -761,7 +771,7 @@ def finish(job: Job, *, expect_record: bool = False) -> ExecutionResult:
             },
             ttl_s=job.definition.cache.ttl_s,
         )
-    if expect_record and runtime.recorder is not None:
+    if runtime.recorder is not None:
         runtime.recorder.expect(job.execution_id)
     runtime.tracing.close(job, result)
     return result

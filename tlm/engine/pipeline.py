@@ -98,4 +98,8 @@ async def _work(
 ) -> None:
     async with receive, send:
         async for item in receive:
-            await send.send(await stage.run(item))
+            done = await stage.run(item)
+            try:
+                await send.send(done)
+            except anyio.BrokenResourceError:
+                return  # the consumer left while this item was in flight; it is cancelling us

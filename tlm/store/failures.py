@@ -8,7 +8,10 @@ fallback file beside the database (``unrecorded.jsonl``) so it can be re-importe
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -75,19 +78,33 @@ def describe(exc: BaseException) -> str:
     return f"{text} ({name})" if name else f"{text} ({type(exc).__name__})"
 
 
-def rescue(path: Path, records: Iterable[ExecutionRecord]) -> str | None:
-    """Append ``records`` to ``path`` as JSON lines; the reason when that fails too, else None.
+def rescue(path: Path, records: Iterable[ExecutionRecord]) -> dict[str, str]:
+    """Append ``records`` to ``path``, one JSON line each; why each one that could not be, by id.
 
-    Lines are ASCII (``\\uXXXX`` escapes), so text the database could not take fits here.
+    Lines are ASCII (``\\uXXXX`` escapes), so text the database could not take fits here. A line
+    that cannot be written whole (the disk is full here too) is cut off again, so the file only
+    ever holds complete lines.
     """
+    failed: dict[str, str] = {}
+    records = list(records)
     try:
-        lines = [
-            json.dumps(r.to_dict(), ensure_ascii=True, separators=(",", ":"), default=str)
-            for r in records
-        ]
-        with path.open("a", encoding="ascii") as handle:
-            handle.write("".join(line + "\n" for line in lines))
-            handle.flush()
-    except (OSError, ValueError, TypeError, RecursionError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        return {r.execution_id: f"{type(exc).__name__}: {exc}" for r in records}
+    try:
+        for record in records:
+            start = os.fstat(fd).st_size
+            try:
+                line = json.dumps(
+                    record.to_dict(), ensure_ascii=True, separators=(",", ":"), default=str
+                )
+                data = line.encode("ascii") + b"\n"
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, "no space left for the whole line")
+            except (OSError, ValueError, TypeError, RecursionError) as exc:
+                failed[record.execution_id] = f"{type(exc).__name__}: {exc}"
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+    finally:
+        os.close(fd)
+    return failed

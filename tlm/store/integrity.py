@@ -28,11 +28,15 @@ _log = logging.getLogger("tlm.store")
 
 
 def corrupted(path: Path, detail: str) -> StoreCorrupted:
-    """The error for a damaged store at ``path``: what was found and what to do."""
+    """The error for a damaged store at ``path``: what was found and what to do (one line)."""
+    lines = [line.strip() for line in detail.splitlines() if line.strip() and "***" not in line]
+    found = lines[0] if lines else "damaged"
+    if len(found) > 120:
+        found = found[:119] + "…"
     return StoreCorrupted(
-        f"{path}: the execution store is corrupted ({detail}); no model was called. "
-        f"Move the file aside (mv {path} {path}.corrupt) to start a new store, or salvage its "
-        f"records with: sqlite3 {path}.corrupt .recover | sqlite3 {path}"
+        f"{path}: the execution store is corrupted ({found}); no model was called. Move it "
+        f"aside (mv {path} {path}.corrupt) to start a new store; sqlite3's .recover command "
+        f"can salvage its records"
     )
 
 
@@ -64,4 +68,4 @@ def check_integrity(conn: sqlite3.Connection, path: Path, budget_s: float) -> No
         conn.set_progress_handler(None, 0)
     problems = [str(row[0]) for row in rows if row and row[0] != "ok"]
     if problems:
-        raise corrupted(path, "quick_check: " + "; ".join(problems)[:300])
+        raise corrupted(path, "quick_check: " + problems[0])

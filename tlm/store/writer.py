@@ -235,11 +235,22 @@ class RecordWriter:
                 batch = [buffer.popleft() for _ in range(count)]
                 self._urgent -= sum(1 for e in batch if e.ticket is not None and e.ticket.awaited)
                 self._not_full.notify_all()
+            records = [e.record for e in batch]
             try:
-                self._commit(self._writer_conn, [e.record for e in batch])
+                self._commit(self._writer_conn, records)
             except Exception as exc:  # a bug, not a database error: keep the records anyway
                 _log.exception("the execution store's writer failed on a batch")
-                self._lose([e.record for e in batch], exc)
+                try:
+                    self._lose(records, exc)
+                except Exception:
+                    _log.exception("cannot save the batch to %s", self.unrecorded_path)
+                    with self._lock:
+                        self._lost += len(records)
+                        for record in records:
+                            self._losses[id(record)] = StoreError(
+                                f"{self.path}: execution record {record.execution_id} "
+                                f"not committed: {describe(exc)}"
+                            )
             self._settle(batch)
 
     def _settle(self, batch: list[_Entry]) -> None:
@@ -341,24 +352,27 @@ class RecordWriter:
         """Save ``records`` to the fallback file, count them and say why they are not committed."""
         reason = describe(exc)
         failed = rescue(self.unrecorded_path, records)
-        where = (
-            f"could not save it to {self.unrecorded_path} either ({failed})"
-            if failed
-            else f"saved to {self.unrecorded_path}"
-        )
         with self._lock:
             self._lost += len(records)
             for record in records:
+                why = failed.get(record.execution_id)
+                where = (
+                    f"could not save it to {self.unrecorded_path} either ({why})"
+                    if why
+                    else f"saved to {self.unrecorded_path}"
+                )
                 self._losses[id(record)] = StoreError(
                     f"{self.path}: execution record {record.execution_id} not committed: "
                     f"{reason}; {where}"
                 )
         _log.error(
-            "%s: %d execution record(s) not committed: %s; %s",
+            "%s: %d execution record(s) not committed: %s; %d saved to %s%s",
             self.path,
             len(records),
             reason,
-            where,
+            len(records) - len(failed),
+            self.unrecorded_path,
+            f", {len(failed)} could not be saved there either" if failed else "",
         )
 
     def _stop_writer(self) -> None:
