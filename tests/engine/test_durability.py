@@ -24,7 +24,7 @@ import pytest
 from tests.engine.conftest import MODELS, ScriptedModels, reply
 from tests.store.test_durability import damage
 from tests.store.test_sqlite import make_record
-from tlm.engine import Engine, EngineConfig
+from tlm.engine import Engine
 from tlm.engine.config import load_config
 from tlm.errors import ConfigurationError, StoreCorrupted, TLMError
 from tlm.store import ExecutionStore
@@ -179,7 +179,15 @@ DISK_FULL = textwrap.dedent(
 
 def run_disk_full(data: Path, durability: str, cache: bool, limit: int) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, "-c", DISK_FULL, str(data), durability, "cache" if cache else "-", str(limit)],
+        [
+            sys.executable,
+            "-c",
+            DISK_FULL,
+            str(data),
+            durability,
+            "cache" if cache else "-",
+            str(limit),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
