@@ -389,6 +389,98 @@ async def local(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+async def durability_cost(settings: Settings, step: Step) -> ScenarioResult:
+    """What returning only after the record is committed costs, next to relaxed mode."""
+    from benchmarks import durability
+
+    figures = await durability.measure_all(settings.overhead_n, settings.repeats)
+    step()
+    keys = (
+        "execute p50",
+        "execute p99",
+        "execute wall",
+        "execute cpu",
+        "map wall",
+        "map cpu",
+    )
+    rows = tuple(
+        (key, *(figures[f"{mode} {key}"].text(0) for mode in durability.MODES),
+         figures[f"added {key}"].text(0))
+        for key in keys
+    )  # fmt: skip
+    return ScenarioResult(
+        name="durability",
+        title="Durability: return after commit (durable) vs after queueing (relaxed)",
+        description=durability.__doc__ or "",
+        tables=(
+            Table(
+                f"µs per execution, {settings.overhead_n} executions per mode and repeat",
+                ("figure", *durability.MODES, "added by durable"),
+                rows,
+            ),
+        ),
+        charts=(
+            Chart(
+                "durability.png",
+                "Latency of one execute",
+                tuple(f"{mode} p50" for mode in durability.MODES),
+                tuple(figures[f"{mode} execute p50"] for mode in durability.MODES),
+                "µs",
+            ),
+        ),
+        figures=figures,
+    )
+
+
+async def soak(settings: Settings, step: Step) -> ScenarioResult:
+    """Executions through map against a faulty server: returned vs on disk, open spans, RSS."""
+    from benchmarks import soak as soak_module
+
+    n = 2_000 if settings.quick else 10_000
+    found = await anyio.to_thread.run_sync(soak_module.run_in_subprocess, n)
+    step()
+    missing = figure([found["returned"] - found["records on disk"]], "records")
+    open_spans = figure([found["open spans"]], "spans")
+    rows = tuple(
+        (key, str(found[key]))
+        for key in (
+            "executions",
+            "returned",
+            "records on disk",
+            "records with errors",
+            "lost",
+            "unrecorded lines",
+            "open spans",
+            "seconds",
+            "rss peak MiB",
+            "rss final MiB",
+        )
+    )
+    return ScenarioResult(
+        name="soak",
+        title=f"Soak: {n:,} executions, 30% faults, a poisoned input every 1,000",
+        description=soak_module.__doc__ or "",
+        tables=(
+            Table("figures", ("figure", "value"), rows),
+            Table(
+                "outcomes (results returned by map)",
+                ("outcome", "count"),
+                tuple((k, str(v)) for k, v in sorted(found["outcomes"].items())),
+            ),
+            Table(
+                "replies the server sent",
+                ("reply", "count"),
+                tuple((k, str(v)) for k, v in sorted(found["faults sent"].items())),
+            ),
+        ),
+        targets=(
+            Target("executions returned but not on disk", missing, 0),
+            Target("root spans open at the end", open_spans, 0),
+        ),
+        figures={"missing": missing, "open spans": open_spans},
+    )
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "overhead": (engine_overhead, lambda s: 2),
     "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
@@ -397,5 +489,7 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "telemetry": (telemetry, lambda s: s.repeats),
     "replay": (replay, lambda s: 1),
     "local": (local, lambda s: 2),
+    "durability": (durability_cost, lambda s: 1),
+    "soak": (soak, lambda s: 1),
 }
 """Name -> (scenario, how many progress steps it reports)."""
