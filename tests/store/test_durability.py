@@ -185,3 +185,23 @@ def test_an_intact_store_opens_with_the_check_and_writes_do_not_block_for_ticket
         gate.set()
         assert store.flush(timeout=30)
         assert store.count() == 5
+
+
+def test_an_execution_whose_spans_make_no_record_is_still_recorded(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tlm.telemetry.processor import ExecutionRecordProcessor
+
+    with ExecutionStore(tmp_path / "tlm.db") as store:
+        provider = TracerProvider()
+        provider.add_span_processor(ExecutionRecordProcessor(store))
+        tracer = provider.get_tracer("test")
+        # a root span without the execution id and version a record needs
+        with tracer.start_as_current_span("tlm.execute broken", attributes={"tlm.task.id": "t"}):
+            pass
+        records = store.query()
+    assert len(records) == 1
+    assert records[0].task_id == "t"
+    assert records[0].status == "error"
+    assert records[0].error is not None
+    assert records[0].error.type == "RecordBuildError"

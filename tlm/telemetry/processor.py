@@ -4,7 +4,10 @@
 ``tlm.execute`` root (children, grandchildren, at any depth), keeps the ended descendants until
 the root ends, then builds one :class:`~tlm.telemetry.records.ExecutionRecord` and hands it to a
 :class:`RecordSink` (the store). The hand-off never drops: when the sink is behind, its ``write``
-blocks the thread ending the root span. Failed executions are records too. Thread-safe.
+blocks the thread ending the root span, unless the record was announced to the store (the engine
+does, then awaits the commit on its event loop instead: see :mod:`tlm.engine.recording`). Failed
+executions are records too, and so is one whose spans cannot be read (a ``RecordBuildError``
+record keeps its id, task, time and input). Thread-safe.
 """
 
 from __future__ import annotations
@@ -96,9 +99,9 @@ class ExecutionRecordProcessor(SpanProcessor):
             children = self._children.pop(span_id, [])
         try:
             record = record_from_spans(span, children)
-        except Exception:  # a hook must not raise; the span itself was malformed
+        except Exception as exc:  # a hook must not raise; the span itself was malformed
             _log.exception("cannot build an execution record from span %r", span.name)
-            return
+            record = _failure_record(span, exc)
         try:
             self._sink.write(record)
         except Exception:
@@ -157,6 +160,26 @@ def _verification(attrs: Mapping[str, Any]) -> VerificationResults | None:
         passed=attrs.get(c.TLM_VERIFICATION_PASSED),
         confidence=float(confidence),
         details=loaded if isinstance(loaded, dict) else {"raw": loaded},
+    )
+
+
+def _failure_record(root: ReadableSpan, exc: Exception) -> ExecutionRecord:
+    """What can be kept of an execution whose spans do not make a record: who, when, and why."""
+    attrs = _attributes(root)
+    context = root.context
+    span_id = format(context.span_id, "016x") if context is not None else "unknown"
+    return ExecutionRecord(
+        execution_id=str(attrs.get(c.TLM_EXECUTION_ID, span_id)),
+        task_id=str(attrs.get(c.TLM_TASK_ID, root.name.removeprefix(_ROOT_PREFIX))),
+        task_version=str(attrs.get(c.TLM_TASK_VERSION, "")),
+        input=attrs.get(c.TLM_INPUT),
+        output=None,
+        models_used=(),
+        verification_results=None,
+        performance=Performance(0.0, 0, 0.0),
+        timestamp=_timestamp(root.start_time or 0),
+        error=ErrorInfo("RecordBuildError", f"{type(exc).__name__}: {exc}"[:500]),
+        status="error",
     )
 
 
