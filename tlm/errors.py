@@ -11,6 +11,8 @@ model failed, a budget ran out)::
     ├── ConfigurationError(RuntimeError)   unknown provider/model, missing API key, bad tlm.toml
     ├── ExecutionError(RuntimeError)       .execution_id .stage
     │   ├── InputInvalid(ValueError)       the input violates the task's schema or rules
+    │   │   ├── InputNotJSON                too deep, circular, NaN, non-string keys, surrogates
+    │   │   └── InputTooLarge               too long for every configured model's context window
     │   ├── PromptError                    a template variable is missing or unexpected
     │   ├── ProviderError                  .provider .model .status ; class attribute `retryable`
     │   │   ├── RateLimited(.retry_after)  · ProviderUnavailable · ProviderTimeout   (retryable)
@@ -20,7 +22,8 @@ model failed, a budget ran out)::
     │   ├── OutputInvalid                  .failures from schema / rules
     │   ├── BudgetExceeded                 .spent_usd .elapsed_s .attempts .partial
     │   └── VerificationFailed             .verdict
-    └── StoreError
+    ├── StoreError
+    └── InvalidArgument(ValueError)        an option or argument out of range or of the wrong type
 
 Messages never contain API keys: provider errors are built from status, provider and model names
 and a sanitised excerpt of the reply body.
@@ -41,6 +44,9 @@ __all__ = (
     "ConfigurationError",
     "ExecutionError",
     "InputInvalid",
+    "InputNotJSON",
+    "InputTooLarge",
+    "InvalidArgument",
     "PromptError",
     "ProviderError",
     "RateLimited",
@@ -133,6 +139,36 @@ class InputInvalid(ExecutionError, ValueError):
         self.problems: tuple[Problem, ...] = tuple(problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"invalid input for task {task_id!r}:\n{lines}")
+
+
+class InputNotJSON(InputInvalid):
+    """The input is not JSON that TLM can carry: nested too deep, circular, NaN or Infinity,
+    non-string keys, lone surrogates, over-long integers or other objects. Nothing was called."""
+
+
+class InputTooLarge(InputInvalid):
+    """The rendered prompt does not fit the context window of any configured model.
+
+    ``estimated_tokens`` is the prompt estimate plus the output tokens reserved; ``windows`` maps
+    each configured model to its context window.
+    """
+
+    def __init__(
+        self, task_id: str, *, estimated_tokens: int, output_tokens: int, windows: dict[str, int]
+    ) -> None:
+        self.estimated_tokens = estimated_tokens
+        self.output_tokens = output_tokens
+        self.windows = dict(windows)
+        over = ", ".join(
+            f"{model} holds {window:,} (over by {estimated_tokens - window:,})"
+            for model, window in sorted(self.windows.items(), key=lambda kv: -kv[1])
+        )
+        message = (
+            f"the input is too large for every configured model's context window: about "
+            f"{estimated_tokens:,} tokens ({estimated_tokens - output_tokens:,} of prompt + "
+            f"{output_tokens:,} reserved for the output); {over}"
+        )
+        super().__init__(task_id, [Problem("input", "$", message)])
 
 
 class PromptError(ExecutionError, ValueError):
@@ -261,3 +297,12 @@ class VerificationFailed(ExecutionError):
 
 class StoreError(TLMError):
     """The execution store could not be opened, migrated, read or written."""
+
+
+class InvalidArgument(TLMError, ValueError):
+    """An option or argument is out of range or of the wrong type; ``argument`` names it
+    (``options.budget.max_cost_usd``, ``score``). Raised before anything runs."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")

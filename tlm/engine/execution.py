@@ -19,6 +19,7 @@ import attrs
 from tlm.definition.model import PromptVariant, TaskDefinition
 from tlm.engine.budget import BudgetLedger, merge_budgets
 from tlm.engine.cache import cache_key
+from tlm.engine.json_values import json_safe, json_value_problems
 from tlm.engine.output import format_problems_for_model, parse_json_reply
 from tlm.engine.result import ExecuteOptions, ExecutionResult, Status
 from tlm.errors import (
@@ -27,6 +28,7 @@ from tlm.errors import (
     ContextLengthExceeded,
     ExecutionError,
     InputInvalid,
+    InputNotJSON,
     OutputInvalid,
     Problem,
     ProviderError,
@@ -121,7 +123,7 @@ def new_job(
     """A job for one execution, with its budget ledger opened now."""
     limits = merge_budgets(task.definition.budget, options.budget)
     ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
-    return Job(
+    job = Job(
         runtime=runtime,
         task=task,
         input=input,
@@ -131,6 +133,11 @@ def new_job(
         index=index,
         started_at=runtime.clock(),
     )
+    problems = json_value_problems(input)
+    if problems:  # refused, and recorded with a stand-in every consumer can carry
+        job.error = InputNotJSON(task.definition.id, problems)
+        job.input = json_safe(input)
+    return job
 
 
 async def run_inline(job: Job) -> ExecutionResult:
@@ -180,6 +187,8 @@ async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
 
 async def prepare(job: Job) -> None:
     """Validate the input, choose and render the prompt, rank models, and look up the cache."""
+    if job.done:
+        return
     try:
         _prepare(job)
     except TLMError as exc:
