@@ -21,6 +21,7 @@ from tlm.engine.budget import BudgetLedger, merge_budgets
 from tlm.engine.cache import cache_key
 from tlm.engine.json_values import json_safe, json_value_problems
 from tlm.engine.output import format_problems_for_model, parse_json_reply
+from tlm.engine.reservation import billable_usage, reserve_call
 from tlm.engine.result import ExecuteOptions, ExecutionResult, Status
 from tlm.errors import (
     BudgetExceeded,
@@ -429,16 +430,13 @@ async def call_model(
     """One model call under the job's budget, traced, costed and counted."""
     runtime = job.runtime
     card = runtime.card(model)
-    max_tokens = job.options.max_tokens
-    prompt_chars = sum(len(m.content) for m in messages)
-    estimate = card.cost(Usage(prompt_chars * 2 // 7 + 8, max_tokens or 0))
-    job.ledger.before_call(estimate)
+    reservation = reserve_call(job.ledger, card, messages, job.options.max_tokens)
     remaining = job.ledger.remaining_s()
     request = ChatRequest(
         model=model,
         messages=tuple(messages),
         temperature=job.options.temperature,
-        max_tokens=max_tokens,
+        max_tokens=reservation.max_tokens,
         seed=job.options.seed,
         output_schema=output_schema,
         timeout_s=remaining if math.isfinite(remaining) else None,
@@ -447,14 +445,15 @@ async def call_model(
         provider = await runtime.provider_for(model)
         with runtime.tracing.model_call(request, provider.name) as call_span:
             response = await provider.complete(request)
-            cost = card.cost(response.usage)
+            usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
+            cost = card.cost(usage)
             response = attrs.evolve(response, cost_usd=cost)
             call_span.set_response(response)
     finally:
-        job.ledger.release(estimate)
+        job.ledger.release(reservation.estimate_usd)
     job.attempts += response.attempts
     job.ledger.count_retries(response.attempts - 1)
-    job.usage = job.usage + response.usage
+    job.usage = job.usage + usage
     job.cost_usd += cost
     job.ledger.charge(cost)
     job.ledger.check_after()
