@@ -176,9 +176,11 @@ class PromptError(ExecutionError, ValueError):
 
 
 class ProviderError(ExecutionError):
-    """A model provider failed. ``retryable`` says whether trying again may help."""
+    """A model provider failed. ``retryable`` says whether trying again may help; ``attempts``
+    how many requests were sent before giving up (retries included)."""
 
     retryable: ClassVar[bool] = False
+    attempts: int = 1
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from tlm.errors import (
     VerificationFailed,
 )
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
+from tlm.providers.retry import Attempt, recording_attempts
 from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 
 if TYPE_CHECKING:
@@ -441,23 +442,48 @@ async def call_model(
         output_schema=output_schema,
         timeout_s=remaining if math.isfinite(remaining) else None,
     )
-    try:
-        provider = await runtime.provider_for(model)
-        with runtime.tracing.model_call(request, provider.name) as call_span:
-            response = await provider.complete(request)
-            usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
-            cost = card.cost(usage)
-            response = attrs.evolve(response, cost_usd=cost)
-            call_span.set_response(response)
-    finally:
-        job.ledger.release(reservation.estimate_usd)
-    job.attempts += response.attempts
-    job.ledger.count_retries(response.attempts - 1)
+    provider = None
+    response: ChatResponse | None = None
+    with recording_attempts() as tries:
+        try:
+            provider = await runtime.provider_for(model)
+            with runtime.tracing.model_call(request, provider.name) as call_span:
+                try:
+                    response = await provider.complete(request)
+                finally:
+                    call_span.set_attempts(tries)
+                usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
+                cost = card.cost(usage)
+                response = attrs.evolve(response, cost_usd=cost)
+                call_span.set_response(response)
+        except ProviderError as exc:
+            _note_attempts(exc, tries)
+            raise
+        finally:
+            job.ledger.release(reservation.estimate_usd)
+            made = len(tries) or (0 if provider is None else _attempts_of(response))
+            job.attempts += made
+            job.ledger.count_retries(made - 1)
     job.usage = job.usage + usage
     job.cost_usd += cost
     job.ledger.charge(cost)
     job.ledger.check_after()
     return response
+
+
+def _note_attempts(exc: ProviderError, tries: list[Attempt]) -> None:
+    """Put the real attempt count, and each attempt's outcome and cost, on a failed call."""
+    if not tries:
+        return
+    exc.attempts = len(tries)
+    summary = "; ".join(t.describe() for t in tries)
+    message = exc.args[0] if exc.args else str(exc)
+    exc.args = (f"{message} [{len(tries)} attempt(s): {summary}]",)
+
+
+def _attempts_of(response: ChatResponse | None) -> int:
+    """Requests a provider without retry accounting made: its response's count, else one."""
+    return response.attempts if response is not None else 1
 
 
 # --- verify -----------------------------------------------------------------------------------
