@@ -17,6 +17,7 @@ model failed, a budget ran out)::
     │   ├── ProviderError                  .provider .model .status ; class attribute `retryable`
     │   │   ├── RateLimited(.retry_after)  · ProviderUnavailable · ProviderTimeout   (retryable)
     │   │   ├── ProviderConnectionError · MalformedResponse                           (retryable)
+    │   │   ├── ResponseTooLarge           the reply passed the response-size limit (not retried)
     │   │   └── ProviderRejected → AuthenticationFailed · BadRequest
     │   │                         → ContextLengthExceeded                            (not retryable)
     │   ├── OutputInvalid                  .failures from schema / rules
@@ -54,6 +55,7 @@ __all__ = (
     "ProviderTimeout",
     "ProviderConnectionError",
     "MalformedResponse",
+    "ResponseTooLarge",
     "ProviderRejected",
     "AuthenticationFailed",
     "BadRequest",
@@ -237,6 +239,16 @@ class MalformedResponse(ProviderError):
     """The provider's reply was not the wire format it promised (bad or truncated JSON)."""
 
     retryable = True
+
+
+class ResponseTooLarge(ProviderError):
+    """The reply grew past the response-size limit; reading stopped there (``limit_bytes``)."""
+
+    def __init__(
+        self, message: str, *, provider: str, model: str, status: int | None, limit_bytes: int
+    ) -> None:
+        self.limit_bytes = limit_bytes
+        super().__init__(message, provider=provider, model=model, status=status)
 
 
 class ProviderRejected(ProviderError):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from tlm.definition.model import PromptVariant, TaskDefinition
+from tlm.definition.model import Budget, PromptVariant, TaskDefinition
 from tlm.engine.budget import BudgetLedger, merge_budgets
 from tlm.engine.cache import cache_key
 from tlm.engine.json_values import json_safe, json_value_problems
@@ -101,6 +101,8 @@ class Job:
     """Why the execution failed: an execution error, or a configuration error met at run time."""
     result: ExecutionResult | None = None
     started_at: float = 0.0
+    default_deadline: bool = False
+    """Whether the deadline is the engine's ``default_deadline_s`` (no budget set one)."""
 
     @property
     def definition(self) -> TaskDefinition:
@@ -124,6 +126,10 @@ def new_job(
 ) -> Job:
     """A job for one execution, with its budget ledger opened now."""
     limits = merge_budgets(task.definition.budget, options.budget)
+    default_deadline = limits.deadline_s is None
+    if default_deadline:  # bounded time even without a budget (config: default_deadline_s)
+        deadline = runtime.config.default_deadline_s
+        limits = Budget(limits.max_cost_usd, deadline, limits.max_attempts)
     ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
     job = Job(
         runtime=runtime,
@@ -134,6 +140,7 @@ def new_job(
         execution_id=f"{random.getrandbits(128):032x}",  # fork-safe; cheaper than uuid4
         index=index,
         started_at=runtime.clock(),
+        default_deadline=default_deadline,
     )
     problems = json_value_problems(input)
     if problems:  # refused, and recorded with a stand-in every consumer can carry
@@ -179,9 +186,14 @@ async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
         await stage(job)
     if scope.cancelled_caught and job.error is None:
         partial = job.primary.output if job.primary else None
-        job.error = job.ledger.exceeded(
-            f"deadline of {job.ledger.limits.deadline_s}s passed", partial=partial
+        deadline = job.ledger.limits.deadline_s
+        what = (
+            f"the default deadline of {deadline:g}s passed (no deadline_s in the task's or the "
+            "call's budget; set default_deadline_s in tlm.toml to change it)"
+            if job.default_deadline
+            else f"deadline of {deadline}s passed"
         )
+        job.error = job.ledger.exceeded(what, partial=partial)
 
 
 # --- prepare ----------------------------------------------------------------------------------
