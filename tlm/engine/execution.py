@@ -33,6 +33,7 @@ from tlm.errors import (
     OutputInvalid,
     Problem,
     ProviderError,
+    ProviderTimeout,
     TLMError,
     VerificationFailed,
 )
@@ -185,15 +186,20 @@ async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
     with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:
         await stage(job)
     if scope.cancelled_caught and job.error is None:
-        partial = job.primary.output if job.primary else None
-        deadline = job.ledger.limits.deadline_s
-        what = (
-            f"the default deadline of {deadline:g}s passed (no deadline_s in the task's or the "
-            "call's budget; set default_deadline_s in tlm.toml to change it)"
-            if job.default_deadline
-            else f"deadline of {deadline}s passed"
-        )
-        job.error = job.ledger.exceeded(what, partial=partial)
+        job.error = deadline_exceeded(job)
+
+
+def deadline_exceeded(job: Job) -> BudgetExceeded:
+    """The error of an execution whose deadline passed (saying when it is the default one)."""
+    partial = job.primary.output if job.primary else None
+    deadline = job.ledger.limits.deadline_s
+    what = (
+        f"the default deadline of {deadline:g}s passed (no deadline_s in the task's or the "
+        "call's budget; set default_deadline_s in tlm.toml to change it)"
+        if job.default_deadline
+        else f"deadline of {deadline}s passed"
+    )
+    return job.ledger.exceeded(what, partial=partial)
 
 
 # --- prepare ----------------------------------------------------------------------------------
@@ -440,7 +446,28 @@ async def call_model(
     *,
     output_schema: Mapping[str, Any] | None,
 ) -> ChatResponse:
-    """One model call under the job's budget, traced, costed and counted."""
+    """One model call under the job's budget, traced, costed and counted.
+
+    A provider timeout that is the execution's deadline running out is reported as that.
+    """
+    try:
+        return await _call_model(job, model, messages, output_schema)
+    except ProviderTimeout as exc:
+        if job.ledger.remaining_s() <= _DEADLINE_SLACK_S:
+            raise deadline_exceeded(job) from exc
+        raise
+
+
+_DEADLINE_SLACK_S = 0.05
+"""A call that timed out this close to the deadline was stopped by the deadline."""
+
+
+async def _call_model(
+    job: Job,
+    model: str,
+    messages: list[Message],
+    output_schema: Mapping[str, Any] | None,
+) -> ChatResponse:
     runtime = job.runtime
     card = runtime.card(model)
     reservation = reserve_call(job.ledger, card, messages, job.options.max_tokens)
