@@ -11,18 +11,22 @@ model failed, a budget ran out)::
     ├── ConfigurationError(RuntimeError)   unknown provider/model, missing API key, bad tlm.toml
     ├── ExecutionError(RuntimeError)       .execution_id .stage
     │   ├── InputInvalid(ValueError)       the input violates the task's schema or rules
+    │   │   ├── InputNotJSON                too deep, circular, NaN, non-string keys, surrogates
+    │   │   └── InputTooLarge               too long for every configured model's context window
     │   ├── PromptError                    a template variable is missing or unexpected
     │   ├── ProviderError                  .provider .model .status ; class attribute `retryable`
     │   │   ├── RateLimited(.retry_after)  · ProviderUnavailable · ProviderTimeout   (retryable)
     │   │   ├── ProviderConnectionError · MalformedResponse                           (retryable)
+    │   │   ├── ResponseTooLarge           the reply passed the response-size limit (not retried)
     │   │   └── ProviderRejected → AuthenticationFailed · BadRequest
     │   │                         → ContextLengthExceeded                            (not retryable)
     │   ├── OutputInvalid                  .failures from schema / rules
     │   ├── BudgetExceeded                 .spent_usd .elapsed_s .attempts .partial
     │   └── VerificationFailed             .verdict
-    └── StoreError
-        ├── StoreCorrupted                 the database file is damaged (found when it opens)
-        └── RecordNotCommitted             .result .execution_id .output: the record is not stored
+    ├── StoreError
+    │   ├── StoreCorrupted                 the database file is damaged (found when it opens)
+    │   └── RecordNotCommitted             .result .execution_id .output: the record is not stored
+    └── InvalidArgument(ValueError)        an option or argument out of range or of the wrong type
 
 Messages never contain API keys: provider errors are built from status, provider and model names
 and a sanitised excerpt of the reply body.
@@ -43,6 +47,9 @@ __all__ = (
     "ConfigurationError",
     "ExecutionError",
     "InputInvalid",
+    "InputNotJSON",
+    "InputTooLarge",
+    "InvalidArgument",
     "PromptError",
     "ProviderError",
     "RateLimited",
@@ -50,6 +57,7 @@ __all__ = (
     "ProviderTimeout",
     "ProviderConnectionError",
     "MalformedResponse",
+    "ResponseTooLarge",
     "ProviderRejected",
     "AuthenticationFailed",
     "BadRequest",
@@ -139,14 +147,46 @@ class InputInvalid(ExecutionError, ValueError):
         super().__init__(f"invalid input for task {task_id!r}:\n{lines}")
 
 
+class InputNotJSON(InputInvalid):
+    """The input is not JSON that TLM can carry: nested too deep, circular, NaN or Infinity,
+    non-string keys, lone surrogates, over-long integers or other objects. Nothing was called."""
+
+
+class InputTooLarge(InputInvalid):
+    """The rendered prompt does not fit the context window of any configured model.
+
+    ``estimated_tokens`` is the prompt estimate plus the output tokens reserved; ``windows`` maps
+    each configured model to its context window.
+    """
+
+    def __init__(
+        self, task_id: str, *, estimated_tokens: int, output_tokens: int, windows: dict[str, int]
+    ) -> None:
+        self.estimated_tokens = estimated_tokens
+        self.output_tokens = output_tokens
+        self.windows = dict(windows)
+        over = ", ".join(
+            f"{model} holds {window:,} (over by {estimated_tokens - window:,})"
+            for model, window in sorted(self.windows.items(), key=lambda kv: -kv[1])
+        )
+        message = (
+            f"the input is too large for every configured model's context window: about "
+            f"{estimated_tokens:,} tokens ({estimated_tokens - output_tokens:,} of prompt + "
+            f"{output_tokens:,} reserved for the output); {over}"
+        )
+        super().__init__(task_id, [Problem("input", "$", message)])
+
+
 class PromptError(ExecutionError, ValueError):
     """A prompt template could not be rendered (missing or unexpected variable)."""
 
 
 class ProviderError(ExecutionError):
-    """A model provider failed. ``retryable`` says whether trying again may help."""
+    """A model provider failed. ``retryable`` says whether trying again may help; ``attempts``
+    how many requests were sent before giving up (retries included)."""
 
     retryable: ClassVar[bool] = False
+    attempts: int = 1
 
     def __init__(
         self,
@@ -203,6 +243,16 @@ class MalformedResponse(ProviderError):
     """The provider's reply was not the wire format it promised (bad or truncated JSON)."""
 
     retryable = True
+
+
+class ResponseTooLarge(ProviderError):
+    """The reply grew past the response-size limit; reading stopped there (``limit_bytes``)."""
+
+    def __init__(
+        self, message: str, *, provider: str, model: str, status: int | None, limit_bytes: int
+    ) -> None:
+        self.limit_bytes = limit_bytes
+        super().__init__(message, provider=provider, model=model, status=status)
 
 
 class ProviderRejected(ProviderError):
@@ -287,3 +337,10 @@ class RecordNotCommitted(StoreError):
     def output(self) -> Any:
         """The execution's output (``None`` for a failed execution)."""
         return getattr(self.result, "output", None)
+class InvalidArgument(TLMError, ValueError):
+    """An option or argument is out of range or of the wrong type; ``argument`` names it
+    (``options.budget.max_cost_usd``, ``score``). Raised before anything runs."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")

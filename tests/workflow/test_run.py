@@ -323,11 +323,15 @@ async def test_a_workflow_budget_stops_later_steps(
     flow = (
         task_step(SHOUT, name="one") | task_step(SHOUT, name="two") | task_step(SHOUT, name="three")
     )
+    # Each call costs $0.0002; its worst case (1024 output tokens) does not fit, so each is
+    # sent with max_tokens capped to the money left, and the third finds too little left.
     with pytest.raises(BudgetExceeded) as caught:
         await Workflow("budget", flow).run(
-            engine, {"title": "x"}, budget=Budget(max_cost_usd=0.0025)
+            engine, {"title": "x"}, budget=Budget(max_cost_usd=0.00041)
         )
     assert scripted.calls() == 2
+    assert all(r.max_tokens is not None and r.max_tokens < 1024 for r in scripted.requests)
+    assert "would exceed the cost budget" in str(caught.value)
     assert caught.value.spent_usd == pytest.approx(0.0004)
     run = WorkflowStore(engine.config.data_dir / "workflows.db").list()[0]
     assert run.status == "failed"
@@ -340,7 +344,7 @@ async def test_a_spent_budget_is_not_skipped_by_a_policy(
     flow = step(as_inputs) | map_each(task_step(DECOMPOSE).or_skip(), limit=1)
     with pytest.raises(BudgetExceeded):
         await Workflow("budget", flow).run(
-            engine, ["a", "b", "c", "d"], budget=Budget(max_cost_usd=0.0025)
+            engine, ["a", "b", "c", "d"], budget=Budget(max_cost_usd=0.00041)
         )
     assert scripted.calls() == 2
 

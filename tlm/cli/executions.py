@@ -17,7 +17,9 @@ from typing import IO, Any
 
 import click
 
+from tlm.cli.params import InputError, Integer, Number
 from tlm.errors import StoreError
+from tlm.numbers import FEEDBACK_SCORE_RANGE
 from tlm.store.sqlite import ExecutionStore, default_db_path
 from tlm.telemetry.records import ExecutionRecord
 
@@ -32,13 +34,20 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration like 7d, 12h, 30m or 2w")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        raise OutOfRange(f"{text.strip()} is longer than any date can reach back") from None
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``7d``/``12h``/``30m``/``2w``/``45s`` ago, or an ISO 8601 date or time (UTC if naive)."""
     if _DURATION.match(text):
-        return (now or datetime.now(UTC)) - parse_duration(text)
+        duration = parse_duration(text)
+        try:
+            return (now or datetime.now(UTC)) - duration
+        except OverflowError:
+            raise OutOfRange(f"{text.strip()} ago is before the year 1") from None
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -46,6 +55,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
             f"{text!r} is neither a duration like 7d, 12h, 30m nor an ISO 8601 date"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+class OutOfRange(ValueError):
+    """A well-formed duration or date that no date can represent."""
 
 
 class _Since(click.ParamType[datetime]):
@@ -58,6 +71,8 @@ class _Since(click.ParamType[datetime]):
             return value
         try:
             return parse_since(str(value))
+        except OutOfRange as exc:
+            raise InputError(f"--since: {exc}") from None
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -108,7 +123,7 @@ def executions() -> None:
 @click.option("--task", "task_id", help="Only this task id.")
 @click.option("--version", help="Only this task version.")
 @click.option("--since", type=_Since(), help="Only since then: 7d, 12h, 30m or an ISO date.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=Integer(minimum=1), default=50, show_default=True)
 @_data_dir_option
 def list_executions(
     task_id: str | None,
@@ -222,7 +237,11 @@ def export(
 
 @click.command()
 @click.argument("execution_id")
-@click.option("--score", type=float, help="A score, e.g. 0..1.")
+@click.option(
+    "--score",
+    type=Number(minimum=FEEDBACK_SCORE_RANGE[0], maximum=FEEDBACK_SCORE_RANGE[1]),
+    help="A score from 0 (wrong) to 1 (right).",
+)
 @click.option("--correct/--incorrect", default=None, help="Whether the output was right.")
 @click.option("--note", help="Free text.")
 @click.option(

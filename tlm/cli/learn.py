@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tlm.cli.executions import _data_dir_option, _open_store, parse_duration
+from tlm.cli.params import Number
 from tlm.errors import TLMError
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ async def propose_rewrite(
 @click.argument("task_id")
 @click.option("--period", type=_Period(), default="30d", show_default=True)
 @click.option("--version", help="Only this task version.")
-@click.option("--min-rate", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--min-rate", type=Number(minimum=0, maximum=1), default=0.1, show_default=True)
 @click.option("--rewrite", is_flag=True, help="Ask a model for a rewritten variant (shown only).")
 @click.option("--variant", help="The variant to rewrite (default: the one with most failures).")
 @click.option("--model", help="The model that rewrites (default: the first configured).")

@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
 import click
 from rich.console import Console
 
+from tlm.cli.json_input import read_input
+from tlm.cli.params import Number
 from tlm.errors import BudgetExceeded, TLMError
 
 __all__ = ("COMMANDS", "execute_command", "read_input")
-
-
-def read_input(value: str) -> Any:
-    """The task input from ``--input``: inline JSON, a JSON file's path, or ``-`` for stdin."""
-    if value == "-":
-        text = sys.stdin.read()
-        source = "<stdin>"
-    elif value.lstrip().startswith(("{", "[")):
-        text, source = value, "--input"
-    else:
-        path = Path(value)
-        if not path.is_file():
-            raise click.BadParameter(f"{value}: no such file (give JSON, a file, or -)")
-        text, source = path.read_text(encoding="utf-8"), str(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f"{source}: line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
 
 
 @click.command("execute")
@@ -44,8 +25,14 @@ def read_input(value: str) -> Any:
 @click.option("--model", "models", multiple=True, help="Restrict to these models (in order).")
 @click.option("--variant", help="Force a prompt variant by id.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the result cache.")
-@click.option("--max-cost", type=float, help="Cost budget in USD for this execution.")
-@click.option("--deadline", type=float, help="Deadline in seconds for this execution.")
+@click.option(
+    "--max-cost", type=Number(minimum=0.0), help="Cost budget in USD for this execution (>= 0)."
+)
+@click.option(
+    "--deadline",
+    type=Number(minimum=0.0, exclusive_minimum=True),
+    help="Deadline in seconds for this execution (> 0).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 def execute_command(
     task: str,
@@ -73,6 +60,7 @@ def execute_command(
         budget=Budget(max_cost_usd=max_cost, deadline_s=deadline),
     )
     console = Console(stderr=True)
+    given = None if input_value is None else read_input(input_value)  # before any set-up
 
     async def main() -> ExecutionResult:
         async with Engine() as engine:
@@ -82,8 +70,7 @@ def execute_command(
                     raise click.BadParameter(f"{task} has {len(examples)} input example(s)")
                 data = examples[example]
             else:
-                assert input_value is not None
-                data = read_input(input_value)
+                data = given
             with console.status(f"executing {task} …"):
                 return await engine.execute(task, data, version=version, options=options)
 

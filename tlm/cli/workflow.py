@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from tlm.cli.params import Integer, Number
 from tlm.cli.run import read_input
 from tlm.errors import TLMError
 
@@ -76,8 +77,12 @@ def _steps_table(run: Any) -> Table:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--input", "input_value", required=True, help="Input as JSON, a file, or -.")
 @click.option("--name", help="The workflow to run when the file defines several.")
-@click.option("--max-cost", type=float, help="Workflow-wide cost budget in USD.")
-@click.option("--deadline", type=float, help="Workflow-wide deadline in seconds.")
+@click.option("--max-cost", type=Number(minimum=0.0), help="Workflow-wide cost budget in USD.")
+@click.option(
+    "--deadline",
+    type=Number(minimum=0.0, exclusive_minimum=True),
+    help="Workflow-wide deadline in seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the output only, as JSON.")
 def run_workflow_command(
     path: Path,
@@ -149,7 +154,7 @@ def run_workflow_command(
 @click.command("workflow-runs")
 @click.argument("run_id", required=False)
 @click.option("--workflow", help="Only runs of this workflow.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=Integer(minimum=1), default=20, show_default=True)
 def workflow_runs_command(run_id: str | None, workflow: str | None, limit: int) -> None:
     """List recent workflow runs, or show one run (RUN_ID, a unique prefix is enough)."""
     from tlm.engine import load_config

@@ -125,6 +125,11 @@ class BudgetLedger:
             ledger.attempts += retries
             ledger = ledger.parent
 
+    def headroom_usd(self) -> float:
+        """Dollars a new call may reserve: the limit less what was spent and what the calls in
+        flight reserved, here and in the parents (``inf`` without a cost limit)."""
+        return self._headroom_usd()
+
     def _headroom_usd(self) -> float:
         own = math.inf
         if self.limits.max_cost_usd is not None:
@@ -132,6 +137,10 @@ class BudgetLedger:
         if self.parent is not None:
             own = min(own, self.parent._headroom_usd())
         return own
+
+    def reserved_in_flight(self) -> float:
+        """Dollars reserved by the calls in flight (the largest of this ledger's and parents')."""
+        return self._reserved_total()
 
     def _reserved_total(self) -> float:
         parent = self.parent._reserved_total() if self.parent is not None else 0.0

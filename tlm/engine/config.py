@@ -17,10 +17,19 @@ the embedded local models and keep all state under ``./.tlm``.
     max_reasks = 2        # bounded re-asks after invalid output
     adaptive_verification = false  # cold-start consensus and lighter checks for reliable models
     durability = "durable"  # "relaxed": return before the record is committed
+    default_deadline_s = 300       # an execution's deadline when neither task nor call sets one
+    max_response_bytes = 16777216  # the largest provider reply read (16 MiB); more is an error
+
+``default_deadline_s`` (env ``TLM_DEFAULT_DEADLINE_S``) bounds every execution whose task and
+options give no ``deadline_s``: a provider that hangs fails after it with ``BudgetExceeded``
+instead of after every retry's transport timeout. 300 s fits a consensus run on the embedded CPU
+models with room to spare. ``max_response_bytes`` (env ``TLM_MAX_RESPONSE_BYTES``) stops reading
+a reply past that size with ``ResponseTooLarge``. Both must be positive, finite numbers.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,13 +39,22 @@ from typing import Any, Literal
 import attrs
 
 from tlm.errors import ConfigurationError
+from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES
 
-__all__ = ("EngineConfig", "load_config", "DEFAULT_LOCAL_MODELS", "Durability")
+__all__ = (
+    "EngineConfig",
+    "load_config",
+    "DEFAULT_LOCAL_MODELS",
+    "DEFAULT_DEADLINE_S",
+    "Durability",
+)
 
 Durability = Literal["durable", "relaxed"]
 """When an execution returns: once its record is committed, or once it is queued."""
 
 DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+DEFAULT_DEADLINE_S = 300.0
+"""Seconds an execution may take when neither its task nor its options set a deadline."""
 
 
 @attrs.frozen
@@ -61,15 +79,27 @@ class EngineConfig:
     )
     """``"durable"``: an execution returns once its record is committed; ``"relaxed"``: once it
     is queued (see :mod:`tlm.engine.recording`)."""
+    default_deadline_s: float = DEFAULT_DEADLINE_S
+    """The deadline of an execution whose task and options set none."""
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """The largest provider reply read; a larger one fails with ``ResponseTooLarge``."""
     otlp_endpoint: str | None = None
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
     """Environment for API keys and endpoints (never logged)."""
 
+    def __attrs_post_init__(self) -> None:
+        _check_positive("default_deadline_s", self.default_deadline_s)
+        _check_positive("max_response_bytes", self.max_response_bytes, integer=True)
+        if not isinstance(self.max_reasks, int) or isinstance(self.max_reasks, bool):
+            raise ConfigurationError(f"max_reasks must be an integer, not {self.max_reasks!r}")
+        if self.max_reasks < 0:
+            raise ConfigurationError(f"max_reasks must be 0 or more, not {self.max_reasks!r}")
+
 
 _TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
-     "adaptive_verification", "durability"}
+     "adaptive_verification", "durability", "default_deadline_s", "max_response_bytes"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
@@ -125,14 +155,47 @@ def load_config(
         store=_as_bool(pick("store", "TLM_STORE"), True),
         cache=_as_bool(pick("cache", "TLM_CACHE"), True),
         redact=tuple(redact or ()),
-        max_reasks=2 if pick("max_reasks") is None else int(pick("max_reasks")),
+        max_reasks=_number(pick("max_reasks"), "max_reasks", 2, integer=True),
         adaptive_verification=_as_bool(
             pick("adaptive_verification", "TLM_ADAPTIVE_VERIFICATION"), False
         ),
         durability=_durability(pick("durability", "TLM_DURABILITY"), file),
+        default_deadline_s=_number(
+            pick("default_deadline_s", "TLM_DEFAULT_DEADLINE_S"),
+            "default_deadline_s",
+            DEFAULT_DEADLINE_S,
+        ),
+        max_response_bytes=_number(
+            pick("max_response_bytes", "TLM_MAX_RESPONSE_BYTES"),
+            "max_response_bytes",
+            DEFAULT_MAX_RESPONSE_BYTES,
+            integer=True,
+        ),
         otlp_endpoint=overrides.get("otlp_endpoint"),
         env=environ,
     )
+
+
+def _number(value: Any, name: str, default: Any, *, integer: bool = False) -> Any:
+    """A setting's number from TOML or the environment (text), refused when not one."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        try:
+            value = int(value.strip()) if integer else float(value.strip())
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise ConfigurationError(f"{name} must be {kind}, not {value!r}") from None
+    return value
+
+
+def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
+    wanted = int if integer else int | float
+    if not isinstance(value, wanted) or isinstance(value, bool):
+        kind = "an integer" if integer else "a number"
+        raise ConfigurationError(f"{name} must be {kind}, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive, finite number, not {value!r}")
 
 
 def _as_bool(value: Any, default: bool) -> bool:

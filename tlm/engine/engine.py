@@ -190,7 +190,11 @@ class Engine:
         self._open_telemetry(data_dir)
         await self._open_learning(data_dir)
         self._pool = ProviderPool(
-            self._catalog, env=config.env, data_dir=data_dir, retry=self._retry
+            self._catalog,
+            env=config.env,
+            data_dir=data_dir,
+            retry=self._retry,
+            max_response_bytes=config.max_response_bytes,
         )
         review_queue = ReviewQueue(
             data_dir / "reviews.db",

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from tlm.definition.model import PromptVariant, TaskDefinition
+from tlm.definition.model import Budget, PromptVariant, TaskDefinition
 from tlm.engine.budget import BudgetLedger, merge_budgets
 from tlm.engine.cache import cache_key
+from tlm.engine.json_values import json_safe, json_value_problems
 from tlm.engine.output import format_problems_for_model, parse_json_reply
+from tlm.engine.reservation import billable_usage, reserve_call
 from tlm.engine.result import ExecuteOptions, ExecutionResult, Status
 from tlm.errors import (
     BudgetExceeded,
@@ -27,13 +29,16 @@ from tlm.errors import (
     ContextLengthExceeded,
     ExecutionError,
     InputInvalid,
+    InputNotJSON,
     OutputInvalid,
     Problem,
     ProviderError,
+    ProviderTimeout,
     TLMError,
     VerificationFailed,
 )
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
+from tlm.providers.retry import Attempt, recording_attempts
 from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 
 if TYPE_CHECKING:
@@ -99,6 +104,8 @@ class Job:
     """Why the execution failed: an execution error, or a configuration error met at run time."""
     result: ExecutionResult | None = None
     started_at: float = 0.0
+    default_deadline: bool = False
+    """Whether the deadline is the engine's ``default_deadline_s`` (no budget set one)."""
 
     @property
     def definition(self) -> TaskDefinition:
@@ -122,8 +129,12 @@ def new_job(
 ) -> Job:
     """A job for one execution, with its budget ledger opened now."""
     limits = merge_budgets(task.definition.budget, options.budget)
+    default_deadline = limits.deadline_s is None
+    if default_deadline:  # bounded time even without a budget (config: default_deadline_s)
+        deadline = runtime.config.default_deadline_s
+        limits = Budget(limits.max_cost_usd, deadline, limits.max_attempts)
     ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
-    return Job(
+    job = Job(
         runtime=runtime,
         task=task,
         input=input,
@@ -132,7 +143,13 @@ def new_job(
         execution_id=f"{random.getrandbits(128):032x}",  # fork-safe; cheaper than uuid4
         index=index,
         started_at=runtime.clock(),
+        default_deadline=default_deadline,
     )
+    problems = json_value_problems(input)
+    if problems:  # refused, and recorded with a stand-in every consumer can carry
+        job.error = InputNotJSON(task.definition.id, problems)
+        job.input = json_safe(input)
+    return job
 
 
 async def run_inline(job: Job) -> ExecutionResult:
@@ -172,10 +189,20 @@ async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
     with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:
         await stage(job)
     if scope.cancelled_caught and job.error is None:
-        partial = job.primary.output if job.primary else None
-        job.error = job.ledger.exceeded(
-            f"deadline of {job.ledger.limits.deadline_s}s passed", partial=partial
-        )
+        job.error = deadline_exceeded(job)
+
+
+def deadline_exceeded(job: Job) -> BudgetExceeded:
+    """The error of an execution whose deadline passed (saying when it is the default one)."""
+    partial = job.primary.output if job.primary else None
+    deadline = job.ledger.limits.deadline_s
+    what = (
+        f"the default deadline of {deadline:g}s passed (no deadline_s in the task's or the "
+        "call's budget; set default_deadline_s in tlm.toml to change it)"
+        if job.default_deadline
+        else f"deadline of {deadline}s passed"
+    )
+    return job.ledger.exceeded(what, partial=partial)
 
 
 # --- prepare ----------------------------------------------------------------------------------
@@ -183,6 +210,8 @@ async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
 
 async def prepare(job: Job) -> None:
     """Validate the input, choose and render the prompt, rank models, and look up the cache."""
+    if job.done:
+        return
     try:
         _prepare(job)
     except TLMError as exc:
@@ -420,39 +449,83 @@ async def call_model(
     *,
     output_schema: Mapping[str, Any] | None,
 ) -> ChatResponse:
-    """One model call under the job's budget, traced, costed and counted."""
+    """One model call under the job's budget, traced, costed and counted.
+
+    A provider timeout that is the execution's deadline running out is reported as that.
+    """
+    try:
+        return await _call_model(job, model, messages, output_schema)
+    except ProviderTimeout as exc:
+        if job.ledger.remaining_s() <= _DEADLINE_SLACK_S:
+            raise deadline_exceeded(job) from exc
+        raise
+
+
+_DEADLINE_SLACK_S = 0.05
+"""A call that timed out this close to the deadline was stopped by the deadline."""
+
+
+async def _call_model(
+    job: Job,
+    model: str,
+    messages: list[Message],
+    output_schema: Mapping[str, Any] | None,
+) -> ChatResponse:
     runtime = job.runtime
     card = runtime.card(model)
-    max_tokens = job.options.max_tokens
-    prompt_chars = sum(len(m.content) for m in messages)
-    estimate = card.cost(Usage(prompt_chars * 2 // 7 + 8, max_tokens or 0))
-    job.ledger.before_call(estimate)
+    reservation = reserve_call(job.ledger, card, messages, job.options.max_tokens)
     remaining = job.ledger.remaining_s()
     request = ChatRequest(
         model=model,
         messages=tuple(messages),
         temperature=job.options.temperature,
-        max_tokens=max_tokens,
+        max_tokens=reservation.max_tokens,
         seed=job.options.seed,
         output_schema=output_schema,
         timeout_s=remaining if math.isfinite(remaining) else None,
     )
-    try:
-        provider = await runtime.provider_for(model)
-        with runtime.tracing.model_call(request, provider.name) as call_span:
-            response = await provider.complete(request)
-            cost = card.cost(response.usage)
-            response = attrs.evolve(response, cost_usd=cost)
-            call_span.set_response(response)
-    finally:
-        job.ledger.release(estimate)
-    job.attempts += response.attempts
-    job.ledger.count_retries(response.attempts - 1)
-    job.usage = job.usage + response.usage
+    provider = None
+    response: ChatResponse | None = None
+    with recording_attempts() as tries:
+        try:
+            provider = await runtime.provider_for(model)
+            with runtime.tracing.model_call(request, provider.name) as call_span:
+                try:
+                    response = await provider.complete(request)
+                finally:
+                    call_span.set_attempts(tries)
+                usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
+                cost = card.cost(usage)
+                response = attrs.evolve(response, cost_usd=cost)
+                call_span.set_response(response)
+        except ProviderError as exc:
+            _note_attempts(exc, tries)
+            raise
+        finally:
+            job.ledger.release(reservation.estimate_usd)
+            made = len(tries) or (0 if provider is None else _attempts_of(response))
+            job.attempts += made
+            job.ledger.count_retries(made - 1)
+    job.usage = job.usage + usage
     job.cost_usd += cost
     job.ledger.charge(cost)
     job.ledger.check_after()
     return response
+
+
+def _note_attempts(exc: ProviderError, tries: list[Attempt]) -> None:
+    """Put the real attempt count, and each attempt's outcome and cost, on a failed call."""
+    if not tries:
+        return
+    exc.attempts = len(tries)
+    summary = "; ".join(t.describe() for t in tries)
+    message = exc.args[0] if exc.args else str(exc)
+    exc.args = (f"{message} [{len(tries)} attempt(s): {summary}]",)
+
+
+def _attempts_of(response: ChatResponse | None) -> int:
+    """Requests a provider without retry accounting made: its response's count, else one."""
+    return response.attempts if response is not None else 1
 
 
 # --- verify -----------------------------------------------------------------------------------

@@ -8,11 +8,13 @@ from typing import Any, Literal
 import attrs
 
 from tlm.definition.model import Budget
-from tlm.errors import TLMError
+from tlm.engine.arguments import budget_from, check_budget, check_model_list
+from tlm.errors import InvalidArgument, TLMError
+from tlm.numbers import check_int, check_number
 from tlm.providers.base import Usage
 from tlm.verify.base import Verdict
 
-__all__ = ("ExecuteOptions", "ExecutionResult", "Status", "coerce_options")
+__all__ = ("ExecuteOptions", "ExecutionResult", "Status", "coerce_options", "check_options")
 
 Status = Literal["verified", "unverified", "pending", "fallback", "cached", "failed"]
 
@@ -37,6 +39,9 @@ class ExecuteOptions:
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     """Free-form values visible to usage conditions as ``options.<name>``."""
 
+    def __attrs_post_init__(self) -> None:
+        check_options(self)
+
     def as_condition_options(self) -> dict[str, Any]:
         """The options usage conditions see."""
         values = dict(self.extra)
@@ -46,19 +51,48 @@ class ExecuteOptions:
         return values
 
 
+def check_options(options: ExecuteOptions) -> None:
+    """Refuse options out of range or of the wrong type (:class:`tlm.errors.InvalidArgument`)."""
+    check_model_list(options.models)
+    if options.prompt_variant is not None and not isinstance(options.prompt_variant, str):
+        raise InvalidArgument("options.prompt_variant", "expected a prompt variant id (a string)")
+    for flag in ("structured_output", "cache", "verify"):
+        if not isinstance(getattr(options, flag), bool):
+            raise InvalidArgument(f"options.{flag}", "expected true or false")
+    if options.budget is not None:
+        check_budget(options.budget)
+    if options.temperature is not None:
+        check_number("options.temperature", options.temperature, minimum=0.0, maximum=2.0)
+    if options.max_tokens is not None:
+        check_int("options.max_tokens", options.max_tokens, minimum=1)
+    if options.seed is not None:
+        check_int("options.seed", options.seed)
+    if not isinstance(options.extra, Mapping):
+        raise InvalidArgument("options.extra", "expected a mapping")
+
+
+_DEFAULT_OPTIONS = ExecuteOptions()
+_FIELDS = frozenset(f.name for f in attrs.fields(ExecuteOptions))
+
+
 def coerce_options(options: ExecuteOptions | Mapping[str, Any] | None) -> ExecuteOptions:
-    """Accept options as an :class:`ExecuteOptions`, a plain mapping or ``None``."""
+    """Accept options as an :class:`ExecuteOptions`, a plain mapping or ``None``; checked.
+
+    Raises:
+        InvalidArgument: a value is out of range or of the wrong type (named by its field).
+    """
     if options is None:
-        return ExecuteOptions()
+        return _DEFAULT_OPTIONS
     if isinstance(options, ExecuteOptions):
         return options
-    fields = {f.name for f in attrs.fields(ExecuteOptions)}
-    known = {k: v for k, v in options.items() if k in fields}
-    extra = {k: v for k, v in options.items() if k not in fields}
-    if isinstance(known.get("budget"), Mapping):
-        known["budget"] = Budget(**known["budget"])
-    if "models" in known and known["models"] is not None:
-        known["models"] = tuple(known["models"])
+    if not isinstance(options, Mapping):
+        raise InvalidArgument("options", "expected ExecuteOptions, a mapping or None")
+    known = {k: v for k, v in options.items() if k in _FIELDS}
+    extra = {k: v for k, v in options.items() if k not in _FIELDS}
+    if "budget" in known:
+        known["budget"] = budget_from(known["budget"])
+    if "models" in known:
+        known["models"] = check_model_list(known["models"])
     if extra:
         known["extra"] = {**dict(known.get("extra", {})), **extra}
     return ExecuteOptions(**known)

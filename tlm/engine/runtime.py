@@ -7,7 +7,7 @@ through ``job.runtime``. Nothing here is global: two engines never share state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from tlm.engine.cache import ResultCache
 from tlm.engine.config import EngineConfig
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.selection import ModelEstimate, estimate_tokens, rank_models
-from tlm.errors import ConfigurationError, TLMError
+from tlm.errors import ConfigurationError, InputTooLarge, TLMError
 from tlm.providers.base import ChatRequest, Provider
 from tlm.telemetry.spans import (
     ModelCallSpan,
@@ -181,9 +181,7 @@ class Runtime:
     def rank(self, task: CompiledTask, prompt: str, options: ExecuteOptions) -> list[str]:
         """Model ids for this execution, best first (the options may restrict and order them)."""
         if options.models:
-            unknown = [m for m in options.models if m not in self.catalog]
-            if unknown:
-                raise ConfigurationError(f"unknown model(s) in options: {', '.join(unknown)}")
+            self._check_requested(options.models)
             candidates = [self.card(m) for m in options.models]
             criteria = attrs.evolve(
                 task.definition.model_ranking_criteria, preferred_models=tuple(options.models)
@@ -210,7 +208,28 @@ class Runtime:
             max_output_tokens=options.max_tokens or 0,
             estimates=estimates,
         )
+        if not ranked and candidates:  # none of their windows holds the prompt
+            raise InputTooLarge(
+                task.definition.id,
+                estimated_tokens=needed,
+                output_tokens=options.max_tokens or 0,
+                windows={card.id: card.context_window for card in candidates},
+            )
         return [r.id for r in ranked]
+
+    def _check_requested(self, requested: Sequence[str]) -> None:
+        """Models named in the options must be configured ones (``TLM_MODELS``/``tlm.toml``)."""
+        configured = set(self.model_ids)
+        outside = [m for m in requested if m not in configured]
+        if not outside:
+            return
+        unknown = [m for m in outside if m not in self.catalog]
+        what = "unknown model(s)" if unknown == outside else "model(s) not configured"
+        raise ConfigurationError(
+            f"{what} in options.models: {', '.join(outside)}; only configured models may be "
+            f"used (configured: {', '.join(self.model_ids) or 'none'}; "
+            "set TLM_MODELS or models in tlm.toml)"
+        )
 
     async def enqueue_review(self, job: Job, output: Any) -> str:
         """Put ``job``'s output in the human review queue; returns the review id."""

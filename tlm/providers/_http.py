@@ -1,4 +1,11 @@
-"""The HTTP transport shared by the adapters: one pooled aiohttp session, owned or borrowed."""
+"""The HTTP transport shared by the adapters: one pooled aiohttp session, owned or borrowed.
+
+Replies are read in chunks up to a size limit (:data:`DEFAULT_MAX_RESPONSE_BYTES`, 16 MiB, set by
+``max_response_bytes`` in ``tlm.toml``): a reply announcing or reaching more is abandoned there
+with :class:`tlm.errors.ResponseTooLarge`, so one misbehaving server cannot exhaust memory. The
+largest legitimate chat reply (a card's 16k-32k output tokens, JSON-escaped, with logprobs) is
+well under 16 MiB, and a few hundred calls in flight at the limit still fit in memory.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,17 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
-from tlm.errors import ConfigurationError, MalformedResponse
+from tlm.errors import ConfigurationError, MalformedResponse, ProviderError, ResponseTooLarge
 from tlm.providers.errors import error_from_exception, error_from_status
 
 if TYPE_CHECKING:
     from tlm.catalog import Catalog
 
-__all__ = ("HttpAdapter", "JsonTransport", "schema_instruction")
+__all__ = ("HttpAdapter", "JsonTransport", "schema_instruction", "DEFAULT_MAX_RESPONSE_BYTES")
+
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""The largest reply read (bytes) unless configured otherwise."""
+_CHUNK = 64 * 1024
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
@@ -37,7 +48,11 @@ class JsonTransport:
         connector_limit: int,
         headers: Mapping[str, str],
         secrets: Iterable[str | None],
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if max_response_bytes < 1:
+            raise ConfigurationError("max_response_bytes must be at least 1")
+        self._max_response_bytes = max_response_bytes
         self._provider = provider
         self._session = session
         self._owns_session = session is None
@@ -84,8 +99,10 @@ class JsonTransport:
                 url, json=body, headers=self._headers, timeout=timeout
             ) as response:
                 status = response.status
-                raw = await response.read()
+                raw = await self._read(response, model)
                 headers = dict(response.headers)
+        except ProviderError:
+            raise
         except Exception as exc:  # every transport failure becomes a ProviderError
             raise error_from_exception(exc, status=status, **where) from None
         latency = time.perf_counter() - started
@@ -93,6 +110,10 @@ class JsonTransport:
             raise error_from_status(status, raw, headers, **where)
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise MalformedResponse(
+                "reply JSON is nested too deeply to read", status=status, **_who(where)
+            ) from None
         except ValueError as exc:
             raise error_from_exception(exc, status=status, **where) from None
         if not isinstance(data, dict):
@@ -104,12 +125,50 @@ class JsonTransport:
             )
         return data, latency
 
+    async def _read(self, response: aiohttp.ClientResponse, model: str) -> bytes:
+        """The body, read in chunks; past the size limit the connection is dropped."""
+        limit = self._max_response_bytes
+        announced = response.content_length
+        if announced is not None and announced > limit:
+            response.close()
+            raise self._too_large(model, response.status, f"announces {announced:,} bytes")
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                response.close()
+                raise self._too_large(model, response.status, f"passed {len(body):,} bytes")
+        return bytes(body)
+
+    def _too_large(self, model: str, status: int, what: str) -> ResponseTooLarge:
+        limit = self._max_response_bytes
+        return ResponseTooLarge(
+            f"the reply {what}, over the response-size limit of {_size(limit)} "
+            "(max_response_bytes in tlm.toml); reading stopped",
+            provider=self._provider,
+            model=model,
+            status=status,
+            limit_bytes=limit,
+        )
+
     async def aclose(self) -> None:
         """Close the owned session (always marks this transport closed)."""
         self._closed = True
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
+
+
+def _who(where: Mapping[str, Any]) -> dict[str, str]:
+    return {"provider": where["provider"], "model": where["model"]}
+
+
+def _size(count: int) -> str:
+    """``16 MiB``, ``512 KiB`` or ``1,000 bytes``."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count:,} bytes"
 
 
 def schema_instruction(schema: Mapping[str, Any]) -> str:
@@ -134,6 +193,7 @@ class HttpAdapter:
         session: aiohttp.ClientSession | None,
         timeout_s: float,
         connector_limit: int,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -146,6 +206,7 @@ class HttpAdapter:
             connector_limit=connector_limit,
             headers=headers,
             secrets=self._secrets,
+            max_response_bytes=max_response_bytes,
         )
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ import aiohttp
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import MalformedResponse
 from tlm.json_reply import parse_json_reply
-from tlm.providers._http import HttpAdapter, schema_instruction
+from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES, HttpAdapter, schema_instruction
 from tlm.providers.base import ChatRequest, ChatResponse, Usage
 
 __all__ = ("AnthropicProvider", "build_messages_body", "ANTHROPIC_VERSION", "OUTPUT_TOOL")
@@ -111,6 +111,7 @@ class AnthropicProvider(HttpAdapter):
         timeout_s: float = 120.0,
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         headers = {
             "Content-Type": "application/json",
@@ -128,6 +129,7 @@ class AnthropicProvider(HttpAdapter):
             session=session,
             timeout_s=timeout_s,
             connector_limit=connector_limit,
+            max_response_bytes=max_response_bytes,
         )
 
     async def complete(self, request: ChatRequest, /) -> ChatResponse:

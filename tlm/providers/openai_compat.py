@@ -19,7 +19,7 @@ import aiohttp
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import MalformedResponse
 from tlm.json_reply import parse_json_reply
-from tlm.providers._http import HttpAdapter, schema_instruction
+from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES, HttpAdapter, schema_instruction
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Message, Usage
 from tlm.providers.errors import error_from_status
 
@@ -119,6 +119,7 @@ class OpenAICompatProvider(HttpAdapter):
         timeout_s: float = 120.0,
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         headers = {"Content-Type": "application/json", **(default_headers or {})}
         if api_key:
@@ -132,6 +133,7 @@ class OpenAICompatProvider(HttpAdapter):
             session=session,
             timeout_s=timeout_s,
             connector_limit=connector_limit,
+            max_response_bytes=max_response_bytes,
         )
 
     async def complete(self, request: ChatRequest, /) -> ChatResponse:

@@ -18,6 +18,7 @@ import anyio
 
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import ConfigurationError
+from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES
 from tlm.providers.anthropic import AnthropicProvider
 from tlm.providers.base import Provider
 from tlm.providers.limits import ProviderLimits, RateLimitedProvider
@@ -49,6 +50,7 @@ class ProviderPool:
         limits: Mapping[str, ProviderLimits] | None = None,
         session: aiohttp.ClientSession | None = None,
         timeout_s: float = 120.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.catalog = catalog
         self.data_dir = Path(data_dir)
@@ -57,6 +59,7 @@ class ProviderPool:
         self._limits = {**DEFAULT_LIMITS, **(limits or {})}
         self._session = session
         self._timeout_s = timeout_s
+        self._max_response_bytes = max_response_bytes
         self._providers: dict[str, Provider] = {}
         self._lock = anyio.Lock()
         self._closed = False
@@ -115,6 +118,7 @@ class ProviderPool:
             "api_key": self._api_key(card),
             "session": self._session,
             "timeout_s": self._timeout_s,
+            "max_response_bytes": self._max_response_bytes,
         }
         if card.api == "anthropic":
             return AnthropicProvider(**kwargs)

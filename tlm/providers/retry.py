@@ -3,13 +3,21 @@
 Only errors whose class says ``retryable`` are retried. The wait before the next attempt is
 ``max(backoff with jitter, the server's Retry-After)``; retrying stops after ``max_attempts`` or
 when that wait would end past the caller's deadline (an absolute time on the policy's clock).
+
+Every attempt is accounted for: a failed call's :class:`ProviderError` carries ``attempts`` (how
+many requests were sent), and inside :func:`recording_attempts` each attempt's outcome, HTTP
+status, latency and cost is appended to a list the caller reads even when the call failed or was
+cancelled (the engine records them on the model-call span and the execution record).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import anyio
@@ -19,9 +27,42 @@ import tenacity
 from tlm.errors import ConfigurationError, ProviderError, RateLimited
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Provider
 
-__all__ = ("RetryPolicy", "RetryingProvider")
+__all__ = ("RetryPolicy", "RetryingProvider", "Attempt", "recording_attempts")
 
 T = TypeVar("T")
+
+
+@attrs.define
+class Attempt:
+    """One request sent to a provider: its outcome and what it cost."""
+
+    number: int
+    outcome: str = "in flight"
+    """``"ok"``, the error's class name (``"RateLimited"``), or ``"cancelled"``."""
+    status: int | None = None
+    """The HTTP status, when the provider answered."""
+    cost_usd: float = 0.0
+    """The catalog price of the usage the reply reported (failed replies report none: 0)."""
+    latency_s: float = 0.0
+
+    def describe(self) -> str:
+        """``RateLimited (HTTP 429) $0.000000 0.12s``."""
+        status = f" (HTTP {self.status})" if self.status is not None else ""
+        return f"{self.outcome}{status} ${self.cost_usd:.6f} {self.latency_s:.2f}s"
+
+
+_ATTEMPTS: ContextVar[list[Attempt] | None] = ContextVar("tlm_provider_attempts", default=None)
+
+
+@contextmanager
+def recording_attempts() -> Iterator[list[Attempt]]:
+    """Collect the attempts :class:`RetryingProvider` makes in this task, in order."""
+    attempts: list[Attempt] = []
+    token = _ATTEMPTS.set(attempts)
+    try:
+        yield attempts
+    finally:
+        _ATTEMPTS.reset(token)
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -155,14 +196,38 @@ class RetryingProvider:
     async def complete(self, request: ChatRequest, /) -> ChatResponse:
         """Complete ``request``, retrying retryable errors; the last error is re-raised."""
         deadline = self._deadline(request.timeout_s)
+        log = _ATTEMPTS.get()
+        made = 0
 
         async def attempt(number: int) -> ChatResponse:
-            if deadline is None or number == 1:
-                return await self.inner.complete(request)
-            remaining = max(deadline - self.policy.clock(), 0.001)
-            return await self.inner.complete(attrs.evolve(request, timeout_s=remaining))
+            nonlocal made
+            made = number
+            entry = Attempt(number)
+            if log is not None:
+                log.append(entry)
+            started = time.perf_counter()
+            try:
+                if deadline is None or number == 1:
+                    response = await self.inner.complete(request)
+                else:
+                    remaining = max(deadline - self.policy.clock(), 0.001)
+                    response = await self.inner.complete(attrs.evolve(request, timeout_s=remaining))
+            except ProviderError as exc:
+                entry.outcome, entry.status = type(exc).__name__, exc.status
+                raise
+            except BaseException:
+                entry.outcome = "cancelled"
+                raise
+            finally:
+                entry.latency_s = time.perf_counter() - started
+            entry.outcome, entry.cost_usd = "ok", response.cost_usd
+            return response
 
-        response, attempts = await self.policy.call(attempt, deadline=deadline)
+        try:
+            response, attempts = await self.policy.call(attempt, deadline=deadline)
+        except ProviderError as exc:
+            exc.attempts = made
+            raise
         return attrs.evolve(response, attempts=attempts) if attempts != 1 else response
 
     async def embed(self, model: str, texts: Sequence[str], /) -> EmbeddingResponse:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import anyio.to_thread
 
+from tlm.numbers import check_feedback_score
 from tlm.store.sqlite import ExecutionStore
 from tlm.telemetry.records import Feedback, FeedbackSource
 
@@ -27,7 +28,9 @@ async def record_feedback(
     Raises:
         tlm.errors.StoreError: No execution has that id, or the write failed.
         ValueError: ``source`` is unknown, or no score, mark or note was given.
+        tlm.errors.InvalidArgument: ``score`` is not a finite number from 0 (wrong) to 1 (right).
     """
+    score = check_feedback_score(score)
 
     def add() -> Feedback:
         return store.add_feedback(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tlm.errors import StoreError
+from tlm.numbers import check_feedback_score
 from tlm.store.failures import describe, is_corruption
 from tlm.store.integrity import DEFAULT_CHECK_BUDGET_S, check_integrity, corrupted
 from tlm.store.schema import (
@@ -238,7 +239,9 @@ class ExecutionStore(RecordWriter):
         Raises:
             StoreError: No execution has that id, or the write failed.
             ValueError: ``source`` is not ``"human"`` or ``"system"``, or nothing was given.
+            InvalidArgument: ``score`` is not a finite number from 0 to 1.
         """
+        score = check_feedback_score(score)  # finite, 0 (wrong) to 1 (right)
         if source not in ("human", "system"):
             raise ValueError(f"feedback source must be 'human' or 'system', not {source!r}")
         if score is None and correct is None and not note:

@@ -60,6 +60,8 @@ __all__ = (
     "TLM_CACHE_HIT",
     "TLM_FALLBACK",
     "TLM_ATTEMPTS",
+    "TLM_ATTEMPT_OUTCOMES",
+    "TLM_ATTEMPT_COSTS_USD",
     "TLM_BUDGET_PREFIX",
     "TLM_VERIFICATION_METHOD",
     "TLM_VERIFICATION_PASSED",
@@ -125,6 +127,10 @@ TLM_USAGE_OUTPUT_TOKENS: Final = "tlm.usage.output_tokens"
 TLM_CACHE_HIT: Final = "tlm.cache_hit"
 TLM_FALLBACK: Final = "tlm.fallback"
 TLM_ATTEMPTS: Final = "tlm.attempts"
+TLM_ATTEMPT_OUTCOMES: Final = "tlm.attempt.outcomes"
+"""Per request sent for one model call: ``ok`` or the error class, with the HTTP status."""
+TLM_ATTEMPT_COSTS_USD: Final = "tlm.attempt.costs_usd"
+"""Per request sent for one model call: its cost in USD (failed replies report no usage: 0)."""
 TLM_BUDGET_PREFIX: Final = "tlm.budget."
 """Budget facts, e.g. ``tlm.budget.limit_usd``, ``tlm.budget.remaining_usd``."""
 TLM_VERIFICATION_METHOD: Final = "tlm.verification.method"

@@ -20,7 +20,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
 
     from tlm.providers.base import ChatRequest, ChatResponse
+    from tlm.providers.retry import Attempt
     from tlm.verify.base import Verdict
 
 __all__ = (
@@ -212,6 +213,20 @@ class ModelCallSpan(_SpanScope):
         if response.finish_reason is not None:
             attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
         span.set_attributes(attrs)
+
+    def set_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Record every request sent for this call: count, outcomes and what each cost."""
+        if not attempts or not self.span.is_recording():
+            return
+        self.span.set_attributes(
+            {
+                c.TLM_ATTEMPTS: len(attempts),
+                c.TLM_ATTEMPT_OUTCOMES: tuple(
+                    a.outcome if a.status is None else f"{a.outcome} {a.status}" for a in attempts
+                ),
+                c.TLM_ATTEMPT_COSTS_USD: tuple(float(a.cost_usd) for a in attempts),
+            }
+        )
 
 
 class VerificationSpan(_SpanScope):
