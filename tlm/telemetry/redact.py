@@ -1,15 +1,44 @@
-"""Content rules: redaction of configured fields and secret-free error messages."""
+"""Content rules: redaction of configured fields, secret values, and secret-free error messages.
+
+Two mechanisms, combined by :class:`Redaction`:
+
+* **by field name**: every mapping entry whose key is a redacted field (``tlm.toml`` ``redact``,
+  ``TLM_REDACT``) is replaced by ``"[REDACTED]"`` at any depth (:func:`redact`);
+* **by value**: the values those fields hold in one execution's input, and the configured API
+  keys, are masked wherever else they appear — in other fields, the output, the rendered prompt,
+  error messages and verifier details — in raw, JSON-escaped and ``repr`` forms, and as the
+  truncated prefix of a bounded excerpt (``"TOPSECRET@exa…"``). Strings shaped like API keys are
+  masked by :func:`tlm.providers.errors.scrub`, the one key scrubber.
+
+Values shorter than :data:`MIN_SCRUB_CHARS` are masked only where a whole string or number
+equals them (masking ``"42"`` inside every text would mangle unrelated content).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ("REDACTED", "redact", "sanitize_message", "to_json")
+import attrs
+
+__all__ = (
+    "REDACTED",
+    "MIN_SCRUB_CHARS",
+    "Redaction",
+    "redact",
+    "path_is_redacted",
+    "sanitize_message",
+    "to_json",
+)
 
 REDACTED = "[REDACTED]"
+MIN_SCRUB_CHARS = 3
+"""Shorter redacted values are masked only where a whole string or number equals them."""
+_MIN_PREFIX_CHARS = 6
+"""The shortest truncated prefix of a redacted value that is still masked before a ``…``."""
 
 _SECRET_PATTERNS = (
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}"),
@@ -21,6 +50,7 @@ _SECRET_PATTERNS = (
     ),
 )
 _MESSAGE_LIMIT = 500
+_PATH_SEGMENT = re.compile(r"\.([^.\[\]]+)|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
 
 
 def redact(value: Any, fields: Collection[str]) -> Any:
@@ -35,6 +65,176 @@ def redact(value: Any, fields: Collection[str]) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, fields) for v in value]
     return value
+
+
+def path_is_redacted(path: str, fields: Collection[str]) -> bool:
+    """Whether the JSON path (``$.a.b``, ``$['a'][0]``, ``a.b``) goes through a redacted field."""
+    if not fields:
+        return False
+    text = path if path.startswith("$") else "$." + path
+    for match in _PATH_SEGMENT.finditer(text):
+        name = next(g for g in match.groups() if g is not None)
+        if name in fields:
+            return True
+    return False
+
+
+def contains_field(value: Any, fields: Collection[str]) -> bool:
+    """Whether ``value`` holds a mapping entry named in ``fields`` at any depth."""
+    if not fields:
+        return False
+    if isinstance(value, Mapping):
+        return any(k in fields or contains_field(v, fields) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_field(v, fields) for v in value)
+    return False
+
+
+def _leaves(value: Any, *, keys: bool = False) -> Iterator[str | int | float]:
+    """The scalars in ``value`` (and its mapping keys, with ``keys``)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if keys and isinstance(key, str):
+                yield key
+            yield from _leaves(item, keys=keys)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item, keys=keys)
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield value
+
+
+def _redacted_values(value: Any, fields: Collection[str]) -> Iterator[str | int | float]:
+    """The leaves held under redacted fields in ``value`` (the values to mask elsewhere)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in fields:
+                yield from _leaves(item)
+            else:
+                yield from _redacted_values(item, fields)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _redacted_values(item, fields)
+
+
+def _forms(text: str) -> set[str]:
+    """The ways ``text`` may be written into other text: raw, JSON-escaped, ``repr``-escaped."""
+    return {
+        text,
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        json.dumps(text)[1:-1],
+        repr(text)[1:-1],
+    }
+
+
+@attrs.frozen
+class Redaction:
+    """What must never be stored, exported or sent where the user did not allow it.
+
+    ``fields`` are redacted by name; ``values`` (the redacted fields' values of one execution) and
+    ``secrets`` (configured API keys) are masked wherever they appear. An engine holds one
+    redaction built from its configuration; :meth:`for_input` adds one execution's values.
+    """
+
+    fields: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    values: frozenset[str | int | float] = attrs.field(default=frozenset(), converter=frozenset)
+    secrets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    _forms: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        forms: set[str] = set()
+        for value in self.values:
+            text = value if isinstance(value, str) else str(value)
+            if len(text) >= MIN_SCRUB_CHARS:
+                forms |= _forms(text)
+        # longest first, so a value never leaves a tail of a longer one behind
+        object.__setattr__(self, "_forms", tuple(sorted(forms, key=len, reverse=True)))
+
+    @property
+    def masks_values(self) -> bool:
+        """Whether any value (beyond the field names) is masked."""
+        return bool(self.values)
+
+    def for_input(self, value: Any) -> Redaction:
+        """This redaction plus the values ``value`` holds under the redacted fields."""
+        if not self.fields:
+            return self
+        found = set(_redacted_values(value, self.fields))
+        if not found:
+            return self
+        return attrs.evolve(self, values=self.values | found)
+
+    def holds_value(self, value: Any) -> bool:
+        """Whether ``value`` carries a redacted field or one of the masked values anywhere."""
+        if contains_field(value, self.fields):
+            return True
+        if not self.values:
+            return False
+        return any(
+            leaf in self.values or (isinstance(leaf, str) and self.text(leaf) != leaf)
+            for leaf in _leaves(value, keys=True)
+        )
+
+    def text(self, text: str) -> str:
+        """``text`` with every masked value, truncated prefix and key-shaped string masked."""
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        if "…" in text and self._forms:
+            text = _mask_truncated(text, self._forms)
+        return _key_scrubber()(text, self.secrets)
+
+    def value(self, value: Any) -> Any:
+        """``value`` (JSON-like) with redacted fields replaced and masked values scrubbed."""
+        value = redact(value, self.fields)
+        return self._scrub(value)
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return REDACTED if value in self.values else self.text(value)
+        if isinstance(value, Mapping):
+            return {
+                (self.text(k) if isinstance(k, str) else k): self._scrub(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self._scrub(v) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool) and value in self.values:
+            return REDACTED
+        return value
+
+    def json(self, value: Any) -> str:
+        """:meth:`value` as compact JSON (what span attributes and records hold)."""
+        return to_json(self.value(value))
+
+    def with_secrets(self, secrets: Iterable[str | None]) -> Redaction:
+        """This redaction also masking ``secrets`` (e.g. API keys); empty ones are ignored."""
+        extra = tuple(s for s in secrets if s and s not in self.secrets)
+        return attrs.evolve(self, secrets=self.secrets + extra) if extra else self
+
+
+@functools.cache
+def _key_scrubber() -> Callable[[str, Iterable[str]], str]:
+    """:func:`tlm.providers.errors.scrub`, the one key scrubber (imported late: aiohttp)."""
+    from tlm.providers.errors import scrub
+
+    return scrub
+
+
+def _mask_truncated(text: str, forms: Iterable[str]) -> str:
+    """Mask the start of a value cut short by an excerpt (``"TOPSECRET@exa…"``)."""
+    for form in forms:
+        if len(form) < _MIN_PREFIX_CHARS + 1:
+            continue
+        start = 0
+        while (cut := text.find("…", start)) != -1:
+            start = cut + 1
+            for size in range(min(len(form) - 1, cut), _MIN_PREFIX_CHARS - 1, -1):
+                if text.startswith(form[:size], cut - size):
+                    text = text[: cut - size] + REDACTED + text[cut:]
+                    start = cut - size + len(REDACTED) + 1
+                    break
+    return text
 
 
 def sanitize_message(text: str, limit: int = _MESSAGE_LIMIT) -> str:
