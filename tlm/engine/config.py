@@ -16,6 +16,12 @@ the embedded local models and keep all state under ``./.tlm``.
     redact = ["email"]    # field names masked in inputs/outputs everywhere
     max_reasks = 2        # bounded re-asks after invalid output
     adaptive_verification = false  # cold-start consensus and lighter checks for reliable models
+    external_hosts = ["verify.example.com"]  # hosts external verifiers may call (+ loopback)
+    external_env = ["MY_VERIFIER_TOKEN"]     # env vars external verifier headers may expand
+    external_unredacted = []  # endpoint hosts / function names that get redacted fields unmasked
+
+(``TLM_REDACT``, ``TLM_EXTERNAL_HOSTS``, ``TLM_EXTERNAL_ENV`` and ``TLM_EXTERNAL_UNREDACTED`` take
+comma-separated lists; see docs/redaction.md.)
 """
 
 from __future__ import annotations
@@ -52,6 +58,12 @@ class EngineConfig:
     max_reasks: int = 2
     adaptive_verification: bool = False
     """Cold start (consensus until a task has history) and risk-based lighter verification."""
+    external_hosts: tuple[str, ...] = ()
+    """Hosts ``external`` verification endpoints may call besides loopback."""
+    external_env: tuple[str, ...] = ()
+    """Environment variables ``external`` verifier headers may expand (``${VAR}``)."""
+    external_unredacted: tuple[str, ...] = ()
+    """Endpoint hosts and function names that receive redacted fields unmasked."""
     otlp_endpoint: str | None = None
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
@@ -60,7 +72,7 @@ class EngineConfig:
 
 _TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
-     "adaptive_verification"}
+     "adaptive_verification", "external_hosts", "external_env", "external_unredacted"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
@@ -100,9 +112,11 @@ def load_config(
     models = pick("models", "TLM_MODELS")
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    redact = pick("redact", "TLM_REDACT")
-    if isinstance(redact, str):
-        redact = [r.strip() for r in redact.split(",") if r.strip()]
+    redact = _as_list(pick("redact", "TLM_REDACT"), "redact", file)
+    external = {
+        key: _as_list(pick(key, f"TLM_{key.upper()}"), key, file)
+        for key in ("external_hosts", "external_env", "external_unredacted")
+    }
     unknown = set(table) - _TOML_KEYS
     if unknown:
         raise ConfigurationError(
@@ -120,9 +134,23 @@ def load_config(
         adaptive_verification=_as_bool(
             pick("adaptive_verification", "TLM_ADAPTIVE_VERIFICATION"), False
         ),
+        external_hosts=external["external_hosts"],
+        external_env=external["external_env"],
+        external_unredacted=external["external_unredacted"],
         otlp_endpoint=overrides.get("otlp_endpoint"),
         env=environ,
     )
+
+
+def _as_list(value: Any, key: str, file: Path) -> tuple[str, ...]:
+    """A list setting: a TOML array of strings, or comma-separated text (environment)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigurationError(f"{file}: {key} must be a list of strings")
 
 
 def _as_bool(value: Any, default: bool) -> bool:

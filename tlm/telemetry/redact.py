@@ -24,6 +24,8 @@ from typing import Any
 
 import attrs
 
+from tlm.errors import Problem
+
 __all__ = (
     "REDACTED",
     "MIN_SCRUB_CHARS",
@@ -31,6 +33,7 @@ __all__ = (
     "redact",
     "path_is_redacted",
     "sanitize_message",
+    "schema_message",
     "to_json",
 )
 
@@ -50,6 +53,8 @@ _SECRET_PATTERNS = (
     ),
 )
 _MESSAGE_LIMIT = 500
+_VALUE_EXCERPT = re.compile(r" \(value: .*\)$", re.DOTALL)
+"""The value excerpt a validation rule's problem ends with (:mod:`tlm.rules`)."""
 _PATH_SEGMENT = re.compile(r"\.([^.\[\]]+)|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
 
 
@@ -207,6 +212,21 @@ class Redaction:
         """:meth:`value` as compact JSON (what span attributes and records hold)."""
         return to_json(self.value(value))
 
+    def problems(self, problems: Iterable[Problem], value: Any) -> list[Problem]:
+        """Validation ``problems`` about ``value`` with its redacted values left out.
+
+        A problem located under a redacted field loses its ``(value: ...)`` excerpt; every
+        message is cleaned of the values ``value`` holds under redacted fields.
+        """
+        scope = self.for_input(value)
+        cleaned = []
+        for problem in problems:
+            message = problem.message
+            if path_is_redacted(problem.path, self.fields):
+                message = _VALUE_EXCERPT.sub(f" (value: {REDACTED})", message)
+            cleaned.append(Problem(problem.source, problem.path, scope.text(message)))
+        return cleaned
+
     def with_secrets(self, secrets: Iterable[str | None]) -> Redaction:
         """This redaction also masking ``secrets`` (e.g. API keys); empty ones are ignored."""
         extra = tuple(s for s in secrets if s and s not in self.secrets)
@@ -235,6 +255,25 @@ def _mask_truncated(text: str, forms: Iterable[str]) -> str:
                     start = cut - size + len(REDACTED) + 1
                     break
     return text
+
+
+def schema_message(error: Any, fields: Collection[str]) -> str:
+    """A jsonschema ``ValidationError``'s message with redacted values left out.
+
+    Under a redacted field the value is shown as ``[REDACTED]``; a value holding redacted fields
+    is shown with them redacted; a message that would still show a redacted value falls back to
+    naming the failed keyword only.
+    """
+    under = any(isinstance(part, str) and part in fields for part in error.absolute_path)
+    instance = error.instance
+    if not under and not contains_field(instance, fields):
+        return str(error.message)
+    shown = REDACTED if under else repr(redact(instance, fields))
+    message = str(error.message).replace(repr(instance), shown)
+    scope = Redaction(fields=fields).for_input({next(iter(fields)): instance} if under else instance)
+    if any(form in message for form in scope._forms):
+        return f"{REDACTED} does not satisfy {error.validator!r}"
+    return message
 
 
 def sanitize_message(text: str, limit: int = _MESSAGE_LIMIT) -> str:
