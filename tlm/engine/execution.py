@@ -722,7 +722,7 @@ def finish(job: Job) -> ExecutionResult:
         and not job.cache_hit
         and result.status == "verified"
         and not (job.span is not None and job.span.redaction.holds_value(result.output))
-    ):  # an output holding a redacted value is never written to the cache file
+    ):  # an output holding a redacted value or a key is never written to the cache file
         runtime.cache.put(
             job.key,
             task_id=result.task_id,

@@ -170,11 +170,10 @@ class Redaction:
         return attrs.evolve(self, values=self.values | found)
 
     def holds_value(self, value: Any) -> bool:
-        """Whether ``value`` carries a redacted field or one of the masked values anywhere."""
+        """Whether ``value`` carries a redacted field, a masked value, a secret or a string
+        shaped like an API key, anywhere (what must not be written to a file as it is)."""
         if contains_field(value, self.fields):
             return True
-        if not self.values:
-            return False
         return any(
             leaf in self.values or (isinstance(leaf, str) and self.text(leaf) != leaf)
             for leaf in _leaves(value, keys=True)
