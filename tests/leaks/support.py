@@ -53,15 +53,11 @@ def contact_task(
             "usage_conditions": {"default": True},
         }
     ]
-    document["verification"] = dict(
-        verification or {"method": "none", "fallback_strategy": "fail"}
-    )
+    document["verification"] = dict(verification or {"method": "none", "fallback_strategy": "fail"})
     return document
 
 
-def write_project(
-    root: Path, base_url: str, *tasks: Mapping[str, Any]
-) -> tuple[Path, Path]:
+def write_project(root: Path, base_url: str, *tasks: Mapping[str, Any]) -> tuple[Path, Path]:
     """Write ``definitions/tasks/<id>/<version>.json`` and ``definitions/models.json``; return
     the definitions directory and the catalog path."""
     definitions = root / "definitions"

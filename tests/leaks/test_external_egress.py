@@ -76,7 +76,8 @@ async def test_headers_expand_only_allowed_variables() -> None:
             headers={"Authorization": "Bearer ${MY_VERIFIER_TOKEN}"},
         )
         accepted = await allowed.verify(context())
-    assert refused.passed is False and not refused.decisive
+    assert refused.passed is False
+    assert not refused.decisive
     assert "OPENAI_API_KEY" in refused.details["error"]
     assert "external_env" in refused.details["error"]
     assert CLOUD_KEY not in repr(refused)
@@ -100,9 +101,7 @@ async def test_headers_expand_only_allowed_variables() -> None:
 )
 async def test_hosts_outside_the_allow_list_are_refused(endpoint: str) -> None:
     # "*" allows any host, but never a metadata address: those need to be named exactly
-    verdict_ = await verifier(endpoint, ExternalPolicy(hosts=["*.other.example"])).verify(
-        context()
-    )
+    verdict_ = await verifier(endpoint, ExternalPolicy(hosts=["*.other.example"])).verify(context())
     assert verdict_.passed is False
     assert not verdict_.decisive
     assert "refused" in verdict_.details["error"]
@@ -143,9 +142,7 @@ async def test_redirects_stay_on_the_same_origin() -> None:
             policy = ExternalPolicy(env={"TOKEN"}, environ={"TOKEN": "tok-secret-999"})
             headers = {"X-Token": "${TOKEN}"}
             away = await verifier(f"{origin.url}/away", policy, headers=headers).verify(context())
-            moved = await verifier(f"{origin.url}/moved", policy, headers=headers).verify(
-                context()
-            )
+            moved = await verifier(f"{origin.url}/moved", policy, headers=headers).verify(context())
     assert away.passed is False
     assert "redirected to another origin" in away.details["error"]
     assert elsewhere.raw == []  # neither the body nor the token went to the other host

@@ -45,7 +45,8 @@ async def test_a_key_in_the_reply_is_not_stored(tmp_path: Path) -> None:
     runner = CliRunner()
     exported = runner.invoke(main, ["export", "--data-dir", str(data_dir)])
     finetune = runner.invoke(main, ["export", "--finetune", "--data-dir", str(data_dir)])
-    assert exported.exit_code == 0 and finetune.exit_code == 0
+    assert exported.exit_code == 0
+    assert finetune.exit_code == 0
     record = json.loads(exported.output.splitlines()[0])
     assert record["output"]["summary"].startswith("my key is ")
     assert finetune.output.strip()

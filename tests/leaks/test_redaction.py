@@ -43,7 +43,7 @@ def _span_texts(exporter: InMemorySpanExporter) -> list[str]:
     texts = []
     for span in exporter.get_finished_spans():
         texts.append(span.name)
-        texts.extend(f"{k}={v}" for k, v in (span.attributes or {}).items())
+        texts.extend(f"{k}={v!s}" for k, v in (span.attributes or {}).items())
         texts.append(str(span.status.description))
         texts.extend(str(event.attributes) for event in span.events)
     return texts
@@ -60,15 +60,18 @@ async def test_a_redacted_value_leaks_nowhere(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     exporter = InMemorySpanExporter()
-    external_step = {"method": "external", "parameters": {"endpoint": "", "retries": 0}}
     async with (
         recording_endpoint(verdict(False)) as endpoint,
         FakeOpenAIServer(api_key=KEY) as server,
     ):
-        external_step["parameters"]["endpoint"] = f"{endpoint.url}/check"
+        external_step = {"endpoint": f"{endpoint.url}/check", "retries": 0}
         reviewed = contact_task(
             task_id="reviewed_summary",
-            verification={**external_step, "fallback_strategy": "human_review"},
+            verification={
+                "method": "external",
+                "parameters": external_step,
+                "fallback_strategy": "human_review",
+            },
         )
         plain = contact_task(task_id="plain_summary")
         definitions, catalog = write_project(tmp_path, server.base_url, reviewed, plain)
@@ -91,9 +94,7 @@ async def test_a_redacted_value_leaks_nowhere(
             )
             # 2. verified, not reviewed: the output holding the secret must not be cached
             server.push(echo)
-            verified = await engine.execute(
-                "plain_summary", {"email": SECRET, "note": "call back"}
-            )
+            verified = await engine.execute("plain_summary", {"email": SECRET, "note": "call back"})
             # 3. invalid inputs: a wrong type, a failed pattern, a failed length rule
             for bad in ({"email": [SECRET], "note": "x"}, {"email": NO_AT, "note": "x"},
                         {"email": LONG, "note": "x"}):  # fmt: skip

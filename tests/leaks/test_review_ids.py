@@ -47,9 +47,7 @@ def queue(tmp_path: Path) -> ReviewQueue:
 
 
 @pytest.mark.parametrize("given", ["", " ", "a", "%", "_", "%%%%%%%%", "________", "abc"])
-def test_short_or_wildcard_ids_never_decide(
-    tmp_path: Path, queue: ReviewQueue, given: str
-) -> None:
+def test_short_or_wildcard_ids_never_decide(tmp_path: Path, queue: ReviewQueue, given: str) -> None:
     only = queue.enqueue("e1", TASK, "1.0.0", {}, {"summary": "s"})
     result = run(tmp_path / "data", "approve", given)
     assert result.exit_code == 1
@@ -66,7 +64,8 @@ def test_prefix_must_match_exactly_one(tmp_path: Path, queue: ReviewQueue) -> No
     ambiguous = run(tmp_path / "data", "approve", "abcdef00")
     assert ambiguous.exit_code == 1
     assert "matches more than one review" in ambiguous.output
-    assert first in ambiguous.output and second in ambiguous.output
+    assert first in ambiguous.output
+    assert second in ambiguous.output
     short = run(tmp_path / "data", "approve", "abcdef0")
     assert short.exit_code == 1
     assert "at least 8" in short.output

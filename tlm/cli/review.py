@@ -39,10 +39,7 @@ def _queue(ctx: click.Context) -> ReviewQueue:
             "(check --data-dir or TLM_DATA_DIR)"
         )
     try:
-        store = _execution_store(data_dir)
-        return ReviewQueue(
-            path, on_decision=feedback_hook(store) if store else None, redact=_redacted_fields()
-        )
+        return ReviewQueue(path, redact=_redacted_fields())
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -127,8 +124,11 @@ def _decide(ctx: click.Context, action: str, review_id: str, **kwargs: Any) -> D
     queue = _queue(ctx)
     if action == "edit":
         queue.output_check = _output_check(ctx)
+    store: ExecutionStore | None = None
     try:
         review = queue.get(review_id)
+        store = _execution_store(ctx.obj["data_dir"])  # decisions become feedback there
+        queue.on_decision = feedback_hook(store) if store is not None else None
         decide = getattr(queue, action)
         decision: Decision = decide(review.id, **kwargs)
     except OutputInvalid as exc:
@@ -139,6 +139,9 @@ def _decide(ctx: click.Context, action: str, review_id: str, **kwargs: Any) -> D
         ) from None
     except TLMError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if store is not None:
+            store.close()
     click.echo(f"{review.id}: {decision.action} recorded")
     return decision
 

@@ -39,7 +39,7 @@ class CompiledTask:
     """The input's validation rules, looked up once."""
     output_rules: RuleSet
     """The output's validation rules, looked up once."""
-    redaction: Redaction = Redaction()
+    redaction: Redaction = attrs.field(factory=Redaction)
     """The redacted fields: problems about their values are reported without the values."""
     voters: int = 0
     """Second opinions to start together with the primary call (a plain consensus verifier

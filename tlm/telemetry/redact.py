@@ -132,6 +132,18 @@ def _forms(text: str) -> set[str]:
     }
 
 
+def _names(items: Iterable[str]) -> frozenset[str]:
+    return frozenset(items)
+
+
+def _scalars(items: Iterable[str | int | float]) -> frozenset[str | int | float]:
+    return frozenset(items)
+
+
+def _texts(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class Redaction:
     """What must never be stored, exported or sent where the user did not allow it.
@@ -141,9 +153,9 @@ class Redaction:
     redaction built from its configuration; :meth:`for_input` adds one execution's values.
     """
 
-    fields: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    values: frozenset[str | int | float] = attrs.field(default=frozenset(), converter=frozenset)
-    secrets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    fields: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    values: frozenset[str | int | float] = attrs.field(default=frozenset(), converter=_scalars)
+    secrets: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     _forms: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -167,7 +179,7 @@ class Redaction:
         found = set(_redacted_values(value, self.fields))
         if not found:
             return self
-        return attrs.evolve(self, values=self.values | found)
+        return attrs.evolve(self, values=self.values | frozenset(found))
 
     def holds_value(self, value: Any) -> bool:
         """Whether ``value`` carries a redacted field, a masked value, a secret or a string
@@ -269,7 +281,9 @@ def schema_message(error: Any, fields: Collection[str]) -> str:
         return str(error.message)
     shown = REDACTED if under else repr(redact(instance, fields))
     message = str(error.message).replace(repr(instance), shown)
-    scope = Redaction(fields=fields).for_input({next(iter(fields)): instance} if under else instance)
+    scope = Redaction(fields=fields).for_input(
+        {next(iter(fields)): instance} if under else instance
+    )
     if any(form in message for form in scope._forms):
         return f"{REDACTED} does not satisfy {error.validator!r}"
     return message

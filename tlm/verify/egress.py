@@ -29,7 +29,7 @@ import ipaddress
 import os
 import re
 import socket
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import anyio
@@ -155,6 +155,18 @@ class _HostRule:
             return False
 
 
+def _texts(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+def _names(items: Iterable[str]) -> frozenset[str]:
+    return frozenset(items)
+
+
+def _lower_names(items: Iterable[str]) -> frozenset[str]:
+    return frozenset(item.lower() for item in items)
+
+
 @attrs.frozen
 class ExternalPolicy:
     """The allow-lists an external verifier runs under (see the module docstring).
@@ -162,15 +174,13 @@ class ExternalPolicy:
     The default allows loopback hosts only, no environment variable and no unredacted payload.
     """
 
-    hosts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    hosts: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     """Allowed hosts besides loopback (``external_hosts``)."""
-    env: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    env: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     """Environment variables headers may expand (``external_env``)."""
-    unredacted: frozenset[str] = attrs.field(
-        default=frozenset(), converter=lambda v: frozenset(x.lower() for x in v)
-    )
+    unredacted: frozenset[str] = attrs.field(default=frozenset(), converter=_lower_names)
     """Endpoint hosts and function names that receive redacted fields as they are."""
-    redact: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    redact: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     """The configured redacted field names."""
     environ: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
     """Where ``${VAR}`` is read from."""
@@ -276,8 +286,8 @@ def same_origin(first: str, second: str) -> bool:
 
     def origin(url: str) -> tuple[str, str | None, int | None]:
         parts = urlsplit(url)
-        port = parts.port if parts.port is not None else {"http": 80, "https": 443}.get(
-            parts.scheme
+        port = (
+            parts.port if parts.port is not None else {"http": 80, "https": 443}.get(parts.scheme)
         )
         return parts.scheme, parts.hostname, port
 
@@ -306,7 +316,7 @@ def egress_warnings(definition: TaskDefinition, policy: ExternalPolicy) -> list[
             if problem is not None:
                 warnings.append(Problem(source, f"{at}.endpoint", problem))
         for name, value in params.headers.items():
-            for variable in _names(ENV_REFERENCE.findall(value)):
+            for variable in dict.fromkeys(ENV_REFERENCE.findall(value)):
                 if variable not in policy.env:
                     warnings.append(
                         Problem(
@@ -317,7 +327,3 @@ def egress_warnings(definition: TaskDefinition, policy: ExternalPolicy) -> list[
                         )
                     )
     return warnings
-
-
-def _names(found: Collection[str]) -> list[str]:
-    return list(dict.fromkeys(found))

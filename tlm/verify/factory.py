@@ -73,7 +73,7 @@ def order_cheapest_first(steps: Sequence[VerificationSpec]) -> list[Verification
 
 
 def external_policy(config: EngineConfig) -> ExternalPolicy:
-    """The external verifiers' policy from an engine's configuration (``external_*``, ``redact``)."""
+    """External verifiers' policy from an engine's configuration (``external_*``, ``redact``)."""
     return ExternalPolicy(
         hosts=config.external_hosts,
         env=config.external_env,
