@@ -30,8 +30,8 @@ from tests.leaks.support import (
 )
 from tlm.cli import main
 from tlm.engine import Engine, EngineConfig
-from tlm.errors import InputInvalid, OutputInvalid
-from tlm.testing import FakeOpenAIServer
+from tlm.errors import BadRequest, InputInvalid, OutputInvalid
+from tlm.testing import FakeOpenAIServer, openai_error
 
 SECRET = "TOPSECRET-7f3a9c@x.com"
 NO_AT = "NOATSIGN-SECRET-5d21e8"  # fails the schema's pattern: the message used to quote it
@@ -109,6 +109,11 @@ async def test_a_redacted_value_leaks_nowhere(
             with pytest.raises(OutputInvalid) as invalid:
                 await engine.execute("plain_summary", {"email": SECRET, "note": "n"})
             errors.append(str(invalid.value))
+            # 5. the provider refuses the request, quoting the prompt in its error text
+            server.push(openai_error(400, f"cannot process 'Summarise this note for {SECRET}'"))
+            with pytest.raises(BadRequest) as refused:
+                await engine.execute("plain_summary", {"email": SECRET, "note": "n"})
+            errors.append(str(refused.value))
             engine.flush()
 
     assert pending.status == "pending"
@@ -132,7 +137,7 @@ async def test_a_redacted_value_leaks_nowhere(
     exported = runner.invoke(main, ["export", "--data-dir", str(data_dir)])
     finetune = runner.invoke(main, ["export", "--finetune", "--data-dir", str(data_dir)])
     assert exported.exit_code == 0, exported.output
-    assert len(exported.output.splitlines()) == 6  # every execution is recorded
+    assert len(exported.output.splitlines()) == 7  # every execution is recorded
     assert finetune.exit_code == 0, finetune.output
     assert finetune.output.strip()  # the verified execution is a fine-tuning example
 

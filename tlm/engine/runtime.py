@@ -98,7 +98,8 @@ class Tracing:
 
     def model_call(self, request: ChatRequest, provider: str) -> ModelCallSpan:
         """A CLIENT span for one model call (enter it with ``with``)."""
-        return model_call_span(self.tracer, request, provider=provider)
+        scope = _SCOPE.get() or self.redaction
+        return model_call_span(self.tracer, request, provider=provider, redaction=scope)
 
     def verification(self, method: str) -> VerificationSpan:
         """A span for one verifier run (enter it with ``with``)."""

@@ -198,9 +198,20 @@ class ExecutionSpan(_SpanScope):
 
 
 class ModelCallSpan(_SpanScope):
-    """A CLIENT span per model call, named ``{gen_ai.operation.name} {gen_ai.request.model}``."""
+    """A CLIENT span per model call, named ``{gen_ai.operation.name} {gen_ai.request.model}``.
 
-    __slots__ = ()
+    A provider's error text may quote the prompt: its message is cleaned by ``redaction``.
+    """
+
+    __slots__ = ("redaction",)
+
+    def __init__(self, span: trace.Span, redaction: Redaction | None = None) -> None:
+        super().__init__(span)
+        self.redaction = redaction
+
+    def _message(self, exc: BaseException) -> str:
+        text = str(exc)
+        return sanitize_message(self.redaction.text(text) if self.redaction else text)
 
     def set_response(self, response: ChatResponse) -> None:
         """Record the response: id, model, finish reason, token usage, cost and attempts."""
@@ -303,9 +314,17 @@ def execution_span(
 
 
 def model_call_span(
-    tracer: trace.Tracer, request: ChatRequest, *, provider: str, operation: str = "chat"
+    tracer: trace.Tracer,
+    request: ChatRequest,
+    *,
+    provider: str,
+    operation: str = "chat",
+    redaction: Redaction | None = None,
 ) -> ModelCallSpan:
-    """Start a CLIENT span for one model call: ``with model_call_span(...) as call: ...``."""
+    """Start a CLIENT span for one model call: ``with model_call_span(...) as call: ...``.
+
+    ``redaction`` cleans the error message if the call fails.
+    """
     attrs: dict[str, AttributeValue] = {
         c.GEN_AI_OPERATION_NAME: operation,
         c.GEN_AI_PROVIDER_NAME: provider,
@@ -318,7 +337,7 @@ def model_call_span(
     if request.seed is not None:
         attrs[c.GEN_AI_REQUEST_SEED] = request.seed
     span = tracer.start_span(f"{operation} {request.model}", kind=SpanKind.CLIENT, attributes=attrs)
-    return ModelCallSpan(span)
+    return ModelCallSpan(span, redaction)
 
 
 def verification_span(
