@@ -157,6 +157,9 @@ class Redaction:
     values: frozenset[str | int | float] = attrs.field(default=frozenset(), converter=_scalars)
     secrets: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     _forms: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    _plain: bool = attrs.field(init=False, repr=False, eq=False)
+    """No value to mask and every secret written into JSON as it is: :meth:`json` may scrub
+    the serialised text once."""
 
     def __attrs_post_init__(self) -> None:
         forms: set[str] = set()
@@ -166,6 +169,8 @@ class Redaction:
                 forms |= _forms(text)
         # longest first, so a value never leaves a tail of a longer one behind
         object.__setattr__(self, "_forms", tuple(sorted(forms, key=len, reverse=True)))
+        plain = not self.values and all(json.dumps(s)[1:-1] == s for s in self.secrets)
+        object.__setattr__(self, "_plain", plain)
 
     @property
     def masks_values(self) -> bool:
@@ -186,6 +191,9 @@ class Redaction:
         shaped like an API key, anywhere (what must not be written to a file as it is)."""
         if contains_field(value, self.fields):
             return True
+        if self._plain:
+            text = to_json(value)
+            return _key_scrubber()(text, self.secrets) != text
         return any(
             leaf in self.values or (isinstance(leaf, str) and self.text(leaf) != leaf)
             for leaf in _leaves(value, keys=True)
@@ -221,6 +229,10 @@ class Redaction:
 
     def json(self, value: Any) -> str:
         """:meth:`value` as compact JSON (what span attributes and records hold)."""
+        if self._plain:
+            # No value to mask: the key scrubber runs once over the JSON text. Its replacements
+            # stay inside JSON strings (key shapes hold no quote, backslash or JSON whitespace).
+            return _key_scrubber()(to_json(redact(value, self.fields)), self.secrets)
         return to_json(self.value(value))
 
     def problems(self, problems: Iterable[Problem], value: Any) -> list[Problem]:
@@ -244,12 +256,34 @@ class Redaction:
         return attrs.evolve(self, secrets=self.secrets + extra) if extra else self
 
 
+_BEFORE_KEY_DASH = frozenset("kKyYsS\u017f\u212a")
+"""The last letter before the ``-`` of every key shape :func:`tlm.providers.errors.scrub` masks
+(``sk-``, ``pk-``, ``rk-``, ``key-``, ``sess-``; its pattern ignores case, so ``ſ`` and the Kelvin
+sign count); ``bearer`` is the other shape."""
+
+
+def _may_hold_key(text: str) -> bool:
+    """Whether ``text`` could hold a key shape (never ``False`` where the scrubber would match)."""
+    dash = text.find("-", 1)
+    while dash != -1:
+        if text[dash - 1] in _BEFORE_KEY_DASH:
+            return True
+        dash = text.find("-", dash + 1)
+    return "bearer" in text.casefold()
+
+
 @functools.cache
 def _key_scrubber() -> Callable[[str, Iterable[str]], str]:
-    """:func:`tlm.providers.errors.scrub`, the one key scrubber (imported late: aiohttp)."""
+    """:func:`tlm.providers.errors.scrub`, the one key scrubber (imported late: aiohttp), behind
+    a fast path: its pattern is slow on long text, and most text holds no key shape."""
     from tlm.providers.errors import scrub
 
-    return scrub
+    def scrub_fast(text: str, secrets: Iterable[str]) -> str:
+        if _may_hold_key(text) or any(s and len(s) >= 4 and s in text for s in secrets):
+            return scrub(text, secrets)
+        return text
+
+    return scrub_fast
 
 
 def _mask_truncated(text: str, forms: Iterable[str]) -> str:
