@@ -67,7 +67,7 @@ def test_json_paths_through_redacted_fields() -> None:
 
 def test_the_fast_path_agrees_with_the_key_scrubber() -> None:
     rng = random.Random(12)
-    alphabet = "skpryeKSbarBEAR- _12345ſ\u212a\n.*"
+    alphabet = "skpryeKSbarBEAR- _12345\u017f\u212a\n.*"
     plain = Redaction()
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
