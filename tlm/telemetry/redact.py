@@ -258,8 +258,8 @@ class Redaction:
 
 _BEFORE_KEY_DASH = frozenset("kKyYsS\u017f\u212a")
 """The last letter before the ``-`` of every key shape :func:`tlm.providers.errors.scrub` masks
-(``sk-``, ``pk-``, ``rk-``, ``key-``, ``sess-``; its pattern ignores case, so the long s and the Kelvin
-sign count); ``bearer`` is the other shape."""
+(``sk-``, ``pk-``, ``rk-``, ``key-``, ``sess-``; its pattern ignores case, so the long s and the
+Kelvin sign count); ``bearer`` is the other shape."""
 
 
 def _may_hold_key(text: str) -> bool:
