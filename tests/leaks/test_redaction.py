@@ -205,3 +205,31 @@ def test_redaction_is_configured_from_tlm_toml_and_the_environment(tmp_path: Pat
 
     with pytest.raises(ConfigurationError, match="redact must be a list of strings"):
         load_config(toml, env={})
+
+
+def test_export_masks_records_kept_before_redaction_was_configured(tmp_path: Path) -> None:
+    from tlm.store import ExecutionStore, default_db_path
+    from tlm.telemetry.records import ExecutionRecord, Performance
+
+    data_dir = tmp_path / "data"
+    record = ExecutionRecord(
+        execution_id="e1",
+        task_id="t",
+        task_version="1.0.0",
+        input={"email": SECRET, "note": "n"},
+        output={"summary": "s", "token": "sk-live-0123456789abcdef"},
+        models_used=(MODEL,),
+        verification_results=None,
+        performance=Performance(execution_time=0.1, tokens_used=3, cost=0.0),
+        timestamp="2026-01-01T00:00:00.000000Z",
+    )
+    with ExecutionStore(default_db_path(data_dir)) as store:
+        store.write(record)
+    exported = CliRunner().invoke(
+        main, ["export", "--data-dir", str(data_dir)], env={"TLM_REDACT": "email"}
+    )
+    assert exported.exit_code == 0, exported.output
+    line = json.loads(exported.output)
+    assert line["input"] == {"email": "[REDACTED]", "note": "n"}
+    assert line["output"]["token"] == "***"
+    assert SECRET not in exported.output
