@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tlm.cli import main
+from tlm.cli.tasks import scaffold
 from tlm.verify.review_queue import ReviewQueue
 
 
@@ -64,18 +65,39 @@ def test_show_prints_json(data_dir: Path, queue: ReviewQueue) -> None:
     assert "decision" not in shown
 
 
+def write_task(root: Path, task_id: str = "t") -> Path:
+    """A definitions directory with ``task_id`` 1.0.0 whose output is ``{"v": <integer>}``."""
+    document = scaffold(task_id)
+    document["output"] = {
+        "schema": {
+            "type": "object",
+            "properties": {"v": {"type": "integer"}},
+            "required": ["v"],
+            "additionalProperties": False,
+        },
+        "examples": [{"v": 1}],
+        "validations": ["has_required_fields"],
+    }
+    target = root / "tasks" / task_id / "1.0.0.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(document), encoding="utf-8")
+    return root
+
+
 def test_approve_reject_edit(data_dir: Path, queue: ReviewQueue, tmp_path: Path) -> None:
-    a = queue.enqueue("e1", "t", "1", {}, {"v": 1})
-    b = queue.enqueue("e2", "t", "1", {}, {"v": 2})
-    c = queue.enqueue("e3", "t", "1", {}, {"v": 3})
-    d = queue.enqueue("e4", "t", "1", {}, {"v": 4})
+    a = queue.enqueue("e1", "t", "1.0.0", {}, {"v": 1})
+    b = queue.enqueue("e2", "t", "1.0.0", {}, {"v": 2})
+    c = queue.enqueue("e3", "t", "1.0.0", {}, {"v": 3})
+    d = queue.enqueue("e4", "t", "1.0.0", {}, {"v": 4})
     corrected = tmp_path / "fixed.json"
     corrected.write_text('{"v": 40}', encoding="utf-8")
+    definitions = ["--definitions", str(write_task(tmp_path / "defs"))]
 
     assert run(data_dir, "approve", a, "--note", "looks right").exit_code == 0
     assert run(data_dir, "reject", b, "--note", "wrong salary").exit_code == 0
-    assert run(data_dir, "edit", c, "--output", '{"v": 30}').exit_code == 0
-    assert run(data_dir, "edit", d, "--output", f"@{corrected}", "--note", "n").exit_code == 0
+    assert run(data_dir, *definitions, "edit", c, "--output", '{"v": 30}').exit_code == 0
+    edited = run(data_dir, *definitions, "edit", d, "--output", f"@{corrected}", "--note", "n")
+    assert edited.exit_code == 0, edited.output
 
     decisions = {r.id: r.decision for r in queue.list(status=None) if r.decision is not None}
     assert (decisions[a].action, decisions[a].note) == ("approve", "looks right")

@@ -15,6 +15,7 @@ from aiohttp import web
 from tlm.definition.model import ExternalParams
 from tlm.errors import ConfigurationError, DefinitionError
 from tlm.verify.base import Verdict
+from tlm.verify.egress import ExternalPolicy
 from tlm.verify.external import ExternalVerifier, verdict_from_reply
 
 from .support import make_context
@@ -73,8 +74,9 @@ async def endpoint() -> AsyncIterator[Endpoint]:
         await runner.cleanup()
 
 
-def external(url: str, **kwargs: Any) -> ExternalVerifier:
-    return ExternalVerifier(ExternalParams(endpoint=url, **kwargs), backoff_s=0.0)
+def external(url: str, *, env: tuple[str, ...] = (), **kwargs: Any) -> ExternalVerifier:
+    policy = ExternalPolicy(env=env)
+    return ExternalVerifier(ExternalParams(endpoint=url, **kwargs), backoff_s=0.0, policy=policy)
 
 
 async def test_endpoint_pass_receives_payload(endpoint: Endpoint) -> None:
@@ -163,11 +165,14 @@ async def test_headers_expand_env_and_never_leak(
     secret = "sk-very-secret-value"
     monkeypatch.setenv("CHECKER_TOKEN", secret)
     headers = {"Authorization": "Bearer ${CHECKER_TOKEN}"}
-    verdict = await external(f"{endpoint.url}/pass", headers=headers).verify(make_context())
+    allowed = ("CHECKER_TOKEN",)
+    verifier = external(f"{endpoint.url}/pass", headers=headers, env=allowed)
+    verdict = await verifier.verify(make_context())
     assert verdict.passed is True
     assert endpoint.requests[0][2]["Authorization"] == f"Bearer {secret}"
 
-    failed = await external(f"{endpoint.url}/bad-request", headers=headers).verify(make_context())
+    failing = external(f"{endpoint.url}/bad-request", headers=headers, env=allowed)
+    failed = await failing.verify(make_context())
     assert secret not in repr(failed)
 
 
@@ -175,7 +180,9 @@ async def test_missing_header_env_var_is_named(
     endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    verifier = external(f"{endpoint.url}/pass", headers={"X-Key": "${NOT_SET_ANYWHERE}"})
+    verifier = external(
+        f"{endpoint.url}/pass", headers={"X-Key": "${NOT_SET_ANYWHERE}"}, env=("NOT_SET_ANYWHERE",)
+    )
     verdict = await verifier.verify(make_context())
     assert verdict.passed is False
     assert "NOT_SET_ANYWHERE" in verdict.details["error"]

@@ -51,7 +51,7 @@ def test_queue_roundtrip_and_schema(queue: ReviewQueue) -> None:
     assert review.decision is None
     assert queue.list(queue="legal") == [review]
     assert queue.list(queue="default") == []
-    assert queue.get(review_id[:6]).id == review_id  # a unique prefix is enough
+    assert queue.get(review_id[:8]).id == review_id  # a unique 8-character prefix is enough
 
     with sqlite3.connect(queue.path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -85,8 +85,8 @@ def test_decisions_are_recorded_once(queue: ReviewQueue) -> None:
     ]
     with pytest.raises(ReviewAlreadyDecided, match="already approved"):
         queue.reject(first, note="changed my mind")
-    with pytest.raises(ReviewNotFound, match="no review with id 'nope'"):
-        queue.approve("nope")
+    with pytest.raises(ReviewNotFound, match="no review with id 'nope0000'"):
+        queue.approve("nope0000")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import IO, Any
 import click
 
 from tlm.cli.params import InputError, Integer, Number
-from tlm.errors import StoreError
+from tlm.errors import StoreError, TLMError
 from tlm.numbers import FEEDBACK_SCORE_RANGE
 from tlm.store.sqlite import ExecutionStore, default_db_path
 from tlm.telemetry.records import ExecutionRecord
@@ -216,6 +216,13 @@ def export(
     data_dir: Path,
 ) -> None:
     """Export execution records as JSON lines (or a fine-tuning dataset)."""
+    from tlm.engine.config import load_config
+    from tlm.telemetry.redact import Redaction
+
+    try:  # records are stored redacted; this also covers records kept before redaction was set
+        scope = Redaction(fields=frozenset(load_config().redact))
+    except TLMError as exc:
+        raise click.ClickException(str(exc)) from None
     count = 0
     with _open_store(data_dir) as store:
         stream: IO[str]
@@ -225,7 +232,7 @@ def export(
                 line = finetune_example(record) if finetune else record.to_dict()
                 if line is None:
                     continue
-                stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+                stream.write(scope.json(line) + "\n")
                 count += 1
         finally:
             if out is not None:

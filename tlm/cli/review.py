@@ -2,6 +2,11 @@
 
 The queue lives in ``<data dir>/reviews.db``; the data directory comes from ``--data-dir``, else
 ``TLM_DATA_DIR``, else ``./.tlm``. A decision is seen at once by an execution waiting on it.
+
+A review is named by its full id or a unique prefix of at least 8 characters. ``edit`` checks the
+corrected output against the reviewed task version's output schema and rules (definitions from
+``--definitions``, else the configured directory) and refuses it with every located problem.
+``list`` and ``show`` mask the configured redacted fields (``redact`` in tlm.toml).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from tlm.cli.executions import configured_data_dir
-from tlm.errors import StoreError
+from tlm.errors import ConfigurationError, OutputInvalid, StoreError, TLMError
 from tlm.store import ExecutionStore, default_db_path
+from tlm.telemetry.redact import Redaction
 from tlm.verify.review_queue import REVIEWS_FILE, Decision, Review, ReviewQueue, feedback_hook
 
 __all__ = ("COMMANDS", "review")
@@ -33,10 +39,22 @@ def _queue(ctx: click.Context) -> ReviewQueue:
             "(check --data-dir or TLM_DATA_DIR)"
         )
     try:
-        store = _execution_store(data_dir)
-        return ReviewQueue(path, on_decision=feedback_hook(store) if store else None)
+        return ReviewQueue(path, redact=_redacted_fields())
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _config() -> Any:
+    from tlm.engine.config import load_config
+
+    try:
+        return load_config()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _redacted_fields() -> tuple[str, ...]:
+    return tuple(_config().redact)
 
 
 def _execution_store(data_dir: Path) -> ExecutionStore | None:
@@ -50,7 +68,9 @@ def _when(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _review_json(review: Review) -> dict[str, Any]:
+def _review_json(review: Review, redaction: Redaction) -> dict[str, Any]:
+    """The review as JSON, redacted fields masked (also in reviews stored before redaction)."""
+    scope = redaction.for_input(review.input)
     data: dict[str, Any] = {
         "id": review.id,
         "status": review.status,
@@ -59,14 +79,14 @@ def _review_json(review: Review) -> dict[str, Any]:
         "task_version": review.task_version,
         "execution_id": review.execution_id,
         "created_at": _when(review.created_at),
-        "input": review.input,
-        "output": review.output,
+        "input": scope.value(review.input),
+        "output": scope.value(review.output),
     }
     if review.decision is not None:
         d = review.decision
         data["decision"] = {
             "action": d.action,
-            "output": d.output,
+            "output": scope.value(d.output),
             "note": d.note,
             "reviewer": d.reviewer,
             "decided_at": _when(d.decided_at),
@@ -102,14 +122,42 @@ def _parse_output(value: str) -> Any:
 
 def _decide(ctx: click.Context, action: str, review_id: str, **kwargs: Any) -> Decision:
     queue = _queue(ctx)
+    if action == "edit":
+        queue.output_check = _output_check(ctx)
+    store: ExecutionStore | None = None
     try:
         review = queue.get(review_id)
+        store = _execution_store(ctx.obj["data_dir"])  # decisions become feedback there
+        queue.on_decision = feedback_hook(store) if store is not None else None
         decide = getattr(queue, action)
         decision: Decision = decide(review.id, **kwargs)
-    except StoreError as exc:
+    except OutputInvalid as exc:
+        lines = "\n".join(f"  {p}" for p in exc.problems)
+        raise click.ClickException(
+            f"the edited output for review {review_id} is not valid for task "
+            f"{exc.task_id!r}; nothing was recorded:\n{lines}"
+        ) from None
+    except TLMError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if store is not None:
+            store.close()
     click.echo(f"{review.id}: {decision.action} recorded")
     return decision
+
+
+def _output_check(ctx: click.Context) -> Any:
+    """The check an edited output must pass: its task version's output schema and rules."""
+    from tlm.definition.registry import DefinitionRegistry, default_definitions_dir, tasks_dir
+    from tlm.verify.human import edited_output_check
+
+    explicit = ctx.obj.get("definitions")
+    root = default_definitions_dir(explicit or _config().definitions_dir)
+    try:
+        registry = DefinitionRegistry.from_directory(tasks_dir(root), strict=False)
+    except TLMError as exc:
+        raise click.ClickException(f"cannot load definitions to check the edit: {exc}") from None
+    return edited_output_check(registry)
 
 
 @click.group()
@@ -120,11 +168,18 @@ def _decide(ctx: click.Context, action: str, review_id: str, **kwargs: Any) -> D
     show_default="TLM_DATA_DIR, else data_dir in tlm.toml, else .tlm",
     help="Directory holding reviews.db.",
 )
+@click.option(
+    "--definitions",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Definitions directory the edited output is checked against (default: configured).",
+)
 @click.pass_context
-def review(ctx: click.Context, data_dir: Path) -> None:
+def review(ctx: click.Context, data_dir: Path, definitions: Path | None) -> None:
     """Answer the human review queue."""
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = data_dir
+    ctx.obj["definitions"] = definitions
 
 
 @review.command("list")
@@ -134,10 +189,11 @@ def review(ctx: click.Context, data_dir: Path) -> None:
 @click.pass_context
 def list_reviews(ctx: click.Context, queue_name: str | None, show_all: bool, as_json: bool) -> None:
     """List pending reviews (oldest first)."""
-    reviews = _queue(ctx).list(status=None if show_all else "pending", queue=queue_name)
+    queue = _queue(ctx)
+    reviews = queue.list(status=None if show_all else "pending", queue=queue_name)
     if as_json:
         for item in reviews:
-            click.echo(json.dumps(_review_json(item), ensure_ascii=False))
+            click.echo(json.dumps(_review_json(item, queue.redaction), ensure_ascii=False))
         return
     if not reviews:
         click.echo("no reviews" if show_all else "no pending reviews")
@@ -160,11 +216,12 @@ def list_reviews(ctx: click.Context, queue_name: str | None, show_all: bool, as_
 @click.pass_context
 def show(ctx: click.Context, review_id: str) -> None:
     """Show one review (input, output, decision) as JSON."""
+    queue = _queue(ctx)
     try:
-        item = _queue(ctx).get(review_id)
+        item = queue.get(review_id)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(_review_json(item), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(_review_json(item, queue.redaction), indent=2, ensure_ascii=False))
 
 
 @review.command("approve")

@@ -1,7 +1,10 @@
 """Task-definition commands: ``create-task``, ``validate-task``, ``list-tasks``, ``show-task``.
 
 Problems go to stderr, one located problem per line, and the exit status is 1; never a traceback
-for a bad definition. The definitions directory is ``--definitions DIR``, else
+for a bad definition. ``validate-task`` also warns (stderr, ``warning:`` lines, exit status
+unchanged) about external verifiers the configured allow-lists would refuse: endpoints on hosts
+not in ``external_hosts``, link-local or metadata addresses, and headers expanding environment
+variables not in ``external_env``. The definitions directory is ``--definitions DIR``, else
 ``$TLM_DEFINITIONS``, else ``./definitions``, else the one next to the tlm package.
 """
 
@@ -244,10 +247,29 @@ def validate_task(target: str | None, all_tasks: bool, definitions: Path | None)
             ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) if root.is_dir() else ""
         )
         _fail([f"{root}: no task {target!r} (known: {known or 'none'})"])
+    _warn_egress(checked)
     if problems:
         _fail(problems)
     for definition in checked:
         click.echo(f"ok  {definition.key}  {definition.source or ''}")
+
+
+def _warn_egress(definitions: Iterable[TaskDefinition]) -> None:
+    """Warn about external verifiers the configured allow-lists would refuse at run time."""
+    from tlm.engine.config import load_config
+    from tlm.verify.egress import egress_warnings
+    from tlm.verify.factory import external_policy
+
+    try:
+        policy = external_policy(load_config())
+    except TLMError as exc:
+        click.echo(f"warning: {exc}; checking external verifiers against the defaults", err=True)
+        from tlm.verify.egress import ExternalPolicy
+
+        policy = ExternalPolicy()
+    for definition in definitions:
+        for warning in egress_warnings(definition, policy):
+            click.echo(f"warning: {warning}", err=True)
 
 
 @click.command("list-tasks")

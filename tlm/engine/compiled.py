@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
@@ -15,6 +15,7 @@ from tlm.engine.result import ExecuteOptions
 from tlm.errors import Problem
 from tlm.providers.base import ChatResponse
 from tlm.rules import RuleRegistry, RuleSet
+from tlm.telemetry.redact import Redaction
 from tlm.verify.base import Verifier
 
 __all__ = ("CompiledTask", "compile_task")
@@ -38,6 +39,8 @@ class CompiledTask:
     """The input's validation rules, looked up once."""
     output_rules: RuleSet
     """The output's validation rules, looked up once."""
+    redaction: Redaction = attrs.field(factory=Redaction)
+    """The redacted fields: problems about their values are reported without the values."""
     voters: int = 0
     """Second opinions to start together with the primary call (a plain consensus verifier
     asks ``min_models - 1`` others at once anyway; starting them early saves a round trip)."""
@@ -49,11 +52,12 @@ class CompiledTask:
 
     def input_problems(self, value: Any) -> list[Problem]:
         """Every violation of the input schema and input rules, each with its JSON path."""
-        found = self.input_validator.problems(value, source="input")
+        fields = self.redaction.fields
+        found = self.input_validator.problems(value, source="input", redact=fields)
         if not found or isinstance(value, Mapping):
             schema = self.definition.input.schema
             found.extend(self.input_rules.problems(value, source="input", schema=schema))
-        return found
+        return self.redaction.problems(found, value) if found and fields else found
 
     def output_problems(self, response: ChatResponse) -> tuple[Any, tuple[Problem, ...]]:
         """Parse (with deterministic repair) and validate a model's reply."""
@@ -64,9 +68,12 @@ class CompiledTask:
             if not parsed.ok:
                 return None, (Problem("output", "$", parsed.error or "not valid JSON"),)
             value = parsed.value
-        found = self.output_validator.problems(value, source="output")
+        fields = self.redaction.fields
+        found = self.output_validator.problems(value, source="output", redact=fields)
         schema = self.definition.output.schema
         found.extend(self.output_rules.problems(value, source="output", schema=schema))
+        if found and fields:
+            found = self.redaction.problems(found, value)
         return value, tuple(found)
 
     def choose_variant(self, input: Mapping[str, Any], options: ExecuteOptions) -> PromptVariant:
@@ -84,11 +91,17 @@ class CompiledTask:
 
 
 def compile_task(
-    definition: TaskDefinition, *, rules: RuleRegistry, verifier: Verifier, voters: int = 0
+    definition: TaskDefinition,
+    *,
+    rules: RuleRegistry,
+    verifier: Verifier,
+    voters: int = 0,
+    redact: Collection[str] = (),
 ) -> CompiledTask:
     """Compile ``definition`` with the given rule registry and verifier.
 
     ``voters``: how many consensus voters to start speculatively with the primary call.
+    ``redact``: field names whose values validation problems must not show.
     """
     schema_text = json.dumps(definition.output.schema, separators=(",", ":"))
     return CompiledTask(
@@ -100,4 +113,5 @@ def compile_task(
         input_rules=RuleSet.resolve(rules, definition.input.validations),
         output_rules=RuleSet.resolve(rules, definition.output.validations),
         voters=voters,
+        redaction=Redaction(fields=frozenset(redact)),
     )

@@ -25,6 +25,12 @@ options give no ``deadline_s``: a provider that hangs fails after it with ``Budg
 instead of after every retry's transport timeout. 300 s fits a consensus run on the embedded CPU
 models with room to spare. ``max_response_bytes`` (env ``TLM_MAX_RESPONSE_BYTES``) stops reading
 a reply past that size with ``ResponseTooLarge``. Both must be positive, finite numbers.
+    external_hosts = ["verify.example.com"]  # hosts external verifiers may call (+ loopback)
+    external_env = ["MY_VERIFIER_TOKEN"]     # env vars external verifier headers may expand
+    external_unredacted = []  # endpoint hosts / function names that get redacted fields unmasked
+
+(``TLM_REDACT``, ``TLM_EXTERNAL_HOSTS``, ``TLM_EXTERNAL_ENV`` and ``TLM_EXTERNAL_UNREDACTED`` take
+comma-separated lists; see docs/redaction.md.)
 """
 
 from __future__ import annotations
@@ -83,6 +89,12 @@ class EngineConfig:
     """The deadline of an execution whose task and options set none."""
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     """The largest provider reply read; a larger one fails with ``ResponseTooLarge``."""
+    external_hosts: tuple[str, ...] = ()
+    """Hosts ``external`` verification endpoints may call besides loopback."""
+    external_env: tuple[str, ...] = ()
+    """Environment variables ``external`` verifier headers may expand (``${VAR}``)."""
+    external_unredacted: tuple[str, ...] = ()
+    """Endpoint hosts and function names that receive redacted fields unmasked."""
     otlp_endpoint: str | None = None
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
@@ -99,7 +111,8 @@ class EngineConfig:
 
 _TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
-     "adaptive_verification", "durability", "default_deadline_s", "max_response_bytes"}
+     "adaptive_verification", "durability", "default_deadline_s", "max_response_bytes",
+     "external_hosts", "external_env", "external_unredacted"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
@@ -139,9 +152,11 @@ def load_config(
     models = pick("models", "TLM_MODELS")
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    redact = pick("redact", "TLM_REDACT")
-    if isinstance(redact, str):
-        redact = [r.strip() for r in redact.split(",") if r.strip()]
+    redact = _as_list(pick("redact", "TLM_REDACT"), "redact", file)
+    external = {
+        key: _as_list(pick(key, f"TLM_{key.upper()}"), key, file)
+        for key in ("external_hosts", "external_env", "external_unredacted")
+    }
     unknown = set(table) - _TOML_KEYS
     if unknown:
         raise ConfigurationError(
@@ -171,6 +186,9 @@ def load_config(
             DEFAULT_MAX_RESPONSE_BYTES,
             integer=True,
         ),
+        external_hosts=external["external_hosts"],
+        external_env=external["external_env"],
+        external_unredacted=external["external_unredacted"],
         otlp_endpoint=overrides.get("otlp_endpoint"),
         env=environ,
     )
@@ -196,6 +214,15 @@ def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
         raise ConfigurationError(f"{name} must be {kind}, not {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise ConfigurationError(f"{name} must be a positive, finite number, not {value!r}")
+def _as_list(value: Any, key: str, file: Path) -> tuple[str, ...]:
+    """A list setting: a TOML array of strings, or comma-separated text (environment)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigurationError(f"{file}: {key} must be a list of strings")
 
 
 def _as_bool(value: Any, default: bool) -> bool:

@@ -43,7 +43,7 @@ from tlm.engine.execution import (
 )
 from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
 from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
-from tlm.engine.runtime import Runtime, Tracing
+from tlm.engine.runtime import Runtime, Tracing, configured_redaction
 from tlm.engine.selection import ModelEstimate
 from tlm.errors import ConfigurationError, ExecutionError, TLMError
 from tlm.providers.base import Provider
@@ -175,6 +175,7 @@ class Engine:
 
     async def _open(self) -> None:
         from tlm.providers.pool import ProviderPool
+        from tlm.verify.human import edited_output_check
         from tlm.verify.review_queue import ReviewQueue, feedback_hook
 
         config = self.config
@@ -199,11 +200,16 @@ class Engine:
         review_queue = ReviewQueue(
             data_dir / "reviews.db",
             on_decision=feedback_hook(self._store) if self._store is not None else None,
+            redact=config.redact,
+            output_check=edited_output_check(self._registry, self._rules),
         )
         self._runtime = Runtime(
             config=config,
             catalog=self._catalog,
-            tracing=Tracing(get_tracer(self._tracer_provider), redact=config.redact),
+            tracing=Tracing(
+                get_tracer(self._tracer_provider),
+                redaction=configured_redaction(config, self._catalog),
+            ),
             pool=self._pool,
             providers=self._providers,
             cache=ResultCache(data_dir / "cache.db") if config.cache else None,
@@ -310,7 +316,7 @@ class Engine:
         key = (definition.id, definition.version)
         compiled = self._compiled.get(key)
         if compiled is None or compiled.definition is not definition:
-            from tlm.verify.factory import create_verifier
+            from tlm.verify.factory import create_verifier, external_policy
 
             def build(spec: VerificationSpec) -> Verifier:
                 return create_verifier(
@@ -319,6 +325,7 @@ class Engine:
                     functions=self._functions,
                     review_queue=runtime.review_queue,
                     session=self._http_session() if _calls_out(spec) else None,
+                    policy=external_policy(self.config),
                 )
 
             verifier = build(definition.verification)
@@ -334,7 +341,13 @@ class Engine:
                 )
                 voters = 0  # the policy may skip verification: do not pay for voters up front
             assert self._rules is not None
-            compiled = compile_task(definition, rules=self._rules, verifier=verifier, voters=voters)
+            compiled = compile_task(
+                definition,
+                rules=self._rules,
+                verifier=verifier,
+                voters=voters,
+                redact=self.config.redact,
+            )
             self._compiled[key] = compiled
         return compiled
 

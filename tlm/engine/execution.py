@@ -831,7 +831,8 @@ def finish(job: Job) -> ExecutionResult:
         and runtime.cache is not None
         and not job.cache_hit
         and result.status == "verified"
-    ):
+        and not (job.span is not None and job.span.redaction.holds_value(result.output))
+    ):  # an output holding a redacted value or a key is never written to the cache file
         runtime.cache.put(
             job.key,
             task_id=result.task_id,

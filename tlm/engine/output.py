@@ -8,7 +8,7 @@ bounded re-ask, which sends the validation problems (never provider error text) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import fastjsonschema
@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 
 from tlm.errors import Problem
 from tlm.json_reply import parse_json_reply
+from tlm.telemetry.redact import schema_message
 
 __all__ = ("parse_json_reply", "SchemaValidator", "format_problems_for_model")
 
@@ -86,14 +87,26 @@ class SchemaValidator:
                 pass
         return bool(self._validator.is_valid(value))
 
-    def problems(self, value: Any, *, source: str = "", base_path: str = "$") -> list[Problem]:
-        """Every schema violation of ``value``, sorted by path; empty when valid."""
+    def problems(
+        self,
+        value: Any,
+        *,
+        source: str = "",
+        base_path: str = "$",
+        redact: Collection[str] = (),
+    ) -> list[Problem]:
+        """Every schema violation of ``value``, sorted by path; empty when valid.
+
+        Messages about a value under a field named in ``redact`` (or about a value holding one)
+        show ``[REDACTED]`` in place of the value.
+        """
         if self.is_valid(value):
             return []
         found = []
         for error in self._validator.iter_errors(value):
             path = base_path + error.json_path[1:]
-            found.append(Problem(source, path, error.message))
+            message = schema_message(error, redact) if redact else error.message
+            found.append(Problem(source, path, message))
         found.sort(key=lambda p: p.path)
         return found
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,6 +24,7 @@ from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.selection import ModelEstimate, estimate_tokens, rank_models
 from tlm.errors import ConfigurationError, InputTooLarge, TLMError
 from tlm.providers.base import ChatRequest, Provider
+from tlm.telemetry.redact import REDACTED, Redaction
 from tlm.telemetry.spans import (
     ModelCallSpan,
     VerificationSpan,
@@ -38,7 +40,18 @@ if TYPE_CHECKING:
     from tlm.providers.pool import ProviderPool
     from tlm.verify.review_queue import ReviewQueue
 
-__all__ = ("Runtime", "Tracing")
+__all__ = ("Runtime", "Tracing", "configured_redaction")
+
+_SCOPE: ContextVar[Redaction | None] = ContextVar("tlm_redaction_scope", default=None)
+"""The running execution's redaction (its input's redacted values), for its verifier spans."""
+
+
+def configured_redaction(config: EngineConfig, catalog: Catalog) -> Redaction:
+    """The configured redacted fields, masking the configured API keys' values too (the values
+    of every catalog card's key variable, and of the variables external verifiers may expand)."""
+    names = {card.api_key_env for card in catalog if card.api_key_env} | set(config.external_env)
+    secrets = (config.env.get(name, "").strip() for name in sorted(names))
+    return Redaction(fields=frozenset(config.redact)).with_secrets(secrets)
 
 
 @attrs.define(eq=False)
@@ -52,6 +65,12 @@ class Tracing:
 
     tracer: trace.Tracer
     redact: tuple[str, ...] = ()
+    redaction: Redaction | None = None
+    """What recorded content is cleaned of (default: the ``redact`` fields)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.redaction is None:
+            self.redaction = Redaction(fields=frozenset(self.redact))
 
     def open(self, job: Job) -> None:
         """Start the execution's root span."""
@@ -61,7 +80,7 @@ class Tracing:
             task_version=job.definition.version,
             execution_id=job.execution_id,
             input=job.input,
-            redact=self.redact,
+            redaction=self.redaction,
         )
 
     @contextmanager
@@ -71,30 +90,34 @@ class Tracing:
             yield
             return
         token = otel_context.attach(trace.set_span_in_context(job.span.span))
+        scope = _SCOPE.set(job.span.redaction)
         try:
             yield
         finally:
+            _SCOPE.reset(scope)
             otel_context.detach(token)
 
     def model_call(self, request: ChatRequest, provider: str) -> ModelCallSpan:
         """A CLIENT span for one model call (enter it with ``with``)."""
-        return model_call_span(self.tracer, request, provider=provider)
+        scope = _SCOPE.get() or self.redaction
+        return model_call_span(self.tracer, request, provider=provider, redaction=scope)
 
     def verification(self, method: str) -> VerificationSpan:
         """A span for one verifier run (enter it with ``with``)."""
-        return verification_span(self.tracer, method, redact=self.redact)
+        return verification_span(self.tracer, method, redaction=_SCOPE.get() or self.redaction)
 
     def _recorded_prompt(self, job: Job) -> tuple[str, str]:
         """The prompt and system message as sent, re-rendered without the redacted fields."""
         assert job.variant is not None
         prompt = job.prompt
-        if self.redact and isinstance(job.input, Mapping):
+        fields = self.redaction.fields if self.redaction else ()
+        if fields and isinstance(job.input, Mapping):
             from tlm.telemetry.redact import redact
 
             try:
-                prompt = job.task.render(job.variant, redact(job.input, self.redact))
+                prompt = job.task.render(job.variant, redact(job.input, fields))
             except TLMError:
-                prompt = "[REDACTED]"
+                prompt = REDACTED
         return prompt, job.task.system_message(job.variant)
 
     def close(self, job: Job, result: ExecutionResult) -> None:
@@ -102,6 +125,8 @@ class Tracing:
         span = job.span
         if span is None:
             return
+        if result.error is not None and span.redaction.masks_values:
+            _clean_error(result.error, span.redaction)
         if span.recording:
             if job.prompt and job.variant is not None:
                 prompt, system = self._recorded_prompt(job)
@@ -122,6 +147,19 @@ class Tracing:
             if result.error is not None:
                 span.set_error(result.error)
         span.span.end()
+
+
+def _clean_error(error: TLMError, redaction: Redaction) -> None:
+    """Mask the execution's redacted values in the error the caller receives (message, problems)."""
+    problems = getattr(error, "problems", None)
+    if isinstance(problems, tuple):
+        error.problems = tuple(  # type: ignore[attr-defined]
+            type(p)(p.source, p.path, redaction.text(p.message)) for p in problems
+        )
+    text = str(error)
+    clean = redaction.text(text)
+    if clean != text and len(error.args) <= 1:
+        error.args = (clean,)
 
 
 def _budget_facts(job: Job) -> dict[str, float]:

@@ -1,15 +1,47 @@
-"""Content rules: redaction of configured fields and secret-free error messages."""
+"""Content rules: redaction of configured fields, secret values, and secret-free error messages.
+
+Two mechanisms, combined by :class:`Redaction`:
+
+* **by field name**: every mapping entry whose key is a redacted field (``tlm.toml`` ``redact``,
+  ``TLM_REDACT``) is replaced by ``"[REDACTED]"`` at any depth (:func:`redact`);
+* **by value**: the values those fields hold in one execution's input, and the configured API
+  keys, are masked wherever else they appear — in other fields, the output, the rendered prompt,
+  error messages and verifier details — in raw, JSON-escaped and ``repr`` forms, and as the
+  truncated prefix of a bounded excerpt (``"TOPSECRET@exa…"``). Strings shaped like API keys are
+  masked by :func:`tlm.providers.errors.scrub`, the one key scrubber.
+
+Values shorter than :data:`MIN_SCRUB_CHARS` are masked only where a whole string or number
+equals them (masking ``"42"`` inside every text would mangle unrelated content).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ("REDACTED", "redact", "sanitize_message", "to_json")
+import attrs
+
+from tlm.errors import Problem
+
+__all__ = (
+    "REDACTED",
+    "MIN_SCRUB_CHARS",
+    "Redaction",
+    "redact",
+    "path_is_redacted",
+    "sanitize_message",
+    "schema_message",
+    "to_json",
+)
 
 REDACTED = "[REDACTED]"
+MIN_SCRUB_CHARS = 3
+"""Shorter redacted values are masked only where a whole string or number equals them."""
+_MIN_PREFIX_CHARS = 6
+"""The shortest truncated prefix of a redacted value that is still masked before a ``…``."""
 
 _SECRET_PATTERNS = (
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}"),
@@ -21,6 +53,9 @@ _SECRET_PATTERNS = (
     ),
 )
 _MESSAGE_LIMIT = 500
+_VALUE_EXCERPT = re.compile(r" \(value: .*\)$", re.DOTALL)
+"""The value excerpt a validation rule's problem ends with (:mod:`tlm.rules`)."""
+_PATH_SEGMENT = re.compile(r"\.([^.\[\]]+)|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
 
 
 def redact(value: Any, fields: Collection[str]) -> Any:
@@ -35,6 +70,257 @@ def redact(value: Any, fields: Collection[str]) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, fields) for v in value]
     return value
+
+
+def path_is_redacted(path: str, fields: Collection[str]) -> bool:
+    """Whether the JSON path (``$.a.b``, ``$['a'][0]``, ``a.b``) goes through a redacted field."""
+    if not fields:
+        return False
+    text = path if path.startswith("$") else "$." + path
+    for match in _PATH_SEGMENT.finditer(text):
+        name = next(g for g in match.groups() if g is not None)
+        if name in fields:
+            return True
+    return False
+
+
+def contains_field(value: Any, fields: Collection[str]) -> bool:
+    """Whether ``value`` holds a mapping entry named in ``fields`` at any depth."""
+    if not fields:
+        return False
+    if isinstance(value, Mapping):
+        return any(k in fields or contains_field(v, fields) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_field(v, fields) for v in value)
+    return False
+
+
+def _leaves(value: Any, *, keys: bool = False) -> Iterator[str | int | float]:
+    """The scalars in ``value`` (and its mapping keys, with ``keys``)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if keys and isinstance(key, str):
+                yield key
+            yield from _leaves(item, keys=keys)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item, keys=keys)
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield value
+
+
+def _redacted_values(value: Any, fields: Collection[str]) -> Iterator[str | int | float]:
+    """The leaves held under redacted fields in ``value`` (the values to mask elsewhere)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in fields:
+                yield from _leaves(item)
+            else:
+                yield from _redacted_values(item, fields)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _redacted_values(item, fields)
+
+
+def _forms(text: str) -> set[str]:
+    """The ways ``text`` may be written into other text: raw, JSON-escaped, ``repr``-escaped."""
+    return {
+        text,
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        json.dumps(text)[1:-1],
+        repr(text)[1:-1],
+    }
+
+
+def _names(items: Iterable[str]) -> frozenset[str]:
+    return frozenset(items)
+
+
+def _scalars(items: Iterable[str | int | float]) -> frozenset[str | int | float]:
+    return frozenset(items)
+
+
+def _texts(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+@attrs.frozen
+class Redaction:
+    """What must never be stored, exported or sent where the user did not allow it.
+
+    ``fields`` are redacted by name; ``values`` (the redacted fields' values of one execution) and
+    ``secrets`` (configured API keys) are masked wherever they appear. An engine holds one
+    redaction built from its configuration; :meth:`for_input` adds one execution's values.
+    """
+
+    fields: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    values: frozenset[str | int | float] = attrs.field(default=frozenset(), converter=_scalars)
+    secrets: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    _forms: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    _plain: bool = attrs.field(init=False, repr=False, eq=False)
+    """No value to mask and every secret written into JSON as it is: :meth:`json` may scrub
+    the serialised text once."""
+
+    def __attrs_post_init__(self) -> None:
+        forms: set[str] = set()
+        for value in self.values:
+            text = value if isinstance(value, str) else str(value)
+            if len(text) >= MIN_SCRUB_CHARS:
+                forms |= _forms(text)
+        # longest first, so a value never leaves a tail of a longer one behind
+        object.__setattr__(self, "_forms", tuple(sorted(forms, key=len, reverse=True)))
+        plain = not self.values and all(json.dumps(s)[1:-1] == s for s in self.secrets)
+        object.__setattr__(self, "_plain", plain)
+
+    @property
+    def masks_values(self) -> bool:
+        """Whether any value (beyond the field names) is masked."""
+        return bool(self.values)
+
+    def for_input(self, value: Any) -> Redaction:
+        """This redaction plus the values ``value`` holds under the redacted fields."""
+        if not self.fields:
+            return self
+        found = set(_redacted_values(value, self.fields))
+        if not found:
+            return self
+        return attrs.evolve(self, values=self.values | frozenset(found))
+
+    def holds_value(self, value: Any) -> bool:
+        """Whether ``value`` carries a redacted field, a masked value, a secret or a string
+        shaped like an API key, anywhere (what must not be written to a file as it is)."""
+        if contains_field(value, self.fields):
+            return True
+        if self._plain:
+            text = to_json(value)
+            return _key_scrubber()(text, self.secrets) != text
+        return any(
+            leaf in self.values or (isinstance(leaf, str) and self.text(leaf) != leaf)
+            for leaf in _leaves(value, keys=True)
+        )
+
+    def text(self, text: str) -> str:
+        """``text`` with every masked value, truncated prefix and key-shaped string masked."""
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        if "…" in text and self._forms:
+            text = _mask_truncated(text, self._forms)
+        return _key_scrubber()(text, self.secrets)
+
+    def value(self, value: Any) -> Any:
+        """``value`` (JSON-like) with redacted fields replaced and masked values scrubbed."""
+        value = redact(value, self.fields)
+        return self._scrub(value)
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return REDACTED if value in self.values else self.text(value)
+        if isinstance(value, Mapping):
+            return {
+                (self.text(k) if isinstance(k, str) else k): self._scrub(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self._scrub(v) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool) and value in self.values:
+            return REDACTED
+        return value
+
+    def json(self, value: Any) -> str:
+        """:meth:`value` as compact JSON (what span attributes and records hold)."""
+        if self._plain:
+            # No value to mask: the key scrubber runs once over the JSON text. Its replacements
+            # stay inside JSON strings (key shapes hold no quote, backslash or JSON whitespace).
+            return _key_scrubber()(to_json(redact(value, self.fields)), self.secrets)
+        return to_json(self.value(value))
+
+    def problems(self, problems: Iterable[Problem], value: Any) -> list[Problem]:
+        """Validation ``problems`` about ``value`` with its redacted values left out.
+
+        A problem located under a redacted field loses its ``(value: ...)`` excerpt; every
+        message is cleaned of the values ``value`` holds under redacted fields.
+        """
+        scope = self.for_input(value)
+        cleaned = []
+        for problem in problems:
+            message = problem.message
+            if path_is_redacted(problem.path, self.fields):
+                message = _VALUE_EXCERPT.sub(f" (value: {REDACTED})", message)
+            cleaned.append(Problem(problem.source, problem.path, scope.text(message)))
+        return cleaned
+
+    def with_secrets(self, secrets: Iterable[str | None]) -> Redaction:
+        """This redaction also masking ``secrets`` (e.g. API keys); empty ones are ignored."""
+        extra = tuple(s for s in secrets if s and s not in self.secrets)
+        return attrs.evolve(self, secrets=self.secrets + extra) if extra else self
+
+
+_BEFORE_KEY_DASH = frozenset("kKyYsS\u017f\u212a")
+"""The last letter before the ``-`` of every key shape :func:`tlm.providers.errors.scrub` masks
+(``sk-``, ``pk-``, ``rk-``, ``key-``, ``sess-``; its pattern ignores case, so the long s and the
+Kelvin sign count); ``bearer`` is the other shape."""
+
+
+def _may_hold_key(text: str) -> bool:
+    """Whether ``text`` could hold a key shape (never ``False`` where the scrubber would match)."""
+    dash = text.find("-", 1)
+    while dash != -1:
+        if text[dash - 1] in _BEFORE_KEY_DASH:
+            return True
+        dash = text.find("-", dash + 1)
+    return "bearer" in text.casefold()
+
+
+@functools.cache
+def _key_scrubber() -> Callable[[str, Iterable[str]], str]:
+    """:func:`tlm.providers.errors.scrub`, the one key scrubber (imported late: aiohttp), behind
+    a fast path: its pattern is slow on long text, and most text holds no key shape."""
+    from tlm.providers.errors import scrub
+
+    def scrub_fast(text: str, secrets: Iterable[str]) -> str:
+        if _may_hold_key(text) or any(s and len(s) >= 4 and s in text for s in secrets):
+            return scrub(text, secrets)
+        return text
+
+    return scrub_fast
+
+
+def _mask_truncated(text: str, forms: Iterable[str]) -> str:
+    """Mask the start of a value cut short by an excerpt (``"TOPSECRET@exa…"``)."""
+    for form in forms:
+        if len(form) < _MIN_PREFIX_CHARS + 1:
+            continue
+        start = 0
+        while (cut := text.find("…", start)) != -1:
+            start = cut + 1
+            for size in range(min(len(form) - 1, cut), _MIN_PREFIX_CHARS - 1, -1):
+                if text.startswith(form[:size], cut - size):
+                    text = text[: cut - size] + REDACTED + text[cut:]
+                    start = cut - size + len(REDACTED) + 1
+                    break
+    return text
+
+
+def schema_message(error: Any, fields: Collection[str]) -> str:
+    """A jsonschema ``ValidationError``'s message with redacted values left out.
+
+    Under a redacted field the value is shown as ``[REDACTED]``; a value holding redacted fields
+    is shown with them redacted; a message that would still show a redacted value falls back to
+    naming the failed keyword only.
+    """
+    under = any(isinstance(part, str) and part in fields for part in error.absolute_path)
+    instance = error.instance
+    if not under and not contains_field(instance, fields):
+        return str(error.message)
+    shown = REDACTED if under else repr(redact(instance, fields))
+    message = str(error.message).replace(repr(instance), shown)
+    scope = Redaction(fields=fields).for_input(
+        {next(iter(fields)): instance} if under else instance
+    )
+    if any(form in message for form in scope._forms):
+        return f"{REDACTED} does not satisfy {error.validator!r}"
+    return message
 
 
 def sanitize_message(text: str, limit: int = _MESSAGE_LIMIT) -> str:

@@ -29,8 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tlm.telemetry import conventions as c
-from tlm.telemetry.redact import redact as redact_value
-from tlm.telemetry.redact import sanitize_message, to_json
+from tlm.telemetry.redact import Redaction, sanitize_message
 
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
@@ -77,12 +76,15 @@ class _SpanScope:
         """Whether the span records anything (``False`` without an SDK)."""
         return self.span.is_recording()
 
+    def _message(self, exc: BaseException) -> str:
+        return sanitize_message(str(exc))
+
     def set_error(self, exc: BaseException) -> None:
         """Record ``exc`` on the span: ``error.type``, a sanitised message, status ERROR."""
         span = self.span
         if not span.is_recording():
             return
-        message = sanitize_message(str(exc))
+        message = self._message(exc)
         span.set_attributes({c.ERROR_TYPE: error_type(exc), c.TLM_ERROR_MESSAGE: message})
         span.set_status(Status(StatusCode.ERROR, message))
 
@@ -105,20 +107,30 @@ class _SpanScope:
 
 
 class ExecutionSpan(_SpanScope):
-    """The root span of one execution (``tlm.execute {task_id}``, INTERNAL)."""
+    """The root span of one execution (``tlm.execute {task_id}``, INTERNAL).
 
-    __slots__ = ("_redact",)
+    Everything it records passes through its :class:`~tlm.telemetry.redact.Redaction` (the
+    configured one plus this execution's redacted values): input, options, prompt, output,
+    verification details and the error message.
+    """
 
-    def __init__(self, span: trace.Span, redact_fields: Collection[str]) -> None:
+    __slots__ = ("redaction",)
+
+    def __init__(self, span: trace.Span, redaction: Redaction) -> None:
         super().__init__(span)
-        self._redact = redact_fields
+        self.redaction = redaction
+
+    def _message(self, exc: BaseException) -> str:
+        return sanitize_message(self.redaction.text(str(exc)))
 
     def set_prompt(self, prompt: str, *, system: str | None = None) -> None:
         """Record the rendered prompt (content; needed for fine-tuning export)."""
         span = self.span
         if not span.is_recording():
             return
+        prompt = self.redaction.text(prompt)
         if system:
+            system = self.redaction.text(system)
             span.set_attributes({c.TLM_PROMPT: prompt, c.TLM_PROMPT_SYSTEM: system})
         else:
             span.set_attribute(c.TLM_PROMPT, prompt)
@@ -157,7 +169,7 @@ class ExecutionSpan(_SpanScope):
         if not span.is_recording():
             return
         attrs: dict[str, AttributeValue] = {
-            c.TLM_OUTPUT: to_json(redact_value(output, self._redact)),
+            c.TLM_OUTPUT: self.redaction.json(output),
             c.TLM_MODELS_USED: tuple(models_used),
             c.TLM_COST_USD: float(cost_usd),
             c.TLM_USAGE_INPUT_TOKENS: int(tokens[0]),
@@ -173,7 +185,7 @@ class ExecutionSpan(_SpanScope):
         if fallback:
             attrs[c.TLM_FALLBACK] = fallback if isinstance(fallback, str) else "fallback"
         if verdict is not None:
-            _verdict_attributes(verdict, attrs, self._redact)
+            _verdict_attributes(verdict, attrs, self.redaction)
         if budget:
             for key, value in budget.items():
                 attrs[c.TLM_BUDGET_PREFIX + key] = value
@@ -187,9 +199,20 @@ class ExecutionSpan(_SpanScope):
 
 
 class ModelCallSpan(_SpanScope):
-    """A CLIENT span per model call, named ``{gen_ai.operation.name} {gen_ai.request.model}``."""
+    """A CLIENT span per model call, named ``{gen_ai.operation.name} {gen_ai.request.model}``.
 
-    __slots__ = ()
+    A provider's error text may quote the prompt: its message is cleaned by ``redaction``.
+    """
+
+    __slots__ = ("redaction",)
+
+    def __init__(self, span: trace.Span, redaction: Redaction | None = None) -> None:
+        super().__init__(span)
+        self.redaction = redaction
+
+    def _message(self, exc: BaseException) -> str:
+        text = str(exc)
+        return sanitize_message(self.redaction.text(text) if self.redaction else text)
 
     def set_response(self, response: ChatResponse) -> None:
         """Record the response: id, model, finish reason, token usage, cost and attempts."""
@@ -232,23 +255,26 @@ class ModelCallSpan(_SpanScope):
 class VerificationSpan(_SpanScope):
     """A verifier's span (``tlm.verify {method}``, INTERNAL)."""
 
-    __slots__ = ("_redact",)
+    __slots__ = ("redaction",)
 
-    def __init__(self, span: trace.Span, redact_fields: Collection[str]) -> None:
+    def __init__(self, span: trace.Span, redaction: Redaction) -> None:
         super().__init__(span)
-        self._redact = redact_fields
+        self.redaction = redaction
+
+    def _message(self, exc: BaseException) -> str:
+        return sanitize_message(self.redaction.text(str(exc)))
 
     def set_verdict(self, verdict: Verdict) -> None:
         """Record the verdict as ``gen_ai.evaluation.*`` and ``tlm.verification.*``."""
         if not self.span.is_recording():
             return
         attrs: dict[str, AttributeValue] = {}
-        _verdict_attributes(verdict, attrs, self._redact)
+        _verdict_attributes(verdict, attrs, self.redaction)
         self.span.set_attributes(attrs)
 
 
 def _verdict_attributes(
-    verdict: Verdict, attrs: dict[str, AttributeValue], redact_fields: Collection[str]
+    verdict: Verdict, attrs: dict[str, AttributeValue], redaction: Redaction
 ) -> None:
     passed = verdict.passed
     label = "pending" if passed is None else ("pass" if passed else "fail")
@@ -263,8 +289,8 @@ def _verdict_attributes(
     if details:
         explanation = details.get("explanation") or details.get("reason")
         if isinstance(explanation, str):
-            attrs[c.GEN_AI_EVALUATION_EXPLANATION] = explanation
-        attrs[c.TLM_VERIFICATION_DETAILS] = to_json(redact_value(details, redact_fields))
+            attrs[c.GEN_AI_EVALUATION_EXPLANATION] = redaction.text(explanation)
+        attrs[c.TLM_VERIFICATION_DETAILS] = redaction.json(details)
 
 
 def execution_span(
@@ -276,32 +302,44 @@ def execution_span(
     input: Any,
     options: Mapping[str, Any] | None = None,
     redact: Collection[str] = (),
+    redaction: Redaction | None = None,
 ) -> ExecutionSpan:
     """Start the root span of one execution: ``with execution_span(...) as ex: ...``.
 
     ``input`` (and ``options``) are stored as compact JSON with every field named in ``redact``
-    replaced by ``"[REDACTED]"``; the same redaction applies to the output and verification
-    details given later.
+    (or ``redaction.fields``) replaced by ``"[REDACTED]"``, and the values those fields hold in
+    ``input`` masked wherever else they appear; the same applies to the prompt, output,
+    verification details and error message given later. Strings shaped like API keys, and the
+    ``redaction``'s secrets, are masked too.
     """
-    redact_fields = frozenset(redact) if redact else frozenset()
+    base = redaction if redaction is not None else Redaction(fields=frozenset(redact))
+    scope = base.for_input(input)
     span = tracer.start_span(f"{c.EXECUTE_SPAN} {task_id}", kind=SpanKind.INTERNAL)
     if span.is_recording():
         attrs: dict[str, AttributeValue] = {
             c.TLM_TASK_ID: task_id,
             c.TLM_TASK_VERSION: task_version,
             c.TLM_EXECUTION_ID: execution_id,
-            c.TLM_INPUT: to_json(redact_value(input, redact_fields)),
+            c.TLM_INPUT: scope.json(input),
         }
         if options:
-            attrs[c.TLM_OPTIONS] = to_json(redact_value(options, redact_fields))
+            attrs[c.TLM_OPTIONS] = scope.json(options)
         span.set_attributes(attrs)
-    return ExecutionSpan(span, redact_fields)
+    return ExecutionSpan(span, scope)
 
 
 def model_call_span(
-    tracer: trace.Tracer, request: ChatRequest, *, provider: str, operation: str = "chat"
+    tracer: trace.Tracer,
+    request: ChatRequest,
+    *,
+    provider: str,
+    operation: str = "chat",
+    redaction: Redaction | None = None,
 ) -> ModelCallSpan:
-    """Start a CLIENT span for one model call: ``with model_call_span(...) as call: ...``."""
+    """Start a CLIENT span for one model call: ``with model_call_span(...) as call: ...``.
+
+    ``redaction`` cleans the error message if the call fails.
+    """
     attrs: dict[str, AttributeValue] = {
         c.GEN_AI_OPERATION_NAME: operation,
         c.GEN_AI_PROVIDER_NAME: provider,
@@ -314,16 +352,24 @@ def model_call_span(
     if request.seed is not None:
         attrs[c.GEN_AI_REQUEST_SEED] = request.seed
     span = tracer.start_span(f"{operation} {request.model}", kind=SpanKind.CLIENT, attributes=attrs)
-    return ModelCallSpan(span)
+    return ModelCallSpan(span, redaction)
 
 
 def verification_span(
-    tracer: trace.Tracer, method: str, *, redact: Collection[str] = ()
+    tracer: trace.Tracer,
+    method: str,
+    *,
+    redact: Collection[str] = (),
+    redaction: Redaction | None = None,
 ) -> VerificationSpan:
-    """Start a verifier's span: ``with verification_span(tracer, "consensus") as v: ...``."""
+    """Start a verifier's span: ``with verification_span(tracer, "consensus") as v: ...``.
+
+    ``redaction`` (default: the ``redact`` fields) applies to the verdict's details.
+    """
+    scope = redaction if redaction is not None else Redaction(fields=frozenset(redact))
     span = tracer.start_span(
         f"{c.VERIFY_SPAN} {method}",
         kind=SpanKind.INTERNAL,
         attributes={c.TLM_VERIFICATION_METHOD: method},
     )
-    return VerificationSpan(span, frozenset(redact) if redact else frozenset())
+    return VerificationSpan(span, scope)

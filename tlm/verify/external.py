@@ -4,18 +4,20 @@ The endpoint receives ``POST {task_id, task_version, input, output, execution_id
 answers ``{passed, confidence?, issues?, details?}`` or a bare ``true``/``false``. Connection
 errors, timeouts and 5xx replies are retried ``retries`` times; whatever still fails becomes a
 failed, non-decisive verdict with the reason, never an exception (cancellation still propagates).
-Header values of the form ``${ENV_VAR}`` are read from the environment at call time; they never
-appear in verdict details or error text.
+Header values of the form ``${ENV_VAR}`` are read from the environment at call time, only for the
+variables the :class:`~tlm.verify.egress.ExternalPolicy` allows; they never appear in verdict
+details or error text. The endpoint's host must be allowed by the policy (loopback always is),
+redirects are followed only within the same origin, and the payload's redacted fields are masked
+unless the policy reveals them to this endpoint or function.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import anyio
@@ -25,7 +27,9 @@ import tenacity
 from tlm.definition.model import ExternalParams
 from tlm.errors import BudgetExceeded, ConfigurationError, DefinitionError
 from tlm.providers.errors import scrub
+from tlm.telemetry.redact import Redaction
 from tlm.verify.base import Verdict, VerificationContext
+from tlm.verify.egress import EgressRefused, ExternalPolicy, same_origin
 
 __all__ = ("ExternalFunction", "ExternalVerifier", "verdict_from_reply")
 
@@ -34,7 +38,8 @@ METHOD = "external"
 ExternalFunction = Callable[[Mapping[str, Any]], Awaitable[Any]]
 """A registered verifier: receives the same payload an endpoint would, returns the same reply."""
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class _ExternalFailed(Exception):
@@ -82,11 +87,14 @@ class ExternalVerifier:
         functions: registered async verifier functions by name.
         session: an aiohttp session to borrow; without one, a session is opened per check.
         backoff_s: the first wait between retries (doubling, capped at 2 s); 0 in tests.
+        policy: allowed hosts and environment variables, and the redacted fields (default:
+            loopback only, no variables, nothing redacted).
     """
 
     params: ExternalParams
     functions: Mapping[str, ExternalFunction] = attrs.field(kw_only=True, factory=dict)
     session: aiohttp.ClientSession | None = attrs.field(kw_only=True, default=None)
+    policy: ExternalPolicy = attrs.field(kw_only=True, factory=ExternalPolicy)
     backoff_s: float = attrs.field(kw_only=True, default=0.2)
     method: str = attrs.field(default=METHOD, init=False)
 
@@ -105,11 +113,17 @@ class ExternalVerifier:
 
     async def verify(self, context: VerificationContext, /) -> Verdict:
         """Ask the endpoint or function; failures become failed, non-decisive verdicts."""
+        p = self.params
+        input: Any = dict(context.input)
+        output = context.primary.output
+        scope = Redaction(fields=self.policy.redact).for_input(input)
+        if scope.fields and not self.policy.reveals_to(url=p.endpoint, function=p.function):
+            input, output = scope.value(input), scope.value(output)
         payload = {
             "task_id": context.task.id,
             "task_version": context.task.version,
-            "input": dict(context.input),
-            "output": context.primary.output,
+            "input": input,
+            "output": output,
             "execution_id": context.execution_id,
         }
         try:
@@ -137,8 +151,12 @@ class ExternalVerifier:
         return verdict_from_reply(reply, source=source)
 
     async def _post(self, endpoint: str, payload: Mapping[str, Any]) -> Verdict:
-        headers, secrets = _expand_headers(self.params.headers)
         source = f"endpoint {endpoint}"
+        try:
+            headers, secrets = _expand_headers(self.params.headers, self.policy)
+            await self.policy.check_url(endpoint)
+        except EgressRefused as exc:
+            raise _ExternalFailed(f"{source} refused: {exc}") from None
         attempts = max(0, self.params.retries) + 1
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(attempts),
@@ -188,32 +206,45 @@ class ExternalVerifier:
         headers: Mapping[str, str],
     ) -> tuple[int, Any]:
         timeout = aiohttp.ClientTimeout(total=self.params.timeout_s)
-        async with session.post(endpoint, json=payload, headers=headers, timeout=timeout) as resp:
-            text = await resp.text()
-            if resp.status >= 500:
-                raise _Retryable(f"HTTP {resp.status}: {_excerpt(text)}")
-            try:
-                return resp.status, json.loads(text)
-            except ValueError:
-                return resp.status, text
+        url = endpoint
+        for _hop in range(_MAX_REDIRECTS + 1):
+            async with session.post(
+                url, json=payload, headers=headers, timeout=timeout, allow_redirects=False
+            ) as resp:
+                location = resp.headers.get("Location")
+                if resp.status in _REDIRECTS and location:
+                    target = urljoin(str(resp.url), location)
+                    if not same_origin(endpoint, target):
+                        raise _ExternalFailed(
+                            f"endpoint {endpoint} redirected to another origin "
+                            f"({_origin(target)}); not followed"
+                        )
+                    url = target
+                    continue
+                text = await resp.text()
+                if resp.status >= 500:
+                    raise _Retryable(f"HTTP {resp.status}: {_excerpt(text)}")
+                try:
+                    return resp.status, json.loads(text)
+                except ValueError:
+                    return resp.status, text
+        raise _ExternalFailed(f"endpoint {endpoint} redirected more than {_MAX_REDIRECTS} times")
 
 
-def _expand_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Headers with ``${VAR}`` expanded, and the expanded secret values (to scrub from text)."""
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _expand_headers(
+    headers: Mapping[str, str], policy: ExternalPolicy
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Headers with the allowed ``${VAR}`` expanded, and the values used (to scrub from text)."""
     expanded: dict[str, str] = {}
     secrets: list[str] = []
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        value = os.environ.get(name)
-        if value is None:
-            raise _ExternalFailed(f"environment variable {name} (used in a header) is not set")
-        if value:
-            secrets.append(value)
-        return value
-
     for key, value in headers.items():
-        expanded[key] = _ENV_REF.sub(lookup, value)
+        expanded[key], used = policy.expand(value)
+        secrets.extend(used)
     return expanded, tuple(secrets)
 
 

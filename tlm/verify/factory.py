@@ -22,6 +22,7 @@ from tlm.definition.model import (
 from tlm.errors import ConfigurationError, DefinitionError
 from tlm.verify.base import NoVerifier, Verifier
 from tlm.verify.chain import ChainVerifier
+from tlm.verify.egress import ExternalPolicy
 from tlm.verify.external import ExternalFunction, ExternalVerifier
 from tlm.verify.hierarchical import HierarchicalVerifier
 from tlm.verify.human import HumanVerifier
@@ -30,9 +31,16 @@ from tlm.verify.review_queue import ReviewQueue
 if TYPE_CHECKING:
     import aiohttp
 
+    from tlm.engine.config import EngineConfig
     from tlm.similarity import MetricRegistry
 
-__all__ = ("METHOD_COST_RANK", "NoVerifier", "create_verifier", "order_cheapest_first")
+__all__ = (
+    "METHOD_COST_RANK",
+    "NoVerifier",
+    "create_verifier",
+    "external_policy",
+    "order_cheapest_first",
+)
 
 METHOD_COST_RANK: Mapping[str, int] = {
     "none": 0,
@@ -64,6 +72,17 @@ def order_cheapest_first(steps: Sequence[VerificationSpec]) -> list[Verification
     return sorted(steps, key=_rank)
 
 
+def external_policy(config: EngineConfig) -> ExternalPolicy:
+    """External verifiers' policy from an engine's configuration (``external_*``, ``redact``)."""
+    return ExternalPolicy(
+        hosts=config.external_hosts,
+        env=config.external_env,
+        unredacted=config.external_unredacted,
+        redact=config.redact,
+        environ=config.env,
+    )
+
+
 def create_verifier(
     spec: VerificationSpec,
     *,
@@ -71,6 +90,7 @@ def create_verifier(
     functions: Mapping[str, ExternalFunction] | None = None,
     review_queue: ReviewQueue | None = None,
     session: aiohttp.ClientSession | None = None,
+    policy: ExternalPolicy | None = None,
     _path: str = "$.verification",
 ) -> Verifier:
     """The verifier for ``spec``.
@@ -82,6 +102,8 @@ def create_verifier(
         functions: async functions that ``external`` verification may name.
         review_queue: where ``human`` verification puts outputs.
         session: an aiohttp session ``external`` endpoints are called through.
+        policy: what ``external`` verifiers may reach, expand and send (default: loopback
+            only, no environment variables; see :mod:`tlm.verify.egress`).
 
     Raises:
         DefinitionError: unknown method, or parameters that do not belong to the method.
@@ -108,7 +130,9 @@ def create_verifier(
     if isinstance(params, HierarchicalParams):
         return HierarchicalVerifier(params)
     if isinstance(params, ExternalParams):
-        return ExternalVerifier(params, functions=functions or {}, session=session)
+        return ExternalVerifier(
+            params, functions=functions or {}, session=session, policy=policy or ExternalPolicy()
+        )
     if isinstance(params, HumanParams):
         if review_queue is None:
             raise ConfigurationError(
@@ -126,6 +150,7 @@ def create_verifier(
             functions=functions,
             review_queue=review_queue,
             session=session,
+            policy=policy,
             _path=f"{_path}.parameters.steps[{index}]",
         )
         for index, step in indexed

@@ -7,15 +7,22 @@ the ``review_id`` that :func:`await_decision` resolves later.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from tlm.definition.model import HumanParams
+from tlm.engine.output import SchemaValidator
+from tlm.errors import Problem
+from tlm.rules import RuleRegistry, RuleSet, default_registry
 from tlm.verify.base import Verdict, VerificationContext
-from tlm.verify.review_queue import Decision, ReviewQueue
+from tlm.verify.review_queue import Decision, OutputCheck, Review, ReviewQueue
 
-__all__ = ("HumanVerifier", "await_decision", "verdict_from_decision")
+if TYPE_CHECKING:
+    from tlm.definition.registry import DefinitionRegistry
+
+__all__ = ("HumanVerifier", "await_decision", "verdict_from_decision", "edited_output_check")
 
 METHOD = "human"
 
@@ -95,3 +102,25 @@ class HumanVerifier:
                 "reason": f"no decision within {self.params.timeout_s} s; applied {action!r}",
             },
         )
+
+
+def edited_output_check(
+    registry: DefinitionRegistry, rules: RuleRegistry | None = None
+) -> OutputCheck:
+    """An :data:`~tlm.verify.review_queue.OutputCheck` validating an edited output like a model's:
+    the reviewed task version's output schema, then its output rules.
+
+    Raises (from the check):
+        UnknownDefinition: the reviewed task version is not in ``registry``.
+    """
+    registry_rules = rules if rules is not None else default_registry()
+
+    def check(review: Review, output: Any) -> Sequence[Problem]:
+        definition = registry.get(review.task_id, review.task_version)
+        spec = definition.output
+        found = SchemaValidator(spec.schema).problems(output, source="output")
+        ruleset = RuleSet.resolve(registry_rules, spec.validations)
+        found.extend(ruleset.problems(output, source="output", schema=spec.schema))
+        return found
+
+    return check

@@ -4,6 +4,12 @@ Any process may enqueue, list and decide reviews; a decision is one atomic ``UPD
 succeeds while the review is pending, so two reviewers cannot both decide. :meth:`ReviewQueue.wait`
 polls the file, so a decision made by another process (the ``tlm review`` CLI) or after a restart
 is seen. The schema is versioned with ``PRAGMA user_version`` and migrated on open.
+
+A review is named by its full id or by a prefix of at least :data:`MIN_ID_PREFIX` characters
+(like a git short hash) that matches exactly one review; anything shorter, or a prefix shared by
+several reviews, is refused with :class:`AmbiguousReviewId`. Inputs and outputs are stored with
+the configured redacted fields masked (``redact``), and an edited output is checked by
+``output_check`` (the task's output schema and rules) before it is accepted.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -21,18 +27,22 @@ from typing import Any, Literal, Protocol
 import anyio
 import attrs
 
-from tlm.errors import StoreError
+from tlm.errors import OutputInvalid, Problem, StoreError
+from tlm.telemetry.redact import Redaction
 
 __all__ = (
     "REVIEWS_FILE",
     "SCHEMA_VERSION",
+    "MIN_ID_PREFIX",
     "ReviewStatus",
     "Action",
     "Decision",
     "Review",
     "ReviewNotFound",
     "ReviewAlreadyDecided",
+    "AmbiguousReviewId",
     "DecisionHook",
+    "OutputCheck",
     "FeedbackSink",
     "feedback_hook",
     "ReviewQueue",
@@ -42,6 +52,8 @@ REVIEWS_FILE = "reviews.db"
 """The queue's file name inside the data directory."""
 
 SCHEMA_VERSION = 1
+MIN_ID_PREFIX = 8
+"""The fewest characters of a review id that may name it (ids are 16 hex digits)."""
 
 ReviewStatus = Literal["pending", "approved", "rejected", "edited"]
 Action = Literal["approve", "reject", "edit"]
@@ -87,6 +99,10 @@ class ReviewAlreadyDecided(StoreError):
     """The review was already approved, rejected or edited."""
 
 
+class AmbiguousReviewId(StoreError, ValueError):
+    """The id given is shorter than :data:`MIN_ID_PREFIX` or matches several reviews."""
+
+
 @attrs.frozen
 class Decision:
     """A reviewer's decision on one review."""
@@ -123,6 +139,10 @@ class Review:
 
 DecisionHook = Callable[[Review, Decision], None]
 """Called in the deciding process after a decision is stored (e.g. to record feedback)."""
+
+OutputCheck = Callable[[Review, Any], Sequence[Problem]]
+"""Validates an edited output for a review (its task's output schema and rules); returns the
+problems found, empty when the output is acceptable."""
 
 
 class FeedbackSink(Protocol):
@@ -186,6 +206,9 @@ class ReviewQueue:
         on_decision: called after each decision this object stores.
         poll_interval_s: how often :meth:`wait` looks for a decision.
         clock: seconds since the epoch (injectable for tests).
+        redact: field names masked in the stored input and output (their values are masked
+            wherever else they appear in them too).
+        output_check: validates an edited output before :meth:`edit` stores it.
 
     Raises:
         StoreError: the file cannot be opened, or was written by a newer TLM.
@@ -198,9 +221,13 @@ class ReviewQueue:
         on_decision: DecisionHook | None = None,
         poll_interval_s: float = 0.5,
         clock: Callable[[], float] = time.time,
+        redact: Collection[str] = (),
+        output_check: OutputCheck | None = None,
     ) -> None:
         self.path = Path(path)
         self.on_decision = on_decision
+        self.redaction = Redaction(fields=frozenset(redact))
+        self.output_check = output_check
         self.poll_interval_s = poll_interval_s
         self._clock = clock
         try:
@@ -258,7 +285,10 @@ class ReviewQueue:
         output: Any,
         queue: str = "default",
     ) -> str:
-        """Add a pending review and return its id."""
+        """Add a pending review and return its id (redacted fields masked in what is stored)."""
+        if self.redaction.fields:
+            scope = self.redaction.for_input(input)
+            input, output = scope.value(input), scope.value(output)
         review_id = uuid.uuid4().hex[:16]
         with self._connect() as conn:
             conn.execute(
@@ -297,16 +327,34 @@ class ReviewQueue:
         return [_row_to_review(row) for row in rows]
 
     def get(self, review_id: str) -> Review:
-        """The review with this id, or a unique id prefix; raises :class:`ReviewNotFound`."""
+        """The review with this id, or with this id prefix of at least :data:`MIN_ID_PREFIX`
+        characters matching no other review.
+
+        Raises:
+            AmbiguousReviewId: the prefix is too short, or several reviews start with it.
+            ReviewNotFound: no review matches.
+        """
         with self._connect() as conn:
+            exact = conn.execute("SELECT * FROM reviews WHERE id = ?", (review_id,)).fetchone()
+            if exact is not None:
+                return _row_to_review(exact)
+            if len(review_id) < MIN_ID_PREFIX:
+                raise AmbiguousReviewId(
+                    f"review id {review_id!r} is too short: give the full id or at least "
+                    f"{MIN_ID_PREFIX} of its characters (see `tlm review list`)"
+                )
             rows = conn.execute(
-                "SELECT * FROM reviews WHERE id = ? OR id LIKE ? ESCAPE '\\'"
-                " ORDER BY id = ? DESC LIMIT 2",
-                (review_id, _like_prefix(review_id), review_id),
+                "SELECT * FROM reviews WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 3",
+                (_like_prefix(review_id),),
             ).fetchall()
-        if not rows or (len(rows) > 1 and rows[0]["id"] != review_id):
-            what = "no review" if not rows else "more than one review"
-            raise ReviewNotFound(f"{what} with id {review_id!r} in {self.path}")
+        if not rows:
+            raise ReviewNotFound(f"no review with id {review_id!r} in {self.path}")
+        if len(rows) > 1:
+            shown = ", ".join(row["id"] for row in rows[:2]) + (", ..." if len(rows) > 2 else "")
+            raise AmbiguousReviewId(
+                f"review id {review_id!r} matches more than one review ({shown}): give more "
+                "characters"
+            )
         return _row_to_review(rows[0])
 
     def approve(
@@ -326,7 +374,17 @@ class ReviewQueue:
         note: str | None = None,
         reviewer: str | None = None,
     ) -> Decision:
-        """Accept a corrected output in place of the model's."""
+        """Accept a corrected output in place of the model's.
+
+        Raises:
+            OutputInvalid: ``output_check`` found problems (each located by JSON path); nothing
+                is stored.
+        """
+        if self.output_check is not None:
+            review = self.get(review_id)
+            problems = self.output_check(review, new_output)
+            if problems:
+                raise OutputInvalid(review.task_id, problems)
         return self._decide(review_id, "edit", _dump(new_output), note, reviewer)
 
     def _decide(

@@ -31,6 +31,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tlm.definition.model import Budget, TaskDefinition
 from tlm.errors import BudgetExceeded, DefinitionError, Problem, WorkflowTypeError
+from tlm.telemetry.redact import Redaction
 from tlm.telemetry.spans import get_tracer
 from tlm.workflow.compat import schema_problems
 from tlm.workflow.record import RunStatus, WorkflowRun
@@ -184,6 +185,7 @@ class Workflow(Generic[InT, OutT]):
             _end_span(span, run, failure)
             otel_context.detach(token)
             if record and engine.config.store:
+                run = _redacted(run, Redaction(fields=engine.config.redact).for_input(input))
                 store = WorkflowStore(engine.config.data_dir / DB_NAME)
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(store.write, run)
@@ -325,3 +327,12 @@ def _union(
     groups: Iterable[list[tuple[Step[Any, Any], TaskDefinition]]],
 ) -> list[tuple[Step[Any, Any], TaskDefinition]]:
     return [item for group in groups for item in group]
+
+
+def _redacted(run: WorkflowRun, scope: Redaction) -> WorkflowRun:
+    """``run`` as it may be stored: redacted fields, their values and API keys masked."""
+    return attrs.evolve(
+        run,
+        output=scope.value(run.output),
+        error=None if run.error is None else scope.text(run.error),
+    )
