@@ -1,8 +1,8 @@
 """The model catalog: model cards saying where a model is served, what it costs and can do.
 
 Capabilities are data: adapters read a card's ``structured_output`` style instead of guessing from a
-model's name. The catalog is ``definitions/models.json``, validated against
-``definitions/schema/models-v1.json``.
+model's name. The packaged catalog is ``tlm/data/models.json``, validated against
+``tlm/data/schema/models-v1.json``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import importlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import jsonschema
 
+from tlm.data import resource
 from tlm.errors import ConfigurationError, Problem, TaskSchemaError
 from tlm.providers.base import Usage
 
@@ -33,7 +35,6 @@ __all__ = (
 Api = Literal["openai", "anthropic"]
 StructuredOutput = Literal["json_schema", "json_object", "json_object_schema", "none"]
 
-_PACKAGE_DEFINITIONS = Path(__file__).resolve().parent.parent / "definitions"
 _MILLION = 1_000_000
 
 
@@ -114,28 +115,18 @@ class ModelCard:
         raise ConfigurationError(f"model {self.id!r} has neither base_url nor base_url_env")
 
 
-def default_catalog_path() -> Path:
-    """``models.json`` in the definitions directory: $TLM_DEFINITIONS, ./definitions, the repo's."""
-    try:
+def default_catalog_path(definitions_dir: Path | None = None) -> Path:
+    """``models.json`` in the definitions directory if there is one, else the packaged catalog."""
+    if definitions_dir is None:
         finder = importlib.import_module("tlm.definition.registry").default_definitions_dir
-    except (ImportError, AttributeError):
-        return _own_definitions_dir() / "models.json"
-    return Path(finder()) / "models.json"
+        definitions_dir = Path(finder())
+    mine = definitions_dir / "models.json"
+    return mine if mine.is_file() else Path(str(resource("models.json")))
 
 
-def _own_definitions_dir() -> Path:
-    env = os.environ.get("TLM_DEFINITIONS")
-    if env:
-        return Path(env)
-    cwd = Path("definitions")
-    if (cwd / "models.json").is_file():
-        return cwd
-    return _PACKAGE_DEFINITIONS
-
-
-def catalog_schema_path() -> Path:
-    """The catalog's JSON Schema, shipped beside the default catalog."""
-    return _PACKAGE_DEFINITIONS / "schema" / "models-v1.json"
+def catalog_schema_path() -> Traversable:
+    """The catalog's JSON Schema, shipped inside the package."""
+    return resource("schema/models-v1.json")
 
 
 def _json_path(parts: Sequence[Any]) -> str:

@@ -139,7 +139,7 @@ def test_default_definitions_dir_lookup_order(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TLM_DEFINITIONS", raising=False)
     bundled = default_definitions_dir()
-    assert (bundled / "schema" / "task-definition-v1.json").is_file()
+    assert (bundled / "tasks").is_dir()
     (tmp_path / "definitions").mkdir()
     assert default_definitions_dir() == Path("definitions")
     monkeypatch.setenv("TLM_DEFINITIONS", os.fspath(tmp_path / "env"))

@@ -66,11 +66,11 @@ def _definitions(config: EngineConfig, *, required: bool) -> DefinitionRegistry 
 
 
 def _catalog(config: EngineConfig) -> Catalog | None:
-    from tlm.catalog import Catalog
+    from tlm.catalog import Catalog, default_catalog_path
     from tlm.definition.registry import default_definitions_dir
 
-    path = (
-        config.catalog_path or (config.definitions_dir or default_definitions_dir()) / "models.json"
+    path = config.catalog_path or default_catalog_path(
+        config.definitions_dir or default_definitions_dir()
     )
     try:
         return Catalog.load(path)

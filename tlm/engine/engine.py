@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import anyio
 from opentelemetry import trace
 
-from tlm.catalog import Catalog
+from tlm.catalog import Catalog, default_catalog_path
 from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
 from tlm.engine.budget import BudgetLedger
@@ -177,7 +177,8 @@ class Engine:
         config = self.config
         definitions_dir = config.definitions_dir or default_definitions_dir()
         if self._catalog is None:
-            self._catalog = Catalog.load(config.catalog_path or definitions_dir / "models.json")
+            path = config.catalog_path or default_catalog_path(definitions_dir)
+            self._catalog = Catalog.load(path)
         if self._rules is None:
             self._rules = default_registry()
         if self._registry is None:
