@@ -51,6 +51,6 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup)
-@click.version_option(package_name="tlm")
+@click.version_option(package_name="tlm", prog_name="tlm")
 def main() -> None:
     """TLM: declare LLM tasks once; execute, verify, log and improve them."""
