@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import anyio
 from opentelemetry import trace
 
-from tlm.catalog import Catalog, default_catalog_path
+from tlm.catalog import Catalog
 from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
 from tlm.engine.budget import BudgetLedger
@@ -175,20 +175,29 @@ class Engine:
         from tlm.verify.review_queue import ReviewQueue, feedback_hook
 
         config = self.config
-        definitions_dir = config.definitions_dir or default_definitions_dir()
+        definitions_dir = config.definitions_dir
+        if definitions_dir is None and self._registry is None:
+            definitions_dir = default_definitions_dir()  # no project: says where it looked
         if self._catalog is None:
-            path = config.catalog_path or default_catalog_path(definitions_dir)
-            self._catalog = Catalog.load(path)
+            beside = None if definitions_dir is None else definitions_dir / "models.json"
+            overlay = config.catalog_path or (beside if beside and beside.is_file() else None)
+            self._catalog = Catalog.layered(overlay)
         if self._rules is None:
             self._rules = default_registry()
         if self._registry is None:
+            assert definitions_dir is not None
             self._registry = DefinitionRegistry.from_directory(definitions_dir, rules=self._rules)
         data_dir = Path(config.data_dir)
         await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
         self._open_telemetry(data_dir)
         await self._open_learning(data_dir)
         self._pool = ProviderPool(
-            self._catalog, env=config.env, data_dir=data_dir, retry=self._retry
+            self._catalog,
+            env=config.env,
+            data_dir=data_dir,
+            retry=self._retry,
+            provider_limits=config.provider_limits,
+            model_limits=config.model_limits,
         )
         review_queue = ReviewQueue(
             data_dir / "reviews.db",
