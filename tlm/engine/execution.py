@@ -34,6 +34,7 @@ from tlm.errors import (
     VerificationFailed,
 )
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
+from tlm.providers.limits import measure_queue_wait
 from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 
 if TYPE_CHECKING:
@@ -437,7 +438,11 @@ async def call_model(
     try:
         provider = await runtime.provider_for(model)
         with runtime.tracing.model_call(request, provider.name) as call_span:
-            response = await provider.complete(request)
+            with measure_queue_wait() as waited:
+                try:
+                    response = await provider.complete(request)
+                finally:
+                    call_span.set_queue_wait(waited.seconds)
             cost = card.cost(response.usage)
             response = attrs.evolve(response, cost_usd=cost)
             call_span.set_response(response)

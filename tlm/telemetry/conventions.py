@@ -60,6 +60,7 @@ __all__ = (
     "TLM_CACHE_HIT",
     "TLM_FALLBACK",
     "TLM_ATTEMPTS",
+    "TLM_QUEUE_WAIT_MS",
     "TLM_BUDGET_PREFIX",
     "TLM_VERIFICATION_METHOD",
     "TLM_VERIFICATION_PASSED",
@@ -125,6 +126,8 @@ TLM_USAGE_OUTPUT_TOKENS: Final = "tlm.usage.output_tokens"
 TLM_CACHE_HIT: Final = "tlm.cache_hit"
 TLM_FALLBACK: Final = "tlm.fallback"
 TLM_ATTEMPTS: Final = "tlm.attempts"
+TLM_QUEUE_WAIT_MS: Final = "tlm.queue_wait_ms"
+"""Milliseconds a model call waited for its provider's and model's limits (slots, rate buckets)."""
 TLM_BUDGET_PREFIX: Final = "tlm.budget."
 """Budget facts, e.g. ``tlm.budget.limit_usd``, ``tlm.budget.remaining_usd``."""
 TLM_VERIFICATION_METHOD: Final = "tlm.verification.method"

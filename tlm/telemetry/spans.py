@@ -213,6 +213,11 @@ class ModelCallSpan(_SpanScope):
             attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
         span.set_attributes(attrs)
 
+    def set_queue_wait(self, seconds: float) -> None:
+        """Record the time this call waited for a slot or a rate-limit bucket."""
+        if self.span.is_recording():
+            self.span.set_attribute(c.TLM_QUEUE_WAIT_MS, round(seconds * 1000, 3))
+
 
 class VerificationSpan(_SpanScope):
     """A verifier's span (``tlm.verify {method}``, INTERNAL)."""
