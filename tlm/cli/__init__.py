@@ -14,6 +14,7 @@ __all__ = ("main", "COMMAND_MODULES")
 
 COMMAND_MODULES: dict[str, str] = {
     # command name -> module that defines it
+    "init": "tlm.cli.init",
     "create-task": "tlm.cli.tasks",
     "validate-task": "tlm.cli.tasks",
     "list-tasks": "tlm.cli.tasks",
