@@ -201,12 +201,20 @@ def _overlay_validator() -> jsonschema.Draft202012Validator:
     """The catalog schema for a project's entries: only ``id`` required, ``null`` removes."""
     schema = copy.deepcopy(_catalog_schema())
     model = schema["$defs"]["model"]
-    model["required"] = ["id"]
     model.pop("not", None)
-    for name, spec in model["properties"].items():
-        if name != "id":
-            model["properties"][name] = {"anyOf": [{"type": "null"}, spec]}
+    _as_patch(model)
+    model["required"] = ["id"]
+    model["properties"]["id"] = model["properties"]["id"]["anyOf"][1]
     return jsonschema.Draft202012Validator(schema)
+
+
+def _as_patch(spec: dict[str, Any]) -> None:
+    """Make an object schema accept a merge patch: nothing required, any property ``null``."""
+    spec.pop("required", None)
+    for name, prop in spec.get("properties", {}).items():
+        if "properties" in prop:
+            _as_patch(prop)
+        spec["properties"][name] = {"anyOf": [{"type": "null"}, prop]}
 
 
 def _schema_problems(
