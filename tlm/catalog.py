@@ -1,22 +1,40 @@
 """The model catalog: model cards saying where a model is served, what it costs and can do.
 
 Capabilities are data: adapters read a card's ``structured_output`` style instead of guessing from a
-model's name. The catalog is ``definitions/models.json``, validated against
-``definitions/schema/models-v1.json``.
+model's name. The packaged catalog is ``tlm/data/models.json``, validated against
+``tlm/data/schema/models-v1.json``.
+
+A project's catalog (``definitions/models.json``, or the file ``catalog`` names in ``tlm.toml``)
+has the same shape and is layered over the packaged one (:meth:`Catalog.layered`):
+
+- an entry whose ``id`` is new adds a model (a complete card);
+- an entry whose ``id`` is a packaged model changes that card: its fields are a JSON merge patch
+  (RFC 7386) — given fields replace the packaged ones, objects (``limits``, ``provenance``) merge
+  key by key, ``null`` removes a field, fields not given are kept. ``base_url`` and
+  ``base_url_env`` are one choice: giving one drops the other.
+
+So ``{"id": "gpt-4o-mini", "input_price_per_mtok": 0.1}`` changes a price, and
+``{"id": "qwen2.5-coder-0.5b-instruct", "provider": "vllm-lab", "base_url": "http://gpu:8000/v1"}``
+points a model at a vLLM server. Every merged card is checked against the schema; a problem is
+reported at the project file's entry.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import jsonschema
 
+from tlm.data import resource
 from tlm.errors import ConfigurationError, Problem, TaskSchemaError
 from tlm.providers.base import Usage
 
@@ -33,7 +51,6 @@ __all__ = (
 Api = Literal["openai", "anthropic"]
 StructuredOutput = Literal["json_schema", "json_object", "json_object_schema", "none"]
 
-_PACKAGE_DEFINITIONS = Path(__file__).resolve().parent.parent / "definitions"
 _MILLION = 1_000_000
 
 
@@ -80,6 +97,9 @@ class ModelCard:
     prior_latency_s: float = 5.0
     tags: tuple[str, ...] = ()
     provenance: Provenance | None = None
+    limits: Mapping[str, float] | None = attrs.field(default=None, hash=False)
+    """This model's own ``max_in_flight``, ``requests_per_minute``, ``tokens_per_minute``
+    (0: no limit), within its provider's; ``tlm.toml``'s ``model_limits`` override them."""
 
     def cost(self, usage: Usage) -> float:
         """USD for ``usage``: cached input at the cached price, other input and output at theirs."""
@@ -114,32 +134,124 @@ class ModelCard:
         raise ConfigurationError(f"model {self.id!r} has neither base_url nor base_url_env")
 
 
-def default_catalog_path() -> Path:
-    """``models.json`` in the definitions directory: $TLM_DEFINITIONS, ./definitions, the repo's."""
-    try:
+_PACKAGED = "<packaged catalog tlm/data/models.json>"
+
+
+def default_catalog_path(definitions_dir: Path | None = None) -> Path:
+    """``models.json`` in the definitions directory if there is one, else the packaged catalog."""
+    mine = _project_catalog_path(definitions_dir)
+    return mine if mine is not None else Path(str(resource("models.json")))
+
+
+def _project_catalog_path(definitions_dir: Path | None = None) -> Path | None:
+    """``models.json`` in ``definitions_dir`` (default: the project's), if it exists."""
+    if definitions_dir is None:
         finder = importlib.import_module("tlm.definition.registry").default_definitions_dir
-    except (ImportError, AttributeError):
-        return _own_definitions_dir() / "models.json"
-    return Path(finder()) / "models.json"
+        try:
+            definitions_dir = Path(finder())
+        except ConfigurationError:  # no project: the packaged catalog alone
+            return None
+    mine = definitions_dir / "models.json"
+    return mine if mine.is_file() else None
 
 
-def _own_definitions_dir() -> Path:
-    env = os.environ.get("TLM_DEFINITIONS")
-    if env:
-        return Path(env)
-    cwd = Path("definitions")
-    if (cwd / "models.json").is_file():
-        return cwd
-    return _PACKAGE_DEFINITIONS
+@functools.cache
+def _packaged_json() -> str:
+    return resource("models.json").read_text(encoding="utf-8")
 
 
-def catalog_schema_path() -> Path:
-    """The catalog's JSON Schema, shipped beside the default catalog."""
-    return _PACKAGE_DEFINITIONS / "schema" / "models-v1.json"
+def _packaged_data() -> Any:
+    return json.loads(_packaged_json())
 
 
-def _json_path(parts: Sequence[Any]) -> str:
-    out = "$"
+def _read_json(file: Path) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read model catalog {file}: {exc.strerror or exc}"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TaskSchemaError(
+            [Problem(str(file), "$", f"invalid JSON at line {exc.lineno} column {exc.colno}")]
+        ) from None
+
+
+@functools.cache
+def _catalog_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(catalog_schema_path().read_text(encoding="utf-8"))
+    return schema
+
+
+@functools.cache
+def _catalog_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_catalog_schema())
+
+
+@functools.cache
+def _card_validator() -> jsonschema.Draft202012Validator:
+    schema = _catalog_schema()
+    return jsonschema.Draft202012Validator({**schema["$defs"]["model"], "$defs": schema["$defs"]})
+
+
+@functools.cache
+def _overlay_validator() -> jsonschema.Draft202012Validator:
+    """The catalog schema for a project's entries: only ``id`` required, ``null`` removes."""
+    schema = copy.deepcopy(_catalog_schema())
+    model = schema["$defs"]["model"]
+    model.pop("not", None)
+    _as_patch(model)
+    model["required"] = ["id"]
+    model["properties"]["id"] = model["properties"]["id"]["anyOf"][1]
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _as_patch(spec: dict[str, Any]) -> None:
+    """Make an object schema accept a merge patch: nothing required, any property ``null``."""
+    spec.pop("required", None)
+    for name, prop in spec.get("properties", {}).items():
+        if "properties" in prop:
+            _as_patch(prop)
+        spec["properties"][name] = {"anyOf": [{"type": "null"}, prop]}
+
+
+def _schema_problems(
+    validator: jsonschema.Draft202012Validator, data: Any, source: str, *, base: str = "$"
+) -> list[Problem]:
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+    return [Problem(source, _json_path(e.absolute_path, base), _message(e)) for e in errors]
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, ``null`` removes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
+
+def _merge_card(card: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = _merge_patch(card, patch)
+    for given, other in (("base_url", "base_url_env"), ("base_url_env", "base_url")):
+        if patch.get(given) is not None and other not in patch:
+            merged.pop(other, None)  # one choice: the project's replaces the packaged one
+    return merged
+
+
+def catalog_schema_path() -> Traversable:
+    """The catalog's JSON Schema, shipped inside the package."""
+    return resource("schema/models-v1.json")
+
+
+def _json_path(parts: Sequence[Any], base: str = "$") -> str:
+    out = base
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
@@ -158,56 +270,100 @@ class Catalog:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> Catalog:
-        """Read and validate a catalog file (default: :func:`default_catalog_path`).
+        """Read and validate one complete catalog file; without ``path``, the packaged catalog
+        layered with the project's (:meth:`layered`).
 
         Raises:
             ConfigurationError: the file is missing or unreadable.
             TaskSchemaError: the file is not valid JSON or breaks the schema; every problem is
                 located by file and JSON path.
         """
-        file = Path(path) if path is not None else default_catalog_path()
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read model catalog {file}: {exc.strerror or exc}"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TaskSchemaError(
-                [Problem(str(file), "$", f"invalid JSON at line {exc.lineno} column {exc.colno}")]
-            ) from None
-        return cls.from_data(data, source=str(file))
+        if path is None:
+            return cls.layered(_project_catalog_path())
+        file = Path(path)
+        return cls.from_data(_read_json(file), source=str(file))
+
+    @classmethod
+    def packaged(cls) -> Catalog:
+        """The catalog shipped inside the package (``tlm/data/models.json``)."""
+        return cls.from_data(_packaged_data(), source=_PACKAGED)
+
+    @classmethod
+    def layered(cls, overlay: str | os.PathLike[str] | None = None) -> Catalog:
+        """The packaged catalog extended and overridden by the project catalog ``overlay``.
+
+        The merge rule is in this module's docstring; ``None`` gives the packaged catalog.
+
+        Raises:
+            ConfigurationError: ``overlay`` is missing or unreadable.
+            TaskSchemaError: ``overlay`` is not valid JSON, breaks the schema, or makes a card
+                invalid; each problem is located at the overlay's entry.
+        """
+        if overlay is None:
+            return cls.packaged()
+        file = Path(overlay)
+        data = _read_json(file)
+        problems = _schema_problems(_overlay_validator(), data, str(file))
+        if problems:
+            raise TaskSchemaError(problems)
+        base = _packaged_data()["models"]
+        entries: list[tuple[dict[str, Any], str, str]] = [(raw, _PACKAGED, "") for raw in base]
+        index_of = {raw["id"]: i for i, raw in enumerate(base)}
+        patched: dict[str, int] = {}
+        for index, patch in enumerate(data["models"]):
+            where = f"$.models[{index}]"
+            if patch["id"] in patched:
+                first = patched[patch["id"]]
+                problems.append(
+                    Problem(
+                        str(file),
+                        f"{where}.id",
+                        f"duplicate id {patch['id']!r} (first at $.models[{first}])",
+                    )
+                )
+                continue
+            patched[patch["id"]] = index
+            if patch["id"] in index_of:
+                at = index_of[patch["id"]]
+                entries[at] = (_merge_card(entries[at][0], patch), str(file), where)
+            else:
+                entries.append((_merge_card({}, patch), str(file), where))
+        if problems:
+            raise TaskSchemaError(problems)
+        return cls._from_entries(entries, source=f"{file} over the packaged catalog")
 
     @classmethod
     def from_data(cls, data: Any, *, source: str = "<memory>") -> Catalog:
         """Validate already-parsed catalog data (the ``models.json`` shape) and build a catalog."""
-        schema = json.loads(catalog_schema_path().read_text(encoding="utf-8"))
-        validator = jsonschema.Draft202012Validator(schema)
-        problems = [
-            Problem(source, _json_path(err.absolute_path), _message(err))
-            for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
-        ]
+        problems = _schema_problems(_catalog_validator(), data, source)
         if problems:
             raise TaskSchemaError(problems)
+        entries = [(raw, source, f"$.models[{i}]") for i, raw in enumerate(data["models"])]
+        return cls._from_entries(entries, source=source, checked=True)
+
+    @classmethod
+    def _from_entries(
+        cls, entries: Sequence[tuple[Any, str, str]], *, source: str, checked: bool = False
+    ) -> Catalog:
+        """Cards from ``(raw card, its file, its JSON path)``; ``checked``: schema already held."""
+        problems: list[Problem] = []
         cards: list[ModelCard] = []
-        seen: dict[str, int] = {}
-        for index, raw in enumerate(data["models"]):
-            where = f"$.models[{index}]"
+        seen: dict[str, str] = {}
+        card_validator = _card_validator()
+        for raw, file, where in entries:
+            if not checked:
+                found = _schema_problems(card_validator, raw, file, base=where or "$")
+                if found:
+                    problems += found
+                    continue
             if raw["id"] in seen:
-                problems.append(
-                    Problem(
-                        source,
-                        f"{where}.id",
-                        f"duplicate id {raw['id']!r} (first at $.models[{seen[raw['id']]}])",
-                    )
-                )
+                message = f"duplicate id {raw['id']!r} (first at {seen[raw['id']]})"
+                problems.append(Problem(file, f"{where}.id", message))
                 continue
-            seen[raw["id"]] = index
+            seen[raw["id"]] = where
             if raw["provider"] != "local" and not (raw.get("base_url") or raw.get("base_url_env")):
                 problems.append(
-                    Problem(source, where, "needs base_url or base_url_env (only 'local' may omit)")
+                    Problem(file, where, "needs base_url or base_url_env (only 'local' may omit)")
                 )
             cards.append(_card_from_json(raw))
         if problems:

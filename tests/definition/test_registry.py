@@ -9,6 +9,7 @@ import pytest
 
 from tlm.definition import DefinitionRegistry, default_definitions_dir
 from tlm.errors import DefinitionError, TaskSchemaError, UnknownDefinition
+from tlm.project import ProjectNotFound
 
 from .support import definition, write_task
 
@@ -136,12 +137,17 @@ def test_adding_the_same_version_twice_is_refused(tasks: Path) -> None:
 def test_default_definitions_dir_lookup_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
     monkeypatch.delenv("TLM_DEFINITIONS", raising=False)
-    bundled = default_definitions_dir()
-    assert (bundled / "schema" / "task-definition-v1.json").is_file()
-    (tmp_path / "definitions").mkdir()
-    assert default_definitions_dir() == Path("definitions")
+    monkeypatch.delenv("TLM_CONFIG", raising=False)
+    with pytest.raises(ProjectNotFound, match=r"looked for tlm.toml or a definitions/.*tlm init"):
+        default_definitions_dir()
+    (tmp_path / "definitions").mkdir()  # found from a subdirectory, like git finds .git
+    assert default_definitions_dir() == tmp_path / "definitions"
+    (tmp_path / "a" / "tlm.toml").write_text('[tlm]\ndefinitions = "tasks-here"\n')
+    assert default_definitions_dir() == tmp_path / "a" / "tasks-here"  # nearer, and relative to it
     monkeypatch.setenv("TLM_DEFINITIONS", os.fspath(tmp_path / "env"))
     assert default_definitions_dir() == tmp_path / "env"
     assert default_definitions_dir(tmp_path / "explicit") == tmp_path / "explicit"

@@ -16,6 +16,8 @@ import pytest
 import tlm
 from tlm.testing import FakeOpenAIServer, chat_completion
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def write_catalog(path: Path, base_url: str) -> None:
     models = [
@@ -54,7 +56,7 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TLM_DATA_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("TLM_MODELS", "wire-a,wire-b")
     monkeypatch.setenv("TLM_CATALOG", str(tmp_path / "models.json"))
-    monkeypatch.delenv("TLM_DEFINITIONS", raising=False)
+    monkeypatch.setenv("TLM_DEFINITIONS", str(REPO / "definitions"))  # the repository's tasks
     return tmp_path
 
 

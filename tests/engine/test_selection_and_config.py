@@ -125,7 +125,7 @@ def test_config_reads_tlm_toml_then_env_overrides(tmp_path: Path) -> None:
     )
     config = load_config(tmp_path / "tlm.toml", env={})
     assert config.models == ("gpt-4o-mini",)
-    assert config.data_dir == Path("state")
+    assert config.data_dir == tmp_path / "state"  # relative to tlm.toml, not to the cwd
     assert config.redact == ("email",)
     assert config.cache is False
     overridden = load_config(tmp_path / "tlm.toml", env={"TLM_MODELS": "a, b", "TLM_CACHE": "1"})
@@ -145,7 +145,7 @@ def test_config_names_unknown_settings_and_bad_toml(tmp_path: Path) -> None:
 def test_defaults_use_the_embedded_local_models(tmp_path: Path) -> None:
     config = load_config(env={"TLM_CONFIG": str(tmp_path / "absent.toml")})
     assert config.models == ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
-    assert config.data_dir == Path(".tlm")
+    assert config.data_dir == tmp_path / ".tlm"  # the project's (TLM_CONFIG's directory)
 
 
 def test_every_documented_toml_setting_is_accepted(tmp_path: Path) -> None:

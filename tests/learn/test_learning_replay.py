@@ -1,17 +1,19 @@
-"""The learning replay on a small slice of the real RouterBench data."""
+"""The learning replay on a small slice of the real RouterBench data, committed under tests/data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.learning_replay import DEFAULT_DATA, load_queries, main, run_all
+from benchmarks.learning_replay import load_queries, main, run_all
 
-DATA = DEFAULT_DATA / "routerbench_train.jsonl"
+SLICE = Path(__file__).resolve().parents[1] / "data" / "replay"  # provenance: its README.md
+DATA = SLICE / "routerbench_train.jsonl"
 
 
 def test_replay_on_a_slice(tmp_path: Path) -> None:
-    queries = load_queries(DATA, limit=120)
-    assert len(queries) == 120
+    queries = load_queries(DATA)
+    assert len(queries) == 50
+    assert {q.task for q in queries} == {"arc-challenge", "mbpp", "winogrande"}
     results = run_all(queries, seeds=1, fractions=(0.25,))
     best, _random, cheap, oracle = results["baselines"]
     assert best.name == "always gpt-4-1106-preview"
@@ -27,7 +29,8 @@ def test_replay_on_a_slice(tmp_path: Path) -> None:
 
 def test_replay_command_writes_report_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "replay.md"
-    assert main(["--limit", "60", "--seeds", "1", "--out", str(out)]) == 0
+    args = ["--data", str(SLICE), "--limit", "40", "--seeds", "1", "--out", str(out)]
+    assert main(args) == 0
     report = out.read_text()
     assert "| always gpt-4-1106-preview |" in report
     assert "TLM selection + consensus cascade" in report

@@ -45,7 +45,8 @@ def test_default_path_honours_tlm_definitions(
     (tmp_path / "models.json").write_text(json.dumps({"version": 1, "models": [card("only")]}))
     monkeypatch.setenv("TLM_DEFINITIONS", str(tmp_path))
     assert default_catalog_path() == tmp_path / "models.json"
-    assert Catalog.load().ids() == ("only",)
+    layered = Catalog.load()  # the project's catalog over the packaged one
+    assert layered.ids() == (*Catalog.packaged().ids(), "only")
 
 
 def test_cost_counts_cached_input_at_the_cached_price() -> None:

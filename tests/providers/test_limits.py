@@ -42,6 +42,7 @@ async def test_concurrency_is_capped() -> None:
             tg.start_soon(call)
         await anyio.wait_all_tasks_blocked()
         assert in_flight == 2
+        assert limited.limiter is not None
         stats = limited.limiter.statistics()
         assert (stats.borrowed_tokens, stats.tasks_waiting) == (2, 3)
         release.set()
@@ -109,6 +110,7 @@ async def test_from_limits_and_bad_limits() -> None:
     limited = RateLimitedProvider.from_limits(
         ScriptedProvider(["a"]), ProviderLimits(max_concurrency=3, requests_per_minute=60)
     )
+    assert limited.limiter is not None
     assert limited.limiter.total_tokens == 3
     assert limited.requests is not None
     with pytest.raises(ConfigurationError, match="positive"):

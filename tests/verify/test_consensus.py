@@ -427,15 +427,7 @@ async def test_clusters_use_average_link() -> None:
 
 
 def test_the_replay_benchmark_runs_on_a_slice(tmp_path: Path) -> None:
-    data = REPO.parent / "shared" / "data"
-    sliced = tmp_path / "data"
-    sliced.mkdir()
-    with (data / "routerbench_train.jsonl").open() as src:
-        # Every 40th row mixes the file's three tasks.
-        rows = [line for i, line in enumerate(src) if i % 40 == 0][:50]
-    (sliced / "routerbench_train.jsonl").write_text("".join(rows))
-    with (data / "routellm_gsm8k.jsonl").open() as src:
-        (sliced / "routellm_gsm8k.jsonl").write_text("".join(next(src) for _ in range(30)))
+    sliced = REPO / "tests" / "data" / "replay"  # real outcome rows; provenance in its README
     out = tmp_path / "report.md"
     result = subprocess.run(
         [

@@ -14,6 +14,7 @@ __all__ = ("main", "COMMAND_MODULES")
 
 COMMAND_MODULES: dict[str, str] = {
     # command name -> module that defines it
+    "init": "tlm.cli.init",
     "create-task": "tlm.cli.tasks",
     "validate-task": "tlm.cli.tasks",
     "list-tasks": "tlm.cli.tasks",
@@ -51,6 +52,6 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup)
-@click.version_option(package_name="tlm")
+@click.version_option(package_name="tlm", prog_name="tlm")
 def main() -> None:
     """TLM: declare LLM tasks once; execute, verify, log and improve them."""

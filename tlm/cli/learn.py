@@ -67,14 +67,14 @@ def _definitions(config: EngineConfig, *, required: bool) -> DefinitionRegistry 
 
 
 def _catalog(config: EngineConfig) -> Catalog | None:
+    """The configured catalog layered over the packaged one (``None`` if it does not load)."""
     from tlm.catalog import Catalog
-    from tlm.definition.registry import default_definitions_dir
 
-    path = (
-        config.catalog_path or (config.definitions_dir or default_definitions_dir()) / "models.json"
-    )
     try:
-        return Catalog.load(path)
+        if config.catalog_path is not None:
+            return Catalog.layered(config.catalog_path)
+        beside = None if config.definitions_dir is None else config.definitions_dir / "models.json"
+        return Catalog.layered(beside if beside is not None and beside.is_file() else None)
     except (TLMError, OSError):
         return None
 

@@ -5,7 +5,9 @@ for a bad definition. ``validate-task`` also warns (stderr, ``warning:`` lines, 
 unchanged) about external verifiers the configured allow-lists would refuse: endpoints on hosts
 not in ``external_hosts``, link-local or metadata addresses, and headers expanding environment
 variables not in ``external_env``. The definitions directory is ``--definitions DIR``, else
-``$TLM_DEFINITIONS``, else ``./definitions``, else the one next to the tlm package.
+``$TLM_DEFINITIONS``, else the project's (found from the working directory upward, see
+:mod:`tlm.project`). Without a project, ``validate-task FILE`` checks the file alone and
+``create-task`` starts one here (``./definitions/tasks``); the other commands say where they looked.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from tlm.definition.schema import SCHEMA_ID
 from tlm.definition.semver import parse_version
 from tlm.definition.serde import make_converter
 from tlm.errors import DefinitionError, Problem, TaskSchemaError, TLMError
+from tlm.project import DEFINITIONS_DIR, ProjectNotFound
 
 __all__ = ("COMMANDS", "create_task", "validate_task", "list_tasks", "show_task", "scaffold")
 
@@ -51,12 +54,20 @@ _definitions_option = click.option(
     "definitions",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Definitions directory (default: $TLM_DEFINITIONS, ./definitions, or the bundled one).",
+    help="Definitions directory (default: $TLM_DEFINITIONS, else the project's).",
 )
 
 
 def _tasks_root(definitions: Path | None) -> Path:
     return tasks_dir(default_definitions_dir(definitions))
+
+
+def _project_tasks_root(definitions: Path | None) -> Path | None:
+    """The tasks directory, or ``None`` outside any project."""
+    try:
+        return _tasks_root(definitions)
+    except ProjectNotFound:
+        return None
 
 
 def _console() -> Console:
@@ -151,7 +162,15 @@ def create_task(name: str, directory: Path | None, definitions: Path | None) -> 
     """Scaffold NAME/1.0.0.json, a definition that validates; never overwrites."""
     if not _TASK_ID.match(name) or len(name) > 100:
         _fail([f"{name!r} is not a valid task id (letters, digits, _ . -; start alphanumeric)"])
-    root = directory if directory is not None else default_definitions_dir(definitions) / "tasks"
+    started = ""
+    if directory is not None:
+        root = directory
+    else:
+        try:
+            root = default_definitions_dir(definitions) / "tasks"
+        except ProjectNotFound:
+            root = Path(DEFINITIONS_DIR) / "tasks"
+            started = " (no project found: this starts one here; `tlm init` adds tlm.toml)"
     target = root / name / "1.0.0.json"
     if (root / name).exists():
         _fail([f"{root / name}: task {name!r} already exists; refusing to overwrite"])
@@ -164,7 +183,7 @@ def create_task(name: str, directory: Path | None, definitions: Path | None) -> 
             f.write(text)
     except OSError as exc:
         _fail([f"{target}: cannot write: {exc.strerror or exc}"])
-    click.echo(f"created {target}")
+    click.echo(f"created {target}{started}")
 
 
 def _belongs(problem: Problem, file: str) -> bool:
@@ -231,13 +250,24 @@ def validate_task(target: str | None, all_tasks: bool, definitions: Path | None)
     Besides the schema and load-time checks, each version is checked for compatibility with the
     previous version of the same task: a breaking change needs a major version bump.
     """
+    is_file = target is not None and (
+        target.endswith(".json") or os.sep in target or Path(target).is_file()
+    )
+    if is_file and not all_tasks:
+        assert target is not None
+        path = Path(target)
+        root = _project_tasks_root(definitions) or path.parent  # no project: the file alone
+        checked, problems = _validate_path(path, root)
+        if problems:
+            _fail(problems)
+        for definition in checked:
+            click.echo(f"ok  {definition.key}  {definition.source or ''}")
+        return
     root = _tasks_root(definitions)
     if all_tasks:
         checked, problems = _validate_registry(root, None)
     elif target is None:
         raise click.UsageError("give a task id or a definition file, or --all")
-    elif target.endswith(".json") or os.sep in target or Path(target).is_file():
-        checked, problems = _validate_path(Path(target), root)
     elif (root / target).is_dir():
         checked, problems = _validate_registry(root, [target])
         if not checked and not problems:

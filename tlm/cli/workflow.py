@@ -212,8 +212,8 @@ def codegen_command(definitions_dir: Path | None, output: Path, check: bool) -> 
     from tlm.engine import load_config
     from tlm.workflow.codegen import generate_module
 
-    directory = definitions_dir or load_config().definitions_dir or default_definitions_dir()
     try:
+        directory = definitions_dir or load_config().definitions_dir or default_definitions_dir()
         source = generate_module(DefinitionRegistry.from_directory(directory))
     except TLMError as exc:
         raise click.ClickException(str(exc)) from None

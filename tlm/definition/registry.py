@@ -16,6 +16,7 @@ from tlm.definition.loader import load_definition
 from tlm.definition.model import TaskDefinition
 from tlm.definition.semver import Version, parse_range, parse_version
 from tlm.errors import DefinitionError, Problem, TaskSchemaError, UnknownDefinition
+from tlm.project import require_project
 
 if TYPE_CHECKING:
     from tlm.rules import RuleRegistry
@@ -27,18 +28,19 @@ DEFINITIONS_ENV = "TLM_DEFINITIONS"
 
 
 def default_definitions_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The definitions directory: ``explicit`` if given, else ``$TLM_DEFINITIONS``, else
-    ``./definitions`` if it exists, else the ``definitions/`` directory next to the tlm package.
+    """The definitions directory: ``explicit`` if given, else ``$TLM_DEFINITIONS``, else the
+    project's (found from the working directory upward, see :mod:`tlm.project`).
+
+    Raises:
+        ProjectNotFound: none of these; the message says where TLM looked and suggests
+            ``tlm init``.
     """
     if explicit:
         return Path(explicit)
     from_env = os.environ.get(DEFINITIONS_ENV)
     if from_env:
         return Path(from_env)
-    here = Path("definitions")
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "definitions"
+    return require_project().definitions_dir
 
 
 def tasks_dir(path: str | os.PathLike[str]) -> Path:

@@ -10,12 +10,13 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
+from tlm.data import resource
 from tlm.errors import ConfigurationError, Problem
 
 __all__ = (
@@ -31,15 +32,14 @@ __all__ = (
 SCHEMA_ID = "https://tlm.dev/schemas/task-definition-v1.json"
 """The ``$id`` of the task-definition schema; a definition's ``$schema`` may point to it."""
 
+_SCHEMA_FILE = "schema/task-definition-v1.json"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _Validator = jsonschema.Draft202012Validator
 
 
-def schema_path() -> Path:
-    """Where ``task-definition-v1.json`` lives: ``definitions/schema/`` next to the package."""
-    return (
-        Path(__file__).resolve().parents[2] / "definitions" / "schema" / "task-definition-v1.json"
-    )
+def schema_path() -> Traversable:
+    """Where ``task-definition-v1.json`` lives: inside the package, ``tlm/data/schema/``."""
+    return resource(_SCHEMA_FILE)
 
 
 @functools.cache
@@ -47,8 +47,7 @@ def task_definition_schema() -> Mapping[str, Any]:
     """The task-definition JSON Schema (read once, on first use).
 
     Raises:
-        ConfigurationError: the schema file is missing (TLM was installed without its
-            ``definitions/`` directory).
+        ConfigurationError: the schema file is missing (a broken installation).
     """
     try:
         with schema_path().open(encoding="utf-8") as f:

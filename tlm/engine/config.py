@@ -1,16 +1,18 @@
 """Engine configuration: ``tlm.toml`` and environment variables, with offline defaults.
 
 Lookup order for each setting: explicit argument, environment variable, ``tlm.toml`` (the
-``[tlm]`` table of the file named by ``TLM_CONFIG``, else ``./tlm.toml``), default. The defaults use
-the embedded local models and keep all state under ``./.tlm``.
+``[tlm]`` table of the project's file: ``TLM_CONFIG``, else the nearest ``tlm.toml`` from the
+working directory upward, see :mod:`tlm.project`), default. Relative paths in ``tlm.toml`` are
+relative to the file; in the environment, to the working directory. The defaults use the embedded
+local models and keep all state under the project's ``.tlm/``.
 
-``tlm.toml``::
+``tlm.toml`` (every setting; ``tlm init`` writes them all, commented)::
 
     [tlm]
     models = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]   # models TLM may use
     data_dir = ".tlm"
     definitions = "definitions"
-    catalog = "definitions/models.json"
+    catalog = "definitions/models.json"  # extends/overrides the packaged catalog (tlm.catalog)
     store = true          # record executions in <data_dir>/tlm.db
     cache = true          # the result cache in <data_dir>/cache.db
     redact = ["email"]    # field names masked in inputs/outputs everywhere
@@ -19,16 +21,23 @@ the embedded local models and keep all state under ``./.tlm``.
     durability = "durable"  # "relaxed": return before the record is committed
     default_deadline_s = 300       # an execution's deadline when neither task nor call sets one
     max_response_bytes = 16777216  # the largest provider reply read (16 MiB); more is an error
+    external_hosts = ["verify.example.com"]  # hosts external verifiers may call (+ loopback)
+    external_env = ["MY_VERIFIER_TOKEN"]     # env vars external verifier headers may expand
+    external_unredacted = []  # endpoint hosts / function names that get redacted fields unmasked
+
+    [tlm.provider_limits.openai]     # one provider: every model it serves, together
+    max_in_flight = 512              # calls in flight (0: no limit)
+    requests_per_minute = 10000      # token buckets (0 or absent: no limit)
+    tokens_per_minute = 2000000
+
+    [tlm.model_limits."gpt-4o-mini"] # one model (also settable on its catalog card, "limits")
+    requests_per_minute = 5000
 
 ``default_deadline_s`` (env ``TLM_DEFAULT_DEADLINE_S``) bounds every execution whose task and
 options give no ``deadline_s``: a provider that hangs fails after it with ``BudgetExceeded``
 instead of after every retry's transport timeout. 300 s fits a consensus run on the embedded CPU
 models with room to spare. ``max_response_bytes`` (env ``TLM_MAX_RESPONSE_BYTES``) stops reading
 a reply past that size with ``ResponseTooLarge``. Both must be positive, finite numbers.
-    external_hosts = ["verify.example.com"]  # hosts external verifiers may call (+ loopback)
-    external_env = ["MY_VERIFIER_TOKEN"]     # env vars external verifier headers may expand
-    external_unredacted = []  # endpoint hosts / function names that get redacted fields unmasked
-
 (``TLM_REDACT``, ``TLM_EXTERNAL_HOSTS``, ``TLM_EXTERNAL_ENV`` and ``TLM_EXTERNAL_UNREDACTED`` take
 comma-separated lists; see docs/redaction.md.)
 """
@@ -37,7 +46,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +53,9 @@ from typing import Any, Literal
 import attrs
 
 from tlm.errors import ConfigurationError
+from tlm.project import Project, find_project
 from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES
+from tlm.providers.limits import LIMIT_KEYS, LimitSettings, check_limit_settings
 
 __all__ = (
     "EngineConfig",
@@ -53,14 +63,15 @@ __all__ = (
     "DEFAULT_LOCAL_MODELS",
     "DEFAULT_DEADLINE_S",
     "Durability",
+    "TOML_KEYS",
 )
-
-Durability = Literal["durable", "relaxed"]
-"""When an execution returns: once its record is committed, or once it is queued."""
 
 DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
 DEFAULT_DEADLINE_S = 300.0
 """Seconds an execution may take when neither its task nor its options set a deadline."""
+
+Durability = Literal["durable", "relaxed"]
+"""When an execution returns: once its record is committed, or once it is queued."""
 
 
 @attrs.frozen
@@ -70,7 +81,8 @@ class EngineConfig:
     definitions_dir: Path | None = None
     """Task definitions; ``None`` uses :func:`tlm.definition.registry.default_definitions_dir`."""
     catalog_path: Path | None = None
-    """The model catalog; ``None`` uses ``models.json`` in the definitions directory."""
+    """The project's catalog, layered over the packaged one (:meth:`tlm.catalog.Catalog.layered`);
+    ``None`` uses ``models.json`` in the definitions directory, if there is one."""
     data_dir: Path = Path(".tlm")
     models: tuple[str, ...] = DEFAULT_LOCAL_MODELS
     """The catalog models this engine may use."""
@@ -99,6 +111,12 @@ class EngineConfig:
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
     """Environment for API keys and endpoints (never logged)."""
+    provider_limits: Mapping[str, LimitSettings] = attrs.field(factory=dict)
+    """Per provider name: ``max_in_flight``, ``requests_per_minute``, ``tokens_per_minute``."""
+    model_limits: Mapping[str, LimitSettings] = attrs.field(factory=dict)
+    """Per catalog model id, the same keys; over the card's own ``limits``."""
+    project_root: Path | None = None
+    """The project this configuration came from (``None``: no project found)."""
 
     def __attrs_post_init__(self) -> None:
         _check_positive("default_deadline_s", self.default_deadline_s)
@@ -109,35 +127,44 @@ class EngineConfig:
             raise ConfigurationError(f"max_reasks must be 0 or more, not {self.max_reasks!r}")
 
 
-_TOML_KEYS = frozenset(
+TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
      "adaptive_verification", "durability", "default_deadline_s", "max_response_bytes",
-     "external_hosts", "external_env", "external_unredacted"}
+     "external_hosts", "external_env", "external_unredacted", "provider_limits", "model_limits"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
 
-def _read_toml(path: Path) -> Mapping[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{path}: {exc}") from exc
-    table = document.get("tlm", {})
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"{path}: [tlm] must be a table")
-    return table
+def _limit_tables(table: Mapping[str, Any], key: str, source: str) -> dict[str, LimitSettings]:
+    raw = table.get(key, {})
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{source}: [tlm.{key}] must be a table of tables")
+    tables: dict[str, LimitSettings] = {}
+    for name, settings in raw.items():
+        where = f"{source}: [tlm.{key}.{name}]"
+        if not isinstance(settings, dict):
+            raise ConfigurationError(f"{where} must be a table of {', '.join(LIMIT_KEYS)}")
+        tables[name] = check_limit_settings(settings, where)
+    return tables
 
 
 def load_config(
     path: Path | None = None, *, env: Mapping[str, str] | None = None, **overrides: Any
 ) -> EngineConfig:
-    """Build an :class:`EngineConfig` from ``tlm.toml``, the environment and ``overrides``."""
+    """Build an :class:`EngineConfig` from ``tlm.toml``, the environment and ``overrides``.
+
+    ``path`` names the ``tlm.toml`` (its directory is the project root); without it the project is
+    found from the working directory upward (:func:`tlm.project.find_project`).
+    """
     environ = dict(os.environ if env is None else env)
-    file = path or (Path(environ["TLM_CONFIG"]) if "TLM_CONFIG" in environ else Path("tlm.toml"))
-    table: Mapping[str, Any] = _read_toml(file) if file.is_file() else {}
-    if path is not None and not file.is_file():
-        raise ConfigurationError(f"{file}: no such configuration file")
+    if path is not None:
+        if not path.is_file():
+            raise ConfigurationError(f"{path}: no such configuration file")
+        project: Project | None = Project.at(path.absolute().parent, path)
+    else:
+        project = find_project(env=environ)
+    table: Mapping[str, Any] = project.settings if project is not None else {}
+    file = project.config_file if project is not None else None
 
     def pick(key: str, env_key: str | None = None) -> Any:
         if key in overrides and overrides[key] is not None:
@@ -146,8 +173,12 @@ def load_config(
             return environ[env_key]
         return table.get(key)
 
-    def path_of(value: Any) -> Path | None:
-        return None if value is None else Path(value)
+    def path_of(key: str, env_key: str) -> Path | None:
+        if key in overrides and overrides[key] is not None:
+            return Path(overrides[key])
+        if environ.get(env_key):
+            return Path(environ[env_key])
+        return project.path_setting(key) if project is not None else None
 
     models = pick("models", "TLM_MODELS")
     if isinstance(models, str):
@@ -157,15 +188,21 @@ def load_config(
         key: _as_list(pick(key, f"TLM_{key.upper()}"), key, file)
         for key in ("external_hosts", "external_env", "external_unredacted")
     }
-    unknown = set(table) - _TOML_KEYS
+    unknown = set(table) - TOML_KEYS
     if unknown:
         raise ConfigurationError(
             f"{file}: unknown setting(s) in [tlm]: {', '.join(sorted(unknown))}"
         )
+    definitions = path_of("definitions", "TLM_DEFINITIONS")
+    if definitions is None and project is not None:
+        definitions = project.definitions_dir
+    data_dir = path_of("data_dir", "TLM_DATA_DIR")
+    if data_dir is None:
+        data_dir = project.data_dir if project is not None else Path(".tlm")
     return EngineConfig(
-        definitions_dir=path_of(pick("definitions", "TLM_DEFINITIONS")),
-        catalog_path=path_of(pick("catalog", "TLM_CATALOG")),
-        data_dir=path_of(pick("data_dir", "TLM_DATA_DIR")) or Path(".tlm"),
+        definitions_dir=definitions,
+        catalog_path=path_of("catalog", "TLM_CATALOG"),
+        data_dir=data_dir,
         models=tuple(models) if models else DEFAULT_LOCAL_MODELS,
         store=_as_bool(pick("store", "TLM_STORE"), True),
         cache=_as_bool(pick("cache", "TLM_CACHE"), True),
@@ -191,6 +228,9 @@ def load_config(
         external_unredacted=external["external_unredacted"],
         otlp_endpoint=overrides.get("otlp_endpoint"),
         env=environ,
+        provider_limits=_limit_tables(table, "provider_limits", str(file)),
+        model_limits=_limit_tables(table, "model_limits", str(file)),
+        project_root=project.root if project is not None else None,
     )
 
 
@@ -214,7 +254,9 @@ def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
         raise ConfigurationError(f"{name} must be {kind}, not {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise ConfigurationError(f"{name} must be a positive, finite number, not {value!r}")
-def _as_list(value: Any, key: str, file: Path) -> tuple[str, ...]:
+
+
+def _as_list(value: Any, key: str, file: Path | None) -> tuple[str, ...]:
     """A list setting: a TOML array of strings, or comma-separated text (environment)."""
     if value is None:
         return ()
@@ -222,7 +264,7 @@ def _as_list(value: Any, key: str, file: Path) -> tuple[str, ...]:
         return tuple(v.strip() for v in value.split(",") if v.strip())
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ConfigurationError(f"{file}: {key} must be a list of strings")
+    raise ConfigurationError(f"{file or 'TLM_' + key.upper()}: {key} must be a list of strings")
 
 
 def _as_bool(value: Any, default: bool) -> bool:
@@ -233,7 +275,7 @@ def _as_bool(value: Any, default: bool) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _durability(value: Any, file: Path) -> Durability:
+def _durability(value: Any, file: Path | None) -> Durability:
     if value is None:
         return "durable"
     mode = str(value).strip().lower()

@@ -179,12 +179,17 @@ class Engine:
         from tlm.verify.review_queue import ReviewQueue, feedback_hook
 
         config = self.config
-        definitions_dir = config.definitions_dir or default_definitions_dir()
+        definitions_dir = config.definitions_dir
+        if definitions_dir is None and self._registry is None:
+            definitions_dir = default_definitions_dir()  # no project: says where it looked
         if self._catalog is None:
-            self._catalog = Catalog.load(config.catalog_path or definitions_dir / "models.json")
+            beside = None if definitions_dir is None else definitions_dir / "models.json"
+            overlay = config.catalog_path or (beside if beside and beside.is_file() else None)
+            self._catalog = Catalog.layered(overlay)
         if self._rules is None:
             self._rules = default_registry()
         if self._registry is None:
+            assert definitions_dir is not None
             self._registry = DefinitionRegistry.from_directory(definitions_dir, rules=self._rules)
         data_dir = Path(config.data_dir)
         await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
@@ -196,6 +201,8 @@ class Engine:
             data_dir=data_dir,
             retry=self._retry,
             max_response_bytes=config.max_response_bytes,
+            provider_limits=config.provider_limits,
+            model_limits=config.model_limits,
         )
         review_queue = ReviewQueue(
             data_dir / "reviews.db",

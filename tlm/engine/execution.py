@@ -38,6 +38,7 @@ from tlm.errors import (
     VerificationFailed,
 )
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
+from tlm.providers.limits import measure_queue_wait
 from tlm.providers.retry import Attempt, recording_attempts
 from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 
@@ -490,10 +491,12 @@ async def _call_model(
         try:
             provider = await runtime.provider_for(model)
             with runtime.tracing.model_call(request, provider.name) as call_span:
-                try:
-                    response = await provider.complete(request)
-                finally:
-                    call_span.set_attempts(tries)
+                with measure_queue_wait() as waited:
+                    try:
+                        response = await provider.complete(request)
+                    finally:
+                        call_span.set_attempts(tries)
+                        call_span.set_queue_wait(waited.seconds)
                 usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
                 cost = card.cost(usage)
                 response = attrs.evolve(response, cost_usd=cost)

@@ -1,7 +1,10 @@
 """The provider pool: one provider per provider name, created on first use, closed together.
 
 Each provider is the wire adapter its cards name (``api``), wrapped for rate limits and then
-retries: ``RetryingProvider(RateLimitedProvider(adapter))``. The ``local`` provider is the embedded
+retries: ``RetryingProvider(RateLimitedProvider(adapter))``. A provider's limits are its default
+(:data:`DEFAULT_LIMITS`, else :class:`ProviderLimits`), then the configured ``provider_limits``;
+each model's are its card's ``limits``, then the configured ``model_limits``. The adapter's
+connection pool is sized to the provider's calls in flight. The ``local`` provider is the embedded
 model (:class:`tlm.providers.local.LocalProvider`, imported only when first needed).
 """
 
@@ -21,7 +24,7 @@ from tlm.errors import ConfigurationError
 from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES
 from tlm.providers.anthropic import AnthropicProvider
 from tlm.providers.base import Provider
-from tlm.providers.limits import ProviderLimits, RateLimitedProvider
+from tlm.providers.limits import NO_LIMITS, LimitSettings, ProviderLimits, RateLimitedProvider
 from tlm.providers.openai_compat import OpenAICompatProvider
 from tlm.providers.retry import RetryingProvider, RetryPolicy
 
@@ -51,12 +54,16 @@ class ProviderPool:
         session: aiohttp.ClientSession | None = None,
         timeout_s: float = 120.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        provider_limits: Mapping[str, LimitSettings] | None = None,
+        model_limits: Mapping[str, LimitSettings] | None = None,
     ) -> None:
         self.catalog = catalog
         self.data_dir = Path(data_dir)
         self._env = env
         self._retry = retry or RetryPolicy()
         self._limits = {**DEFAULT_LIMITS, **(limits or {})}
+        self._provider_settings = dict(provider_limits or {})
+        self._model_settings = dict(model_limits or {})
         self._session = session
         self._timeout_s = timeout_s
         self._max_response_bytes = max_response_bytes
@@ -98,12 +105,23 @@ class ProviderPool:
                 self._providers[card.provider] = provider
             return provider
 
-    def _build(self, card: ModelCard) -> Provider:
-        adapter = self._adapter(card)
-        limits = self._limits.get(card.provider, ProviderLimits())
-        return RetryingProvider(RateLimitedProvider.from_limits(adapter, limits), self._retry)
+    def limits_for(self, provider: str) -> tuple[ProviderLimits, dict[str, ProviderLimits]]:
+        """The limits of ``provider`` and of each of its models (by id), as configured."""
+        limits = self._limits.get(provider, ProviderLimits())
+        limits = limits.updated(self._provider_settings.get(provider))
+        models = {
+            card.id: NO_LIMITS.updated(card.limits).updated(self._model_settings.get(card.id))
+            for card in self.catalog.for_provider(provider)
+        }
+        return limits, models
 
-    def _adapter(self, card: ModelCard) -> Provider:
+    def _build(self, card: ModelCard) -> Provider:
+        limits, model_limits = self.limits_for(card.provider)
+        adapter = self._adapter(card, connector_limit=limits.max_concurrency or 0)
+        limited = RateLimitedProvider.from_limits(adapter, limits, model_limits=model_limits)
+        return RetryingProvider(limited, self._retry)
+
+    def _adapter(self, card: ModelCard, *, connector_limit: int) -> Provider:
         if card.provider == LOCAL_PROVIDER:
             local = importlib.import_module("tlm.providers.local")
             built: Provider = local.LocalProvider(
@@ -119,6 +137,7 @@ class ProviderPool:
             "session": self._session,
             "timeout_s": self._timeout_s,
             "max_response_bytes": self._max_response_bytes,
+            "connector_limit": connector_limit,  # 0: as many connections as calls in flight
         }
         if card.api == "anthropic":
             return AnthropicProvider(**kwargs)

@@ -80,6 +80,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX feedback_execution ON feedback (execution_id)",
     ),
+    # 2: time spent waiting for provider limits
+    ("ALTER TABLE executions ADD COLUMN queue_wait_ms REAL NOT NULL DEFAULT 0",),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -108,6 +110,7 @@ COLUMNS: Final = (
     "trace_id",
     "prompt",
     "system_prompt",
+    "queue_wait_ms",
 )
 UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -168,32 +171,34 @@ def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
     v = record.verification_results
     p = record.performance
     e = record.error
-    return (
-        record.execution_id,
-        record.task_id,
-        record.task_version,
-        record.timestamp,
-        record.status,
-        _json(record.input),
-        None if record.output is None else _json(record.output),
-        _json(record.models_used),
-        None if v is None else v.method_used,
-        None if v is None or v.passed is None else int(v.passed),
-        None if v is None else v.confidence,
-        None if v is None or not v.details else _json(v.details),
-        p.execution_time,
-        p.tokens_used,
-        p.cost,
-        record.prompt_variant,
-        record.attempts,
-        None if e is None else e.type,
-        None if e is None else e.message,
-        int(record.cache_hit),
-        record.fallback,
-        record.trace_id,
-        record.prompt,
-        record.system_prompt,
-    )
+    values: dict[str, Any] = {
+        "execution_id": record.execution_id,
+        "task_id": record.task_id,
+        "task_version": record.task_version,
+        "timestamp": record.timestamp,
+        "status": record.status,
+        "input": _json(record.input),
+        "output": None if record.output is None else _json(record.output),
+        "models_used": _json(record.models_used),
+        "verification_method": None if v is None else v.method_used,
+        "passed": None if v is None or v.passed is None else int(v.passed),
+        "confidence": None if v is None else v.confidence,
+        "verification_details": None if v is None or not v.details else _json(v.details),
+        "execution_time": p.execution_time,
+        "tokens_used": p.tokens_used,
+        "cost": p.cost,
+        "prompt_variant": record.prompt_variant,
+        "attempts": record.attempts,
+        "error_type": None if e is None else e.type,
+        "error_message": None if e is None else e.message,
+        "cache_hit": int(record.cache_hit),
+        "fallback": record.fallback,
+        "trace_id": record.trace_id,
+        "prompt": record.prompt,
+        "system_prompt": record.system_prompt,
+        "queue_wait_ms": record.queue_wait_ms,
+    }
+    return tuple(values[column] for column in COLUMNS)
 
 
 def escape_row(row: Sequence[Any]) -> tuple[Any, ...]:
@@ -209,63 +214,45 @@ def _load(text: str) -> Any:
 
 
 def from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRecord:
-    """The record stored as ``row``, with its ``feedback``."""
-    (
-        execution_id,
-        task_id,
-        task_version,
-        timestamp,
-        status,
-        input_json,
-        output_json,
-        models_json,
-        method,
-        passed,
-        confidence,
-        details_json,
-        execution_time,
-        tokens_used,
-        cost,
-        prompt_variant,
-        attempts,
-        error_type,
-        error_message,
-        cache_hit,
-        fallback,
-        trace_id,
-        prompt,
-        system_prompt,
-    ) = row
+    """The record stored as ``row`` (a row of :data:`COLUMNS`), with its ``feedback``."""
+    r = dict(zip(COLUMNS, row, strict=True))
+    method = r["verification_method"]
     verification = (
         None
         if method is None
         else VerificationResults(
             method_used=method,
-            passed=None if passed is None else bool(passed),
-            confidence=confidence,
-            details=_load(details_json) if details_json else {},
+            passed=None if r["passed"] is None else bool(r["passed"]),
+            confidence=r["confidence"],
+            details=_load(r["verification_details"]) if r["verification_details"] else {},
         )
     )
+    output = r["output"]
     return ExecutionRecord(
-        execution_id=execution_id,
-        task_id=task_id,
-        task_version=task_version,
-        input=_load(input_json),
-        output=None if output_json is None else _load(output_json),
-        models_used=tuple(_load(models_json)),
+        execution_id=r["execution_id"],
+        task_id=r["task_id"],
+        task_version=r["task_version"],
+        input=_load(r["input"]),
+        output=None if output is None else _load(output),
+        models_used=tuple(_load(r["models_used"])),
         verification_results=verification,
-        performance=Performance(execution_time, tokens_used, cost),
-        timestamp=timestamp,
+        performance=Performance(r["execution_time"], r["tokens_used"], r["cost"]),
+        timestamp=r["timestamp"],
         feedback=feedback,
-        prompt_variant=prompt_variant,
-        attempts=attempts,
-        error=None if error_type is None else ErrorInfo(error_type, error_message or ""),
-        status=status,
-        cache_hit=bool(cache_hit),
-        fallback=fallback,
-        trace_id=trace_id,
-        prompt=prompt,
-        system_prompt=system_prompt,
+        prompt_variant=r["prompt_variant"],
+        attempts=r["attempts"],
+        error=(
+            None
+            if r["error_type"] is None
+            else ErrorInfo(r["error_type"], r["error_message"] or "")
+        ),
+        status=r["status"],
+        cache_hit=bool(r["cache_hit"]),
+        fallback=r["fallback"],
+        trace_id=r["trace_id"],
+        prompt=r["prompt"],
+        system_prompt=r["system_prompt"],
+        queue_wait_ms=r["queue_wait_ms"],
     )
 
 

@@ -62,6 +62,7 @@ __all__ = (
     "TLM_ATTEMPTS",
     "TLM_ATTEMPT_OUTCOMES",
     "TLM_ATTEMPT_COSTS_USD",
+    "TLM_QUEUE_WAIT_MS",
     "TLM_BUDGET_PREFIX",
     "TLM_VERIFICATION_METHOD",
     "TLM_VERIFICATION_PASSED",
@@ -131,6 +132,8 @@ TLM_ATTEMPT_OUTCOMES: Final = "tlm.attempt.outcomes"
 """Per request sent for one model call: ``ok`` or the error class, with the HTTP status."""
 TLM_ATTEMPT_COSTS_USD: Final = "tlm.attempt.costs_usd"
 """Per request sent for one model call: its cost in USD (failed replies report no usage: 0)."""
+TLM_QUEUE_WAIT_MS: Final = "tlm.queue_wait_ms"
+"""Milliseconds a model call waited for its provider's and model's limits (slots, rate buckets)."""
 TLM_BUDGET_PREFIX: Final = "tlm.budget."
 """Budget facts, e.g. ``tlm.budget.limit_usd``, ``tlm.budget.remaining_usd``."""
 TLM_VERIFICATION_METHOD: Final = "tlm.verification.method"

@@ -192,7 +192,7 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
     attrs = _attributes(root)
     models: list[str] = list(attrs.get(c.TLM_MODELS_USED, ()))
     in_tokens = out_tokens = attempts = 0
-    cost = 0.0
+    cost = queue_wait_ms = 0.0
     verification: VerificationResults | None = None
     for child in children:
         cattrs = _attributes(child)
@@ -204,6 +204,7 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
             out_tokens += cattrs.get(c.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
             cost += cattrs.get(c.TLM_COST_USD, 0.0)
             attempts += cattrs.get(c.TLM_ATTEMPTS, 1)
+            queue_wait_ms += cattrs.get(c.TLM_QUEUE_WAIT_MS, 0.0)
         elif child.name.startswith(_VERIFY_PREFIX):
             verification = _verification(cattrs) or verification
     if c.TLM_VERIFICATION_METHOD in attrs:
@@ -247,4 +248,5 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         trace_id=None if context is None else format(context.trace_id, "032x"),
         prompt=attrs.get(c.TLM_PROMPT),
         system_prompt=attrs.get(c.TLM_PROMPT_SYSTEM),
+        queue_wait_ms=float(queue_wait_ms),
     )

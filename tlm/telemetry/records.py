@@ -4,8 +4,8 @@
 ``{method_used, passed, confidence, details}``, ``performance {execution_time, tokens_used,
 cost}``, ``timestamp`` (ISO 8601, UTC) and ``feedback`` are the design document's fields; TLM adds
 ``execution_id``, ``prompt_variant``, ``attempts``, ``error``, ``status``, ``cache_hit``,
-``fallback`` and ``trace_id``, and the rendered ``prompt``/``system_prompt`` (for fine-tuning
-export).
+``fallback``, ``trace_id`` and ``queue_wait_ms``, and the rendered ``prompt``/``system_prompt``
+(for fine-tuning export).
 """
 
 from __future__ import annotations
@@ -117,6 +117,9 @@ class ExecutionRecord:
     """The rendered user prompt (kept for fine-tuning export)."""
     system_prompt: str | None = None
     """The rendered system prompt, if any."""
+    queue_wait_ms: float = 0.0
+    """Milliseconds the model calls waited for provider or model limits (slots, rate buckets),
+    summed: how much of ``performance.execution_time`` was throttling."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

@@ -250,6 +250,10 @@ class ModelCallSpan(_SpanScope):
                 c.TLM_ATTEMPT_COSTS_USD: tuple(float(a.cost_usd) for a in attempts),
             }
         )
+    def set_queue_wait(self, seconds: float) -> None:
+        """Record the time this call waited for a slot or a rate-limit bucket."""
+        if self.span.is_recording():
+            self.span.set_attribute(c.TLM_QUEUE_WAIT_MS, round(seconds * 1000, 3))
 
 
 class VerificationSpan(_SpanScope):

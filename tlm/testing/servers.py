@@ -92,6 +92,7 @@ class _FakeServer:
         *,
         latency_s: float = 0.0,
         api_key: str | None = None,
+        port: int = 0,
     ) -> None:
         self.latency_s = latency_s
         self.api_key = api_key
@@ -105,6 +106,7 @@ class _FakeServer:
         self._runner: web.AppRunner | None = None
         self._closing = anyio.Event()
         self._port: int | None = None
+        self._bind_port = port
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class _FakeServer:
         self._routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self._bind_port)
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
@@ -206,8 +208,9 @@ class FakeOpenAIServer(_FakeServer):
         latency_s: float = 0.0,
         api_key: str | None = None,
         embed: Callable[[str], Sequence[float]] | None = None,
+        port: int = 0,
     ) -> None:
-        super().__init__(script, latency_s=latency_s, api_key=api_key)
+        super().__init__(script, latency_s=latency_s, api_key=api_key, port=port)
         self._embed = embed or _default_vector
         self._embedding_queue: deque[ReplyLike] = deque()
 
