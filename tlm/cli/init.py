@@ -61,6 +61,23 @@ TLM_TOML = """\
 # Cold-start consensus for tasks without history; lighter checks for models with a record.
 # adaptive_verification = false
 
+# When an execution returns: "durable" once its record is committed (group commit), or
+# "relaxed" once it is queued (faster; records lost in a crash are counted and logged).
+# durability = "durable"
+
+# The deadline (seconds) of an execution whose task and call set none.
+# default_deadline_s = 300
+
+# The largest provider reply read (bytes); a larger one fails the call.
+# max_response_bytes = 16777216
+
+# External verifiers: hosts their endpoints may call (loopback is always allowed; link-local
+# and metadata addresses only when listed), environment variables their headers may expand,
+# and the endpoint hosts or function names that may receive redacted fields unmasked.
+# external_hosts = []
+# external_env = []
+# external_unredacted = []
+
 # Limits per provider (every model it serves, together) and per model (a catalog id):
 # max_in_flight (calls at once), requests_per_minute, tokens_per_minute; 0 means no limit.
 # Hosted providers default to 512 in flight and no rate limit (429 and Retry-After are
