@@ -25,6 +25,8 @@ __all__ = (
     "StructuredOutput",
     "Provenance",
     "ModelCard",
+    "BatchLimits",
+    "DEFAULT_BATCH_LIMITS",
     "Catalog",
     "default_catalog_path",
     "catalog_schema_path",
@@ -72,6 +74,10 @@ class ModelCard:
     output_price_per_mtok: float = 0.0
     cached_input_price_per_mtok: float | None = None
     """Price of input tokens served from the prompt cache; defaults to the input price."""
+    batch_input_price_per_mtok: float | None = None
+    """Input price in a provider batch (OpenAI Batch API, Anthropic Message Batches); ``None``:
+    the model cannot be batched."""
+    batch_output_price_per_mtok: float | None = None
     max_output_tokens: int | None = None
     structured_output: StructuredOutput = "none"
     embeddings: bool = False
@@ -81,18 +87,33 @@ class ModelCard:
     tags: tuple[str, ...] = ()
     provenance: Provenance | None = None
 
-    def cost(self, usage: Usage) -> float:
-        """USD for ``usage``: cached input at the cached price, other input and output at theirs."""
+    @property
+    def batchable(self) -> bool:
+        """Whether the card has batch prices (its provider sells a batch API for it)."""
+        return self.batch_input_price_per_mtok is not None
+
+    def cost(self, usage: Usage, *, batch: bool = False) -> float:
+        """USD for ``usage``: cached input at the cached price, other input and output at theirs.
+
+        ``batch``: at the card's batch prices (cached input at the lower of the cached and the
+        batch input price). Raises ``ValueError`` if the card has none.
+        """
+        input_price, output_price = self.input_price_per_mtok, self.output_price_per_mtok
+        if batch:
+            if self.batch_input_price_per_mtok is None or self.batch_output_price_per_mtok is None:
+                raise ValueError(f"model {self.id!r} has no batch prices in the catalog")
+            input_price = self.batch_input_price_per_mtok
+            output_price = self.batch_output_price_per_mtok
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         cached_price = (
-            self.input_price_per_mtok
+            input_price
             if self.cached_input_price_per_mtok is None
-            else self.cached_input_price_per_mtok
+            else min(self.cached_input_price_per_mtok, input_price)
         )
         return (
-            (usage.input_tokens - cached) * self.input_price_per_mtok
+            (usage.input_tokens - cached) * input_price
             + cached * cached_price
-            + usage.output_tokens * self.output_price_per_mtok
+            + usage.output_tokens * output_price
         ) / _MILLION
 
     def resolve_base_url(self, env: Mapping[str, str] | None = None) -> str:
@@ -112,6 +133,22 @@ class ModelCard:
                 )
             return value.rstrip("/")
         raise ConfigurationError(f"model {self.id!r} has neither base_url nor base_url_env")
+
+
+@attrs.frozen
+class BatchLimits:
+    """What one provider batch may hold."""
+
+    max_requests: int
+    max_bytes: int
+    """Bytes of the batch's input: the uploaded JSONL file, or the request body."""
+
+
+DEFAULT_BATCH_LIMITS: Mapping[Api, BatchLimits] = {
+    "openai": BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024),
+    "anthropic": BatchLimits(max_requests=100_000, max_bytes=256 * 1024 * 1024),
+}
+"""The providers' documented limits per wire format, used when the catalog names none."""
 
 
 def default_catalog_path() -> Path:
@@ -151,6 +188,8 @@ class Catalog:
 
     cards: tuple[ModelCard, ...]
     source: str = "<memory>"
+    batch_limits: Mapping[str, BatchLimits] = attrs.field(factory=dict)
+    """Per provider name, the limits of one provider batch (``batch_limits`` in the file)."""
     _by_id: Mapping[str, ModelCard] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -212,7 +251,11 @@ class Catalog:
             cards.append(_card_from_json(raw))
         if problems:
             raise TaskSchemaError(problems)
-        return cls(tuple(cards), source)
+        limits = {
+            name: _batch_limits(raw, cards, name)
+            for name, raw in (data.get("batch_limits") or {}).items()
+        }
+        return cls(tuple(cards), source, limits)
 
     def get(self, model_id: str) -> ModelCard:
         """The card for ``model_id``.
@@ -245,6 +288,10 @@ class Catalog:
         """The cards served by ``provider``."""
         return tuple(card for card in self.cards if card.provider == provider)
 
+    def batch_limits_for(self, card: ModelCard) -> BatchLimits:
+        """The batch limits of ``card``'s provider (the wire format's documented ones if unset)."""
+        return self.batch_limits.get(card.provider) or DEFAULT_BATCH_LIMITS[card.api]
+
 
 def _message(error: jsonschema.ValidationError) -> str:
     if error.validator == "not":
@@ -253,6 +300,15 @@ def _message(error: jsonschema.ValidationError) -> str:
         return error.message
     message = error.message
     return message if len(message) <= 200 else message[:199] + "…"
+
+
+def _batch_limits(raw: Mapping[str, Any], cards: Sequence[ModelCard], name: str) -> BatchLimits:
+    apis = {card.api for card in cards if card.provider == name}
+    default = DEFAULT_BATCH_LIMITS["anthropic" if apis == {"anthropic"} else "openai"]
+    return BatchLimits(
+        max_requests=int(raw.get("max_requests", default.max_requests)),
+        max_bytes=int(raw.get("max_bytes", default.max_bytes)),
+    )
 
 
 def _card_from_json(raw: Mapping[str, Any]) -> ModelCard:

@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = (
     "Job",
+    "Prefetched",
     "new_job",
+    "candidate_messages",
+    "build_request",
     "run_inline",
     "run_stage",
     "prepare",
@@ -59,6 +62,15 @@ _REASK = (
     "Your previous answer was not acceptable:\n{problems}\n"
     "Reply again with corrected JSON only, satisfying the schema."
 )
+
+
+@attrs.frozen
+class Prefetched:
+    """A model call's outcome obtained ahead of the job (a provider batch): a response or the
+    error the call met, costed at ``batch`` prices when set."""
+
+    outcome: ChatResponse | ProviderError
+    batch: bool = True
 
 
 @attrs.define(eq=False)
@@ -90,6 +102,9 @@ class Job:
     """Consensus voters started with the primary call, by model, until someone takes them."""
     speculation: TaskGroup | None = None
     """Where voters run; opened around the model-bound stages by :func:`model_stages`."""
+    prefetched: dict[tuple[str, tuple[Message, ...]], Prefetched] = attrs.Factory(dict)
+    """Answers obtained before the job ran (a provider batch), by (model, messages): the call
+    they answer takes them instead of calling the model."""
     usage: Usage = attrs.Factory(Usage)
     cost_usd: float = 0.0
     attempts: int = 0
@@ -377,20 +392,9 @@ async def run_candidate(
     job.tried.add(model)
     if model not in job.models_used:
         job.models_used.append(model)
-    prompt = job.prompt if variant is job.variant else task.render(variant, job.input)
-    if feedback:
-        prompt = (
-            f"{prompt}\n\nA reviewer found these issues in a previous answer; fix them:\n{feedback}"
-        )
     schema = definition.output.schema
     structured = job.options.structured_output
-    # Providers whose structured output cannot carry a schema put it in the prompt themselves.
-    provider_adds_schema = structured and job.runtime.card(model).structured_output in (
-        "json_object",
-        "none",
-    )
-    system = task.system_message(variant, with_schema=not provider_adds_schema)
-    messages = [Message("system", system), Message("user", prompt)]
+    messages = candidate_messages(job, model, variant, feedback=feedback)
     cost = 0.0
     problems: tuple[Problem, ...] = ()
     response: ChatResponse | None = None
@@ -410,6 +414,46 @@ async def run_candidate(
     raise OutputInvalid(definition.id, problems, raw=response.text if response else None)
 
 
+def candidate_messages(
+    job: Job, model: str, variant: PromptVariant, *, feedback: str | None = None
+) -> list[Message]:
+    """The system and user messages that ask ``model`` for the task's output with ``variant``."""
+    task = job.task
+    prompt = job.prompt if variant is job.variant else task.render(variant, job.input)
+    if feedback:
+        prompt = (
+            f"{prompt}\n\nA reviewer found these issues in a previous answer; fix them:\n{feedback}"
+        )
+    structured = job.options.structured_output
+    # Providers whose structured output cannot carry a schema put it in the prompt themselves.
+    provider_adds_schema = structured and job.runtime.card(model).structured_output in (
+        "json_object",
+        "none",
+    )
+    system = task.system_message(variant, with_schema=not provider_adds_schema)
+    return [Message("system", system), Message("user", prompt)]
+
+
+def build_request(
+    job: Job,
+    model: str,
+    messages: list[Message],
+    *,
+    output_schema: Mapping[str, Any] | None,
+) -> ChatRequest:
+    """The request :func:`call_model` sends (a provider batch sends the same one)."""
+    remaining = job.ledger.remaining_s()
+    return ChatRequest(
+        model=model,
+        messages=tuple(messages),
+        temperature=job.options.temperature,
+        max_tokens=job.options.max_tokens,
+        seed=job.options.seed,
+        output_schema=output_schema,
+        timeout_s=remaining if math.isfinite(remaining) else None,
+    )
+
+
 async def call_model(
     job: Job,
     model: str,
@@ -421,26 +465,28 @@ async def call_model(
     runtime = job.runtime
     card = runtime.card(model)
     max_tokens = job.options.max_tokens
+    prefetched = job.prefetched.pop((model, tuple(messages)), None) if job.prefetched else None
+    batch = prefetched is not None and prefetched.batch
     prompt_chars = sum(len(m.content) for m in messages)
-    estimate = card.cost(Usage(prompt_chars * 2 // 7 + 8, max_tokens or 0))
+    estimate = card.cost(Usage(prompt_chars * 2 // 7 + 8, max_tokens or 0), batch=batch)
     job.ledger.before_call(estimate)
-    remaining = job.ledger.remaining_s()
-    request = ChatRequest(
-        model=model,
-        messages=tuple(messages),
-        temperature=job.options.temperature,
-        max_tokens=max_tokens,
-        seed=job.options.seed,
-        output_schema=output_schema,
-        timeout_s=remaining if math.isfinite(remaining) else None,
-    )
+    request = build_request(job, model, messages, output_schema=output_schema)
     try:
-        provider = await runtime.provider_for(model)
-        with runtime.tracing.model_call(request, provider.name) as call_span:
-            response = await provider.complete(request)
-            cost = card.cost(response.usage)
-            response = attrs.evolve(response, cost_usd=cost)
-            call_span.set_response(response)
+        if prefetched is not None:
+            with runtime.tracing.model_call(request, prefetched.outcome.provider) as call_span:
+                if isinstance(prefetched.outcome, ProviderError):
+                    raise prefetched.outcome
+                response = prefetched.outcome
+                cost = card.cost(response.usage, batch=batch)
+                response = attrs.evolve(response, cost_usd=cost)
+                call_span.set_response(response)
+        else:
+            provider = await runtime.provider_for(model)
+            with runtime.tracing.model_call(request, provider.name) as call_span:
+                response = await provider.complete(request)
+                cost = card.cost(response.usage)
+                response = attrs.evolve(response, cost_usd=cost)
+                call_span.set_response(response)
     finally:
         job.ledger.release(estimate)
     job.attempts += response.attempts
