@@ -82,6 +82,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX feedback_execution ON feedback (execution_id)",
     ),
+    # 2: the provider batch that answered an execution (tlm batch --provider-batch)
+    (
+        "ALTER TABLE executions ADD COLUMN batch_id TEXT",
+        "ALTER TABLE executions ADD COLUMN batch_custom_id TEXT",
+    ),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -110,6 +115,8 @@ _COLUMNS: Final = (
     "trace_id",
     "prompt",
     "system_prompt",
+    "batch_id",
+    "batch_custom_id",
 )
 _UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -181,6 +188,8 @@ def _to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         record.trace_id,
         record.prompt,
         record.system_prompt,
+        record.batch_id,
+        record.batch_custom_id,
     )
 
 
@@ -210,6 +219,8 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id,
         prompt,
         system_prompt,
+        batch_id,
+        batch_custom_id,
     ) = row
     verification = (
         None
@@ -241,6 +252,8 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id=trace_id,
         prompt=prompt,
         system_prompt=system_prompt,
+        batch_id=batch_id,
+        batch_custom_id=batch_custom_id,
     )
 
 

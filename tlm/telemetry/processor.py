@@ -224,4 +224,6 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         trace_id=None if context is None else format(context.trace_id, "032x"),
         prompt=attrs.get(c.TLM_PROMPT),
         system_prompt=attrs.get(c.TLM_PROMPT_SYSTEM),
+        batch_id=attrs.get(c.TLM_BATCH_ID),
+        batch_custom_id=attrs.get(c.TLM_BATCH_CUSTOM_ID),
     )

@@ -117,6 +117,10 @@ class ExecutionRecord:
     """The rendered user prompt (kept for fine-tuning export)."""
     system_prompt: str | None = None
     """The rendered system prompt, if any."""
+    batch_id: str | None = None
+    """The provider batch that answered the primary call (``tlm batch --provider-batch``)."""
+    batch_custom_id: str | None = None
+    """The request's ``custom_id`` in that provider batch."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""
