@@ -82,8 +82,10 @@ def title_script(api: str) -> Callable[[dict[str, Any]], ReplyLike]:
 
     def answer(body: dict[str, Any]) -> ReplyLike:
         text = _user_text(body)
-        reasked = len(body.get("messages", [])) > 1 and body["messages"][-1]["role"] == "user" and (
-            "not acceptable" in str(body["messages"][-1]["content"])
+        reasked = (
+            len(body.get("messages", [])) > 1
+            and body["messages"][-1]["role"] == "user"
+            and ("not acceptable" in str(body["messages"][-1]["content"]))
         )
         if "REJECT" in text:
             if api == "anthropic":
