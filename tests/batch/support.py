@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.engine.conftest import make_task
 from tlm.catalog import Catalog
+from tlm.definition.model import TaskDefinition
 from tlm.definition.registry import DefinitionRegistry
 from tlm.engine import Engine, EngineConfig
 from tlm.testing import FakeAnthropicServer, FakeOpenAIServer, ReplyLike
@@ -19,31 +20,50 @@ KEY = "sk-batch-test-0123456789"
 PRICES = {"in": 2.0, "out": 8.0, "batch_in": 1.0, "batch_out": 4.0}
 
 
-def catalog_data(api: str, base_url: str, *, provider: str | None = None) -> dict[str, Any]:
-    """One batchable model on ``api`` at ``base_url`` ($2/$8 standard, $1/$4 in a batch)."""
-    return {
-        "version": 1,
-        "models": [
+def catalog_data(
+    api: str, base_url: str, *, provider: str | None = None, voter: bool = False
+) -> dict[str, Any]:
+    """One batchable model on ``api`` at ``base_url`` ($2/$8 standard, $1/$4 in a batch), and
+    with ``voter`` a second model there without a batch API ($3/$3)."""
+    models = [
+        {
+            "id": "batchable",
+            "provider": provider or api,
+            "api": api,
+            "provider_model": f"{api}-model-1",
+            "base_url": base_url,
+            "api_key_env": "BATCH_TEST_KEY",
+            "context_window": 32_768,
+            "max_output_tokens": 512,
+            "input_price_per_mtok": PRICES["in"],
+            "output_price_per_mtok": PRICES["out"],
+            "batch_input_price_per_mtok": PRICES["batch_in"],
+            "batch_output_price_per_mtok": PRICES["batch_out"],
+            "structured_output": "json_schema",
+        }
+    ]
+    if voter:
+        models.append(
             {
-                "id": "batchable",
+                "id": "voter",
                 "provider": provider or api,
                 "api": api,
-                "provider_model": f"{api}-model-1",
+                "provider_model": f"{api}-voter",
                 "base_url": base_url,
                 "api_key_env": "BATCH_TEST_KEY",
                 "context_window": 32_768,
-                "max_output_tokens": 512,
-                "input_price_per_mtok": PRICES["in"],
-                "output_price_per_mtok": PRICES["out"],
-                "batch_input_price_per_mtok": PRICES["batch_in"],
-                "batch_output_price_per_mtok": PRICES["batch_out"],
+                "input_price_per_mtok": 3.0,
+                "output_price_per_mtok": 3.0,
                 "structured_output": "json_schema",
+                "prior_quality": 0.1,
             }
-        ],
-    }
+        )
+    return {"version": 1, "models": models}
 
 
-def make_engine(data_dir: Path, catalog: Mapping[str, Any], **config: Any) -> Engine:
+def make_engine(
+    data_dir: Path, catalog: Mapping[str, Any], *, task: TaskDefinition | None = None, **config: Any
+) -> Engine:
     settings: dict[str, Any] = {
         "data_dir": data_dir,
         "models": ("batchable",),
@@ -53,7 +73,7 @@ def make_engine(data_dir: Path, catalog: Mapping[str, Any], **config: Any) -> En
     settings.update(config)
     return Engine(
         EngineConfig(**settings),
-        registry=DefinitionRegistry([make_task()]),
+        registry=DefinitionRegistry([task or make_task()]),
         catalog=Catalog.from_data(dict(catalog)),
     )
 
