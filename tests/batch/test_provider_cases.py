@@ -140,6 +140,33 @@ async def test_a_failed_provider_batch_is_resubmitted(tmp_path: Path, api: str) 
 
 
 @pytest.mark.parametrize("api", APIS)
+async def test_an_unavailable_provider_is_retried_after_the_back_off(
+    tmp_path: Path, api: str
+) -> None:
+    inputs = write_inputs(tmp_path / "in.jsonl", 5)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with server_for(api, title_script(api)) as server:
+        server.unavailable = 2
+        async with make_engine(tmp_path / "data", catalog_data(api, server.base_url)) as engine:
+            report = await run_provider_batch(
+                engine,
+                "title_extraction",
+                inputs,
+                tmp_path / "o.jsonl",
+                poll=PollPolicy(initial_s=2.0, factor=3.0, sleep=sleep),
+            )
+        attempts = len(_submission_paths(server))
+    assert report.ok == 5
+    assert len(report.batches) == 1
+    assert attempts == 3
+    assert waits[:2] == [2.0, 6.0]  # back-off while nothing changes
+
+
+@pytest.mark.parametrize("api", APIS)
 async def test_verification_runs_on_batched_answers_with_synchronous_voters(
     tmp_path: Path, api: str
 ) -> None:

@@ -8,6 +8,7 @@ provider batches and download the ended ones, then wait with back-off while noth
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from tlm.engine.result import ExecutionResult, coerce_options
 from tlm.errors import ProviderError
 
 __all__ = ("PollPolicy", "BatchReport", "Driver")
+
+_log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -241,7 +244,8 @@ class Driver:
                 custom_id = f"tlm-{item.line}-{item.resubmits}"
                 line = client.line(custom_id, request, card)
                 if lines and (len(lines) >= limit or size + len(line) + 1 > budget_bytes):
-                    await self._submit(client, model, lines, ids)
+                    if not await self._submit(client, model, lines, ids):
+                        return
                     lines, ids, size = [], [], 0
                 lines.append(line)
                 ids.append((item.line, custom_id, request_sha(request)))
@@ -258,16 +262,20 @@ class Driver:
         model: str,
         lines: list[bytes],
         ids: list[tuple[int, str, str | None]],
-    ) -> None:
+    ) -> bool:
+        """Submit one provider batch; ``False`` if the provider is unavailable for now (the lines
+        stay pending and the next pass, after the poll back-off, tries again)."""
         try:
             batch_id, file_id = await client.submit(lines, model=model)
         except ProviderError as exc:
             if exc.retryable:
-                raise
+                _log.warning("submitting a provider batch failed, will retry: %s", exc)
+                return False
             self._give_up_or_requeue([(line, None) for line, _, _ in ids], exc)
-            return
+            return True
         submission = Submission(batch_id, self.run.run_id, model, file_id, "open", len(lines))
         self.state.submitted(self.run.run_id, submission, ids)
+        return True
 
     def _give_up_or_requeue(self, lines: list[tuple[int, Any]], error: ProviderError | str) -> None:
         """Requeue lines that may be resubmitted; the rest keep ``error`` as their answer."""
@@ -297,7 +305,13 @@ class Driver:
             if submission.status not in ("open", "cancelled"):
                 continue
             client = self._client(submission.model)
-            status = await client.status(submission.submission_id)
+            try:
+                status = await client.status(submission.submission_id)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                _log.warning("polling provider batch %s failed: %s", submission.submission_id, exc)
+                continue
             if status.state == "running":
                 continue
             news = True

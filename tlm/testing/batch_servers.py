@@ -11,7 +11,8 @@ Each request line is answered by the server's script, exactly as the synchronous
 answer it (a :class:`~tlm.testing.replies.Reply` with an error status becomes a per-line error).
 A batch moves ``validating``/``in_progress`` → ended after ``polls_to_complete`` status reads.
 Faults: :meth:`expire` makes given custom ids expire (once each) when their batch ends;
-``fail_batches`` makes the next batches fail validation (OpenAI) or be refused (Anthropic).
+``fail_batches`` makes the next batches fail validation (OpenAI) or be refused (Anthropic);
+``unavailable`` makes the next submissions meet a 503 / 529.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from tlm.testing.replies import Reply, anthropic_error, openai_error
+from tlm.testing.replies import Reply, anthropic_error, openai_error, overloaded, server_error
 from tlm.testing.servers import FakeAnthropicServer, FakeOpenAIServer, RecordedRequest, Script
 
 __all__ = ("FakeBatch", "FakeOpenAIBatchServer", "FakeAnthropicBatchServer")
@@ -68,6 +69,8 @@ class _BatchMixin:
     def _init_batches(self, polls_to_complete: int, fail_batches: int) -> None:
         self.polls_to_complete = polls_to_complete
         self.fail_batches = fail_batches
+        self.unavailable = 0
+        """The next this many batch submissions get a 503 (OpenAI) or 529 (Anthropic)."""
         self.batches = {}
         self._expiring = set()
 
@@ -78,6 +81,12 @@ class _BatchMixin:
     def _expires(self, custom_id: str) -> bool:
         if custom_id in self._expiring:
             self._expiring.discard(custom_id)
+            return True
+        return False
+
+    def _take_unavailable(self) -> bool:
+        if self.unavailable > 0:
+            self.unavailable -= 1
             return True
         return False
 
@@ -158,6 +167,8 @@ class FakeOpenAIBatchServer(_BatchMixin, FakeOpenAIServer):
         )
         if denied is not None:
             return denied
+        if self._take_unavailable():
+            return await self._send(request, server_error(503))
         if not isinstance(upload, web.FileField) or purpose not in ("batch", "fine-tune"):
             return await self._send(
                 request, openai_error(400, "'file' and a valid 'purpose' are required")
@@ -385,6 +396,8 @@ class FakeAnthropicBatchServer(_BatchMixin, FakeAnthropicServer):
         denied = await self._guard(request, {"requests": len(body.get("requests") or [])})
         if denied is not None:
             return denied
+        if self._take_unavailable():
+            return await self._send(request, overloaded())
         requests = body.get("requests")
         if not isinstance(requests, list) or not requests:
             return await self._send(request, self._invalid("requests: at least one required"))
