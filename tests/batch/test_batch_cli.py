@@ -113,3 +113,37 @@ def test_the_local_mode_writes_one_line_per_input(tmp_path: Path) -> None:
     assert lines[5]["error"]["type"] == "InputInvalid"
     with ExecutionStore(tmp_path / "data" / "tlm.db") as store:
         assert store.count(task_id="title_extraction") == 6
+
+
+async def test_ctrl_c_cancels_the_provider_batches(tmp_path: Path) -> None:
+    inputs = write_postings(tmp_path / "in.jsonl", 12)
+    output = tmp_path / "out.jsonl"
+    async with server_for(
+        "anthropic", title_script("anthropic"), polls_to_complete=10**6
+    ) as server:
+        env = _environment(tmp_path, catalog_data("anthropic", server.base_url))
+        command = _tlm(
+            "batch", "title_extraction", "--input", str(inputs), "--output", str(output),
+            "--provider-batch", "--poll-interval", "0.05",
+        )  # fmt: skip
+        process = await anyio.open_process(command, env=env, cwd=tmp_path)
+        try:
+            for _ in range(1200):
+                if any(b.polls for b in server.batches.values()):
+                    break
+                await anyio.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(30):
+                code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert code == 130
+        assert [b.cancelling for b in server.batches.values()] == [True]
+        finished = await anyio.run_process(
+            _tlm("batch", "--resume", "--poll-interval", "0.05"), env=env, cwd=tmp_path, check=False
+        )
+    assert finished.returncode == 1  # every input was cancelled: recorded as failed
+    assert "cancelled: 12 of 12 input(s)" in finished.stderr.decode()
+    assert len(read_output(output)) == 12
