@@ -232,7 +232,7 @@ class Driver:
             lines: list[bytes] = []
             ids: list[tuple[int, str, str | None]] = []
             size = 0
-            for item in list(self.state.iter_items(self.run.run_id, "pending", model=model)):
+            for item in self.state.iter_items(self.run.run_id, "pending", model=model):
                 job = await prepared_job(
                     self.runtime, self.task, parse_line(item.input, source="", line=0).value,
                     self.options, line=item.line, execution_id=item.execution_id,
@@ -281,10 +281,7 @@ class Driver:
         """Requeue lines that may be resubmitted; the rest keep ``error`` as their answer."""
         requeue: list[int] = []
         answers: list[tuple[int, Any]] = []
-        resubmits = {i.line: i.resubmits for i in self.state.iter_items(self.run.run_id, "pending")}
-        resubmits.update(
-            {i.line: i.resubmits for i in self.state.iter_items(self.run.run_id, "submitted")}
-        )
+        resubmits = self.state.resubmits(self.run.run_id, [line for line, _ in lines])
         for line, _ in lines:
             if resubmits.get(line, 0) < self.max_resubmits:
                 requeue.append(line)

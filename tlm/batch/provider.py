@@ -79,8 +79,8 @@ async def run_provider_batch(
             run_id,
             task_id=compiled.definition.id,
             task_version=compiled.definition.version,
-            input_path=str(input_path),
-            output_path=str(output_path),
+            input_path=_absolute(input_path),
+            output_path=_absolute(output_path),
             options=attrs.asdict(opts),
             max_cost=max_cost,
         )
@@ -143,6 +143,11 @@ async def cancel_provider_batch(
         return await driver.drive(poll or PollPolicy(), wait=wait, on_done=None)
     finally:
         state.close()
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """The path as stored in the run (absolute: a resume may start anywhere)."""
+    return str(Path(path).absolute())
 
 
 def _find_run(state: BatchState, run_id: str | None) -> Run:

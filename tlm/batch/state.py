@@ -360,6 +360,19 @@ class BatchState:
         )[0]
         return int(row[0]), int(row[1]), float(row[2]), float(row[3])
 
+    def resubmits(self, run_id: str, lines: Sequence[int]) -> dict[int, int]:
+        """How often each of ``lines`` was resubmitted."""
+        found: dict[int, int] = {}
+        for start in range(0, len(lines), 500):
+            chunk = list(lines[start : start + 500])
+            rows = self._query(
+                f"SELECT line, resubmits FROM items WHERE run_id = ? "
+                f"AND line IN ({', '.join('?' * len(chunk))})",
+                [run_id, *chunk],
+            )
+            found.update({int(line): int(n) for line, n in rows})
+        return found
+
     def make_direct(self, run_id: str, line: int) -> None:
         """An item that no longer needs a provider batch (it became a cache hit, or invalid)."""
         with self._transaction() as conn:
