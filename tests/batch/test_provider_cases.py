@@ -126,6 +126,31 @@ async def test_line_errors_reasks_and_bad_inputs_end_as_one_record_each(
 
 
 @pytest.mark.parametrize("api", APIS)
+async def test_provider_batches_are_split_by_the_catalogs_byte_limit(
+    tmp_path: Path, api: str
+) -> None:
+    inputs = write_inputs(tmp_path / "in.jsonl", 25)
+    max_bytes = 8_000
+    async with server_for(api, title_script(api)) as server:
+        catalog = catalog_data(api, server.base_url)
+        catalog["batch_limits"] = {api: {"max_bytes": max_bytes}}
+        async with make_engine(tmp_path / "data", catalog) as engine:
+            report = await run_provider_batch(
+                engine, "title_extraction", inputs, tmp_path / "o.jsonl", poll=POLL
+            )
+        if api == "openai":
+            sizes = [
+                len(content) for purpose, _, content in server.files.values() if purpose == "batch"
+            ]
+        else:
+            sizes = [r.body["bytes"] for r in server.requests if r.path == "/v1/messages/batches"]
+    assert report.ok == 25
+    assert len(report.batches) == len(sizes) > 2
+    assert all(size <= max_bytes for size in sizes)
+    assert sum(len(b.lines) for b in server.batches.values()) == 25
+
+
+@pytest.mark.parametrize("api", APIS)
 async def test_a_failed_provider_batch_is_resubmitted(tmp_path: Path, api: str) -> None:
     inputs = write_inputs(tmp_path / "in.jsonl", 12)
     async with server_for(api, title_script(api), fail_batches=1) as server:

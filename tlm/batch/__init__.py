@@ -5,7 +5,8 @@
   with the same validation, re-asks, verification and records; its state survives restarts
   (:func:`resume_provider_batch`) and it can be cancelled (:func:`cancel_provider_batch`).
 
-Each output line is keyed by its input's line number; every input ends as one execution record.
+Each output line is keyed by its input's line number (blank lines are not inputs); every input ends
+as one execution record.
 """
 
 from tlm.batch.driver import BatchReport, PollPolicy

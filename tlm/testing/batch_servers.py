@@ -393,7 +393,8 @@ class FakeAnthropicBatchServer(_BatchMixin, FakeAnthropicServer):
     async def _create(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = json.loads(raw or b"{}")
-        denied = await self._guard(request, {"requests": len(body.get("requests") or [])})
+        requests_seen = len(body.get("requests") or [])
+        denied = await self._guard(request, {"requests": requests_seen, "bytes": len(raw)})
         if denied is not None:
             return denied
         if self._take_unavailable():
