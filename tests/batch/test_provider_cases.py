@@ -28,6 +28,7 @@ from tlm.batch import (
     resume_provider_batch,
     run_provider_batch,
 )
+from tlm.batch.state import Item
 from tlm.errors import BudgetExceeded, ConfigurationError
 
 APIS = ["openai", "anthropic"]
@@ -298,3 +299,35 @@ async def test_no_batchable_model_is_a_configuration_error_before_anything_is_se
             with pytest.raises(ConfigurationError, match="has a batch API"):
                 await run_provider_batch(engine, "title_extraction", inputs, tmp_path / "o.jsonl")
         assert _submission_paths(server) == []
+
+
+async def test_a_run_interrupted_while_planning_is_planned_again_on_resume(
+    tmp_path: Path,
+) -> None:
+    inputs = write_inputs(tmp_path / "in.jsonl", 6)
+    async with server_for("openai", title_script("openai")) as server:
+        async with make_engine(
+            tmp_path / "data", catalog_data("openai", server.base_url)
+        ) as engine:
+            with batch_state(engine) as state:  # what a crash after planning 2 of 6 lines leaves
+                state.create_run(
+                    "bcrashed",
+                    task_id="title_extraction",
+                    task_version="1.0.0",
+                    input_path=str(inputs),
+                    output_path=str(tmp_path / "o.jsonl"),
+                    options={},
+                    max_cost=None,
+                )
+                state.add_items(
+                    "bcrashed",
+                    [
+                        Item(
+                            n, f"e{n}", "{}", "batchable", None, 0.0, "pending", None, None, None, 0
+                        )
+                        for n in (1, 2)
+                    ],
+                )
+            report = await resume_provider_batch(engine, poll=POLL)
+    assert report.run_id == "bcrashed"
+    assert report.ok == report.inputs == 6

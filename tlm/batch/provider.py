@@ -85,18 +85,7 @@ async def run_provider_batch(
             max_cost=max_cost,
         )
         driver = Driver(engine, state, run, max_in_flight, max_resubmits, max_requests_per_batch)
-        worst = await driver.plan()
-        if max_cost is not None and worst > max_cost:
-            state.set_run_status(run_id, "refused")
-            counts = state.counts(run_id)
-            raise BudgetExceeded(
-                f"batch refused: {sum(counts.values())} input(s), worst case ${worst:.6f} at "
-                f"batch prices (prompt tokens + max_tokens) exceeds the budget of ${max_cost:.6f}",
-                spent_usd=0.0,
-                elapsed_s=0.0,
-                attempts=0,
-            )
-        state.set_run_status(run_id, "running")
+        await _plan(driver)
         return await driver.drive(poll or PollPolicy(), wait=wait, on_done=on_done)
     finally:
         state.close()
@@ -119,6 +108,9 @@ async def resume_provider_batch(
     try:
         run = _find_run(state, run_id)
         driver = Driver(engine, state, run, max_in_flight, max_resubmits, max_requests_per_batch)
+        if run.status == "planning":  # interrupted before anything was submitted: plan again
+            state.delete_items(run.run_id)
+            await _plan(driver)
         return await driver.drive(poll or PollPolicy(), wait=wait, on_done=on_done)
     finally:
         state.close()
@@ -143,6 +135,24 @@ async def cancel_provider_batch(
         return await driver.drive(poll or PollPolicy(), wait=wait, on_done=None)
     finally:
         state.close()
+
+
+async def _plan(driver: Driver) -> None:
+    """Plan the run and hold it to its budget: refuse it if the worst case does not fit."""
+    run, state = driver.run, driver.state
+    worst = await driver.plan()
+    if run.max_cost is not None and worst > run.max_cost:
+        state.set_run_status(run.run_id, "refused")
+        inputs = sum(state.counts(run.run_id).values())
+        state.delete_items(run.run_id)
+        raise BudgetExceeded(
+            f"batch refused: {inputs} input(s), worst case ${worst:.6f} at batch prices "
+            f"(prompt tokens + max_tokens) exceeds the budget of ${run.max_cost:.6f}",
+            spent_usd=0.0,
+            elapsed_s=0.0,
+            attempts=0,
+        )
+    state.set_run_status(run.run_id, "running")
 
 
 def _absolute(path: str | os.PathLike[str]) -> str:

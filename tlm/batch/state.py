@@ -373,6 +373,11 @@ class BatchState:
             found.update({int(line): int(n) for line, n in rows})
         return found
 
+    def delete_items(self, run_id: str) -> None:
+        """Forget a run's items (a refused run, or a plan to be redone)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM items WHERE run_id = ?", (run_id,))
+
     def make_direct(self, run_id: str, line: int) -> None:
         """An item that no longer needs a provider batch (it became a cache hit, or invalid)."""
         with self._transaction() as conn:
