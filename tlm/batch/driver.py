@@ -45,7 +45,7 @@ class PollPolicy:
     batch ends. Inject ``sleep`` in tests.
     """
 
-    initial_s: float = 15.0
+    initial_s: float = 5.0
     max_s: float = 600.0
     factor: float = 2.0
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep

@@ -50,7 +50,7 @@ def _count_lines(path: Path) -> int:
 @click.option(
     "--poll-interval",
     type=float,
-    default=15.0,
+    default=5.0,
     show_default=True,
     help="First wait between status polls, in seconds (doubles while nothing changes).",
 )
