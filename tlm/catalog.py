@@ -43,6 +43,8 @@ __all__ = (
     "StructuredOutput",
     "Provenance",
     "ModelCard",
+    "BatchLimits",
+    "DEFAULT_BATCH_LIMITS",
     "Catalog",
     "default_catalog_path",
     "catalog_schema_path",
@@ -89,6 +91,10 @@ class ModelCard:
     output_price_per_mtok: float = 0.0
     cached_input_price_per_mtok: float | None = None
     """Price of input tokens served from the prompt cache; defaults to the input price."""
+    batch_input_price_per_mtok: float | None = None
+    """Input price in a provider batch (OpenAI Batch API, Anthropic Message Batches); ``None``:
+    the model cannot be batched."""
+    batch_output_price_per_mtok: float | None = None
     max_output_tokens: int | None = None
     structured_output: StructuredOutput = "none"
     embeddings: bool = False
@@ -101,18 +107,33 @@ class ModelCard:
     """This model's own ``max_in_flight``, ``requests_per_minute``, ``tokens_per_minute``
     (0: no limit), within its provider's; ``tlm.toml``'s ``model_limits`` override them."""
 
-    def cost(self, usage: Usage) -> float:
-        """USD for ``usage``: cached input at the cached price, other input and output at theirs."""
+    @property
+    def batchable(self) -> bool:
+        """Whether the card has batch prices (its provider sells a batch API for it)."""
+        return self.batch_input_price_per_mtok is not None
+
+    def cost(self, usage: Usage, *, batch: bool = False) -> float:
+        """USD for ``usage``: cached input at the cached price, other input and output at theirs.
+
+        ``batch``: at the card's batch prices (cached input at the lower of the cached and the
+        batch input price). Raises ``ValueError`` if the card has none.
+        """
+        input_price, output_price = self.input_price_per_mtok, self.output_price_per_mtok
+        if batch:
+            if self.batch_input_price_per_mtok is None or self.batch_output_price_per_mtok is None:
+                raise ValueError(f"model {self.id!r} has no batch prices in the catalog")
+            input_price = self.batch_input_price_per_mtok
+            output_price = self.batch_output_price_per_mtok
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         cached_price = (
-            self.input_price_per_mtok
+            input_price
             if self.cached_input_price_per_mtok is None
-            else self.cached_input_price_per_mtok
+            else min(self.cached_input_price_per_mtok, input_price)
         )
         return (
-            (usage.input_tokens - cached) * self.input_price_per_mtok
+            (usage.input_tokens - cached) * input_price
             + cached * cached_price
-            + usage.output_tokens * self.output_price_per_mtok
+            + usage.output_tokens * output_price
         ) / _MILLION
 
     def resolve_base_url(self, env: Mapping[str, str] | None = None) -> str:
@@ -132,6 +153,22 @@ class ModelCard:
                 )
             return value.rstrip("/")
         raise ConfigurationError(f"model {self.id!r} has neither base_url nor base_url_env")
+
+
+@attrs.frozen
+class BatchLimits:
+    """What one provider batch may hold."""
+
+    max_requests: int
+    max_bytes: int
+    """Bytes of the batch's input: the uploaded JSONL file, or the request body."""
+
+
+DEFAULT_BATCH_LIMITS: Mapping[Api, BatchLimits] = {
+    "openai": BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024),
+    "anthropic": BatchLimits(max_requests=100_000, max_bytes=256 * 1024 * 1024),
+}
+"""The providers' documented limits per wire format, used when the catalog names none."""
 
 
 _PACKAGED = "<packaged catalog tlm/data/models.json>"
@@ -263,6 +300,8 @@ class Catalog:
 
     cards: tuple[ModelCard, ...]
     source: str = "<memory>"
+    batch_limits: Mapping[str, BatchLimits] = attrs.field(factory=dict)
+    """Per provider name, the limits of one provider batch (``batch_limits`` in the file)."""
     _by_id: Mapping[str, ModelCard] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -330,7 +369,13 @@ class Catalog:
                 entries.append((_merge_card({}, patch), str(file), where))
         if problems:
             raise TaskSchemaError(problems)
-        return cls._from_entries(entries, source=f"{file} over the packaged catalog")
+        batch_limits = {
+            **(_packaged_data().get("batch_limits") or {}),
+            **(data.get("batch_limits") or {}),
+        }
+        return cls._from_entries(
+            entries, source=f"{file} over the packaged catalog", batch_limits=batch_limits
+        )
 
     @classmethod
     def from_data(cls, data: Any, *, source: str = "<memory>") -> Catalog:
@@ -339,11 +384,18 @@ class Catalog:
         if problems:
             raise TaskSchemaError(problems)
         entries = [(raw, source, f"$.models[{i}]") for i, raw in enumerate(data["models"])]
-        return cls._from_entries(entries, source=source, checked=True)
+        return cls._from_entries(
+            entries, source=source, checked=True, batch_limits=data.get("batch_limits")
+        )
 
     @classmethod
     def _from_entries(
-        cls, entries: Sequence[tuple[Any, str, str]], *, source: str, checked: bool = False
+        cls,
+        entries: Sequence[tuple[Any, str, str]],
+        *,
+        source: str,
+        checked: bool = False,
+        batch_limits: Mapping[str, Any] | None = None,
     ) -> Catalog:
         """Cards from ``(raw card, its file, its JSON path)``; ``checked``: schema already held."""
         problems: list[Problem] = []
@@ -368,7 +420,11 @@ class Catalog:
             cards.append(_card_from_json(raw))
         if problems:
             raise TaskSchemaError(problems)
-        return cls(tuple(cards), source)
+        limits = {
+            name: _batch_limits(raw, cards, name)
+            for name, raw in (batch_limits or {}).items()
+        }
+        return cls(tuple(cards), source, limits)
 
     def get(self, model_id: str) -> ModelCard:
         """The card for ``model_id``.
@@ -401,6 +457,10 @@ class Catalog:
         """The cards served by ``provider``."""
         return tuple(card for card in self.cards if card.provider == provider)
 
+    def batch_limits_for(self, card: ModelCard) -> BatchLimits:
+        """The batch limits of ``card``'s provider (the wire format's documented ones if unset)."""
+        return self.batch_limits.get(card.provider) or DEFAULT_BATCH_LIMITS[card.api]
+
 
 def _message(error: jsonschema.ValidationError) -> str:
     if error.validator == "not":
@@ -409,6 +469,15 @@ def _message(error: jsonschema.ValidationError) -> str:
         return error.message
     message = error.message
     return message if len(message) <= 200 else message[:199] + "…"
+
+
+def _batch_limits(raw: Mapping[str, Any], cards: Sequence[ModelCard], name: str) -> BatchLimits:
+    apis = {card.api for card in cards if card.provider == name}
+    default = DEFAULT_BATCH_LIMITS["anthropic" if apis == {"anthropic"} else "openai"]
+    return BatchLimits(
+        max_requests=int(raw.get("max_requests", default.max_requests)),
+        max_bytes=int(raw.get("max_bytes", default.max_bytes)),
+    )
 
 
 def _card_from_json(raw: Mapping[str, Any]) -> ModelCard:

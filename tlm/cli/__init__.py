@@ -20,6 +20,7 @@ COMMAND_MODULES: dict[str, str] = {
     "list-tasks": "tlm.cli.tasks",
     "show-task": "tlm.cli.tasks",
     "execute": "tlm.cli.run",
+    "batch": "tlm.cli.batch",
     "review": "tlm.cli.review",
     "executions": "tlm.cli.executions",
     "export": "tlm.cli.executions",

@@ -21,7 +21,7 @@ from tlm.engine.budget import BudgetLedger, merge_budgets
 from tlm.engine.cache import cache_key
 from tlm.engine.json_values import json_safe, json_value_problems
 from tlm.engine.output import format_problems_for_model, parse_json_reply
-from tlm.engine.reservation import billable_usage, reserve_call
+from tlm.engine.reservation import billable_usage, estimate_tokens, reserve_call
 from tlm.engine.result import ExecuteOptions, ExecutionResult, Status
 from tlm.errors import (
     BudgetExceeded,
@@ -45,13 +45,17 @@ from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
+    from tlm.catalog import ModelCard
     from tlm.engine.compiled import CompiledTask
     from tlm.engine.runtime import Runtime
     from tlm.telemetry.spans import ExecutionSpan
 
 __all__ = (
     "Job",
+    "Prefetched",
     "new_job",
+    "candidate_messages",
+    "build_request",
     "run_inline",
     "run_stage",
     "prepare",
@@ -67,6 +71,15 @@ _REASK = (
     "Your previous answer was not acceptable:\n{problems}\n"
     "Reply again with corrected JSON only, satisfying the schema."
 )
+
+
+@attrs.frozen
+class Prefetched:
+    """A model call's outcome obtained ahead of the job (a provider batch): a response or the
+    error the call met, costed at ``batch`` prices when set."""
+
+    outcome: ChatResponse | ProviderError
+    batch: bool = True
 
 
 @attrs.define(eq=False)
@@ -98,6 +111,9 @@ class Job:
     """Consensus voters started with the primary call, by model, until someone takes them."""
     speculation: TaskGroup | None = None
     """Where voters run; opened around the model-bound stages by :func:`model_stages`."""
+    prefetched: dict[tuple[str, tuple[Message, ...]], Prefetched] = attrs.Factory(dict)
+    """Answers obtained before the job ran (a provider batch), by (model, messages): the call
+    they answer takes them instead of calling the model."""
     usage: Usage = attrs.Factory(Usage)
     cost_usd: float = 0.0
     attempts: int = 0
@@ -410,20 +426,9 @@ async def run_candidate(
     job.tried.add(model)
     if model not in job.models_used:
         job.models_used.append(model)
-    prompt = job.prompt if variant is job.variant else task.render(variant, job.input)
-    if feedback:
-        prompt = (
-            f"{prompt}\n\nA reviewer found these issues in a previous answer; fix them:\n{feedback}"
-        )
     schema = definition.output.schema
     structured = job.options.structured_output
-    # Providers whose structured output cannot carry a schema put it in the prompt themselves.
-    provider_adds_schema = structured and job.runtime.card(model).structured_output in (
-        "json_object",
-        "none",
-    )
-    system = task.system_message(variant, with_schema=not provider_adds_schema)
-    messages = [Message("system", system), Message("user", prompt)]
+    messages = candidate_messages(job, model, variant, feedback=feedback)
     cost = 0.0
     problems: tuple[Problem, ...] = ()
     response: ChatResponse | None = None
@@ -441,6 +446,48 @@ async def run_candidate(
             Message("user", _REASK.format(problems=format_problems_for_model(problems)))
         )
     raise OutputInvalid(definition.id, problems, raw=response.text if response else None)
+
+
+def candidate_messages(
+    job: Job, model: str, variant: PromptVariant, *, feedback: str | None = None
+) -> list[Message]:
+    """The system and user messages that ask ``model`` for the task's output with ``variant``."""
+    task = job.task
+    prompt = job.prompt if variant is job.variant else task.render(variant, job.input)
+    if feedback:
+        prompt = (
+            f"{prompt}\n\nA reviewer found these issues in a previous answer; fix them:\n{feedback}"
+        )
+    structured = job.options.structured_output
+    # Providers whose structured output cannot carry a schema put it in the prompt themselves.
+    provider_adds_schema = structured and job.runtime.card(model).structured_output in (
+        "json_object",
+        "none",
+    )
+    system = task.system_message(variant, with_schema=not provider_adds_schema)
+    return [Message("system", system), Message("user", prompt)]
+
+
+def build_request(
+    job: Job,
+    model: str,
+    messages: list[Message],
+    *,
+    output_schema: Mapping[str, Any] | None,
+    max_tokens: int | None = None,
+) -> ChatRequest:
+    """The request :func:`call_model` sends (a provider batch sends the same one); ``max_tokens``
+    lowered to what the budget's reservation allows, when given."""
+    remaining = job.ledger.remaining_s()
+    return ChatRequest(
+        model=model,
+        messages=tuple(messages),
+        temperature=job.options.temperature,
+        max_tokens=job.options.max_tokens if max_tokens is None else max_tokens,
+        seed=job.options.seed,
+        output_schema=output_schema,
+        timeout_s=remaining if math.isfinite(remaining) else None,
+    )
 
 
 async def call_model(
@@ -472,18 +519,33 @@ async def _call_model(
     messages: list[Message],
     output_schema: Mapping[str, Any] | None,
 ) -> ChatResponse:
+    card = job.runtime.card(model)
+    prefetched = job.prefetched.pop((model, tuple(messages)), None) if job.prefetched else None
+    if prefetched is not None:
+        response, usage, cost = _take_prefetched(
+            job, card, model, messages, output_schema, prefetched
+        )
+    else:
+        response, usage, cost = await _send(job, card, model, messages, output_schema)
+    job.usage = job.usage + usage
+    job.cost_usd += cost
+    job.ledger.charge(cost)
+    job.ledger.check_after()
+    return response
+
+
+async def _send(
+    job: Job,
+    card: ModelCard,
+    model: str,
+    messages: list[Message],
+    output_schema: Mapping[str, Any] | None,
+) -> tuple[ChatResponse, Usage, float]:
+    """Send one call to its provider: worst case reserved first, attempts and wait recorded."""
     runtime = job.runtime
-    card = runtime.card(model)
     reservation = reserve_call(job.ledger, card, messages, job.options.max_tokens)
-    remaining = job.ledger.remaining_s()
-    request = ChatRequest(
-        model=model,
-        messages=tuple(messages),
-        temperature=job.options.temperature,
-        max_tokens=reservation.max_tokens,
-        seed=job.options.seed,
-        output_schema=output_schema,
-        timeout_s=remaining if math.isfinite(remaining) else None,
+    request = build_request(
+        job, model, messages, output_schema=output_schema, max_tokens=reservation.max_tokens
     )
     provider = None
     response: ChatResponse | None = None
@@ -509,11 +571,35 @@ async def _call_model(
             made = len(tries) or (0 if provider is None else _attempts_of(response))
             job.attempts += made
             job.ledger.count_retries(made - 1)
-    job.usage = job.usage + usage
-    job.cost_usd += cost
-    job.ledger.charge(cost)
-    job.ledger.check_after()
-    return response
+    return response, usage, cost
+
+
+def _take_prefetched(
+    job: Job,
+    card: ModelCard,
+    model: str,
+    messages: list[Message],
+    output_schema: Mapping[str, Any] | None,
+    prefetched: Prefetched,
+) -> tuple[ChatResponse, Usage, float]:
+    """Take an answer obtained ahead (a provider batch) as this call's, at its price."""
+    batch = prefetched.batch
+    estimate = card.cost(Usage(estimate_tokens(messages), job.options.max_tokens or 0), batch=batch)
+    job.ledger.before_call(estimate)
+    request = build_request(job, model, messages, output_schema=output_schema)
+    try:
+        with job.runtime.tracing.model_call(request, prefetched.outcome.provider) as call_span:
+            if isinstance(prefetched.outcome, ProviderError):
+                raise prefetched.outcome
+            response = prefetched.outcome
+            cost = card.cost(response.usage, batch=batch)
+            response = attrs.evolve(response, cost_usd=cost)
+            call_span.set_response(response)
+    finally:
+        job.ledger.release(estimate)
+    job.attempts += response.attempts
+    job.ledger.count_retries(response.attempts - 1)
+    return response, response.usage, cost
 
 
 def _note_attempts(exc: ProviderError, tries: list[Attempt]) -> None:

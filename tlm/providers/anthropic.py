@@ -20,7 +20,13 @@ from tlm.json_reply import parse_json_reply
 from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES, HttpAdapter, schema_instruction
 from tlm.providers.base import ChatRequest, ChatResponse, Usage
 
-__all__ = ("AnthropicProvider", "build_messages_body", "ANTHROPIC_VERSION", "OUTPUT_TOOL")
+__all__ = (
+    "AnthropicProvider",
+    "build_messages_body",
+    "parse_message",
+    "ANTHROPIC_VERSION",
+    "OUTPUT_TOOL",
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 OUTPUT_TOOL = "emit_output"
@@ -139,49 +145,61 @@ class AnthropicProvider(HttpAdapter):
         data, latency = await self._transport.post(
             f"{self.base_url}/v1/messages", body, model=request.model, timeout_s=request.timeout_s
         )
-        content = data.get("content")
-        if not isinstance(content, list):
-            raise MalformedResponse(
-                "reply has no content", provider=self.name, model=request.model, status=200
-            )
-        texts = [
-            b["text"]
-            for b in content
-            if isinstance(b, Mapping) and b.get("type") == "text" and isinstance(b.get("text"), str)
-        ]
-        tool_inputs = [
-            b.get("input")
-            for b in content
-            if isinstance(b, Mapping)
-            and b.get("type") == "tool_use"
-            and b.get("name") == OUTPUT_TOOL
-        ]
-        stop_reason = data.get("stop_reason")
-        finish = (
-            _STOP_REASONS.get(stop_reason, stop_reason) if isinstance(stop_reason, str) else None
+        return parse_message(data, request, card, provider=self.name, latency_s=latency)
+
+
+def parse_message(
+    data: Mapping[str, Any],
+    request: ChatRequest,
+    card: ModelCard,
+    *,
+    provider: str,
+    latency_s: float = 0.0,
+) -> ChatResponse:
+    """A Messages API reply (or a message batch's succeeded message) as a response.
+
+    Raises:
+        MalformedResponse: the body has no content.
+    """
+    content = data.get("content")
+    if not isinstance(content, list):
+        raise MalformedResponse(
+            "reply has no content", provider=provider, model=request.model, status=200
         )
-        parsed: Any = None
-        text = "".join(texts)
-        schema = request.output_schema
-        if schema is not None and tool_inputs:
-            parsed = tool_inputs[0]
-            if _wraps(schema) and isinstance(parsed, Mapping):
-                parsed = parsed.get("value")
-            text = json.dumps(parsed, ensure_ascii=False)
-            if finish == "tool_calls":
-                finish = "stop"
-        elif schema is not None:
-            parsed = parse_json_reply(text).value
-        usage = parse_usage(data.get("usage"))
-        reply_model = data.get("model")
-        return ChatResponse(
-            text=text,
-            model=reply_model if isinstance(reply_model, str) else card.provider_model,
-            provider=self.name,
-            finish_reason=finish,
-            usage=usage,
-            response_id=data.get("id") if isinstance(data.get("id"), str) else None,
-            latency_s=latency,
-            parsed=parsed,
-            cost_usd=card.cost(usage),
-        )
+    texts = [
+        b["text"]
+        for b in content
+        if isinstance(b, Mapping) and b.get("type") == "text" and isinstance(b.get("text"), str)
+    ]
+    tool_inputs = [
+        b.get("input")
+        for b in content
+        if isinstance(b, Mapping) and b.get("type") == "tool_use" and b.get("name") == OUTPUT_TOOL
+    ]
+    stop_reason = data.get("stop_reason")
+    finish = _STOP_REASONS.get(stop_reason, stop_reason) if isinstance(stop_reason, str) else None
+    parsed: Any = None
+    text = "".join(texts)
+    schema = request.output_schema
+    if schema is not None and tool_inputs:
+        parsed = tool_inputs[0]
+        if _wraps(schema) and isinstance(parsed, Mapping):
+            parsed = parsed.get("value")
+        text = json.dumps(parsed, ensure_ascii=False)
+        if finish == "tool_calls":
+            finish = "stop"
+    elif schema is not None:
+        parsed = parse_json_reply(text).value
+    usage = parse_usage(data.get("usage"))
+    reply_model = data.get("model")
+    return ChatResponse(
+        text=text,
+        model=reply_model if isinstance(reply_model, str) else card.provider_model,
+        provider=provider,
+        finish_reason=finish,
+        usage=usage,
+        response_id=data.get("id") if isinstance(data.get("id"), str) else None,
+        latency_s=latency_s,
+        parsed=parsed,
+        cost_usd=card.cost(usage),
+    )

@@ -23,7 +23,7 @@ from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES, HttpAdapter, schema_
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Message, Usage
 from tlm.providers.errors import error_from_status
 
-__all__ = ("OpenAICompatProvider", "build_chat_body")
+__all__ = ("OpenAICompatProvider", "build_chat_body", "parse_chat_completion")
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -101,6 +101,52 @@ def parse_usage(raw: Any) -> Usage:
     )
 
 
+def parse_chat_completion(
+    data: Mapping[str, Any],
+    request: ChatRequest,
+    card: ModelCard,
+    *,
+    provider: str,
+    latency_s: float = 0.0,
+    secrets: Sequence[str | None] = (),
+) -> ChatResponse:
+    """A ``/chat/completions`` reply body (or a provider batch's response body) as a response.
+
+    Raises:
+        ProviderError: the body is an error, or has no choices.
+    """
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        err = data.get("error")
+        if err is not None:
+            code = err.get("code") if isinstance(err, Mapping) else None
+            status = code if isinstance(code, int) and code >= 400 else 502
+            raise error_from_status(
+                status, data, provider=provider, model=request.model, secrets=secrets
+            )
+        raise MalformedResponse(
+            "reply has no choices", provider=provider, model=request.model, status=200
+        )
+    choice = choices[0]
+    message = choice.get("message") or {}
+    content = message.get("content") if isinstance(message, Mapping) else None
+    text = content if isinstance(content, str) else ""
+    usage = parse_usage(data.get("usage"))
+    finish = choice.get("finish_reason")
+    reply_model = data.get("model")
+    return ChatResponse(
+        text=text,
+        model=reply_model if isinstance(reply_model, str) else card.provider_model,
+        provider=provider,
+        finish_reason=finish if isinstance(finish, str) else None,
+        usage=usage,
+        response_id=data.get("id") if isinstance(data.get("id"), str) else None,
+        latency_s=latency_s,
+        parsed=parse_json_reply(text).value if request.output_schema is not None else None,
+        cost_usd=card.cost(usage),
+    )
+
+
 class OpenAICompatProvider(HttpAdapter):
     """A :class:`~tlm.providers.base.Provider` for one OpenAI-compatible endpoint.
 
@@ -146,35 +192,8 @@ class OpenAICompatProvider(HttpAdapter):
             model=request.model,
             timeout_s=request.timeout_s,
         )
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-            err = data.get("error")
-            if err is not None:
-                code = err.get("code") if isinstance(err, Mapping) else None
-                status = code if isinstance(code, int) and code >= 400 else 502
-                raise error_from_status(
-                    status, data, provider=self.name, model=request.model, secrets=self._secrets
-                )
-            raise MalformedResponse(
-                "reply has no choices", provider=self.name, model=request.model, status=200
-            )
-        choice = choices[0]
-        message = choice.get("message") or {}
-        content = message.get("content") if isinstance(message, Mapping) else None
-        text = content if isinstance(content, str) else ""
-        usage = parse_usage(data.get("usage"))
-        finish = choice.get("finish_reason")
-        reply_model = data.get("model")
-        return ChatResponse(
-            text=text,
-            model=reply_model if isinstance(reply_model, str) else card.provider_model,
-            provider=self.name,
-            finish_reason=finish if isinstance(finish, str) else None,
-            usage=usage,
-            response_id=data.get("id") if isinstance(data.get("id"), str) else None,
-            latency_s=latency,
-            parsed=parse_json_reply(text).value if request.output_schema is not None else None,
-            cost_usd=card.cost(usage),
+        return parse_chat_completion(
+            data, request, card, provider=self.name, latency_s=latency, secrets=self._secrets
         )
 
     async def embed(self, model: str, texts: Sequence[str], /) -> EmbeddingResponse:

@@ -82,6 +82,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 2: time spent waiting for provider limits
     ("ALTER TABLE executions ADD COLUMN queue_wait_ms REAL NOT NULL DEFAULT 0",),
+    # 3: the provider batch that answered an execution (tlm batch --provider-batch)
+    (
+        "ALTER TABLE executions ADD COLUMN batch_id TEXT",
+        "ALTER TABLE executions ADD COLUMN batch_custom_id TEXT",
+    ),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -111,6 +116,8 @@ COLUMNS: Final = (
     "prompt",
     "system_prompt",
     "queue_wait_ms",
+    "batch_id",
+    "batch_custom_id",
 )
 UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -197,6 +204,8 @@ def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         "prompt": record.prompt,
         "system_prompt": record.system_prompt,
         "queue_wait_ms": record.queue_wait_ms,
+        "batch_id": record.batch_id,
+        "batch_custom_id": record.batch_custom_id,
     }
     return tuple(values[column] for column in COLUMNS)
 
@@ -253,6 +262,8 @@ def from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRec
         prompt=r["prompt"],
         system_prompt=r["system_prompt"],
         queue_wait_ms=r["queue_wait_ms"],
+        batch_id=r["batch_id"],
+        batch_custom_id=r["batch_custom_id"],
     )
 
 

@@ -68,6 +68,9 @@ __all__ = (
     "TLM_VERIFICATION_PASSED",
     "TLM_VERIFICATION_CONFIDENCE",
     "TLM_VERIFICATION_DETAILS",
+    "TLM_BATCH_ID",
+    "TLM_BATCH_CUSTOM_ID",
+    "TLM_BATCH_RUN_ID",
     "CONTENT_ATTRIBUTES",
 )
 
@@ -141,6 +144,13 @@ TLM_VERIFICATION_PASSED: Final = "tlm.verification.passed"
 TLM_VERIFICATION_CONFIDENCE: Final = "tlm.verification.confidence"
 TLM_VERIFICATION_DETAILS: Final = "tlm.verification.details"
 """Method-specific verification facts as compact JSON (content: may quote outputs)."""
+
+TLM_BATCH_ID: Final = "tlm.batch.id"
+"""The provider batch (OpenAI batch id, Anthropic message batch id) that answered the call."""
+TLM_BATCH_CUSTOM_ID: Final = "tlm.batch.custom_id"
+"""The request's ``custom_id`` in that provider batch."""
+TLM_BATCH_RUN_ID: Final = "tlm.batch.run_id"
+"""The ``tlm batch`` run the execution belongs to."""
 
 CONTENT_ATTRIBUTES: Final = frozenset(
     {

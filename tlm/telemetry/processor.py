@@ -249,4 +249,6 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         prompt=attrs.get(c.TLM_PROMPT),
         system_prompt=attrs.get(c.TLM_PROMPT_SYSTEM),
         queue_wait_ms=float(queue_wait_ms),
+        batch_id=attrs.get(c.TLM_BATCH_ID),
+        batch_custom_id=attrs.get(c.TLM_BATCH_CUSTOM_ID),
     )

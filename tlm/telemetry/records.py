@@ -120,6 +120,10 @@ class ExecutionRecord:
     queue_wait_ms: float = 0.0
     """Milliseconds the model calls waited for provider or model limits (slots, rate buckets),
     summed: how much of ``performance.execution_time`` was throttling."""
+    batch_id: str | None = None
+    """The provider batch that answered the primary call (``tlm batch --provider-batch``)."""
+    batch_custom_id: str | None = None
+    """The request's ``custom_id`` in that provider batch."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

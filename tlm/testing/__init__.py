@@ -3,6 +3,7 @@
 Nothing here runs on import; servers start under ``async with``.
 """
 
+from tlm.testing.batch_servers import FakeAnthropicBatchServer, FakeBatch, FakeOpenAIBatchServer
 from tlm.testing.providers import Answer, FakeProvider, Handler, ScriptedProvider
 from tlm.testing.replies import (
     Reply,
@@ -34,6 +35,9 @@ from tlm.testing.servers import (
 __all__ = (
     "FakeOpenAIServer",
     "FakeAnthropicServer",
+    "FakeOpenAIBatchServer",
+    "FakeAnthropicBatchServer",
+    "FakeBatch",
     "RecordedRequest",
     "Reply",
     "ReplyLike",
