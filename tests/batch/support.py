@@ -28,7 +28,7 @@ def catalog_data(
     models = [
         {
             "id": "batchable",
-            "provider": provider or api,
+            "provider": provider or f"test-{api}",
             "api": api,
             "provider_model": f"{api}-model-1",
             "base_url": base_url,
@@ -46,7 +46,7 @@ def catalog_data(
         models.append(
             {
                 "id": "voter",
-                "provider": provider or api,
+                "provider": provider or f"test-{api}",
                 "api": api,
                 "provider_model": f"{api}-voter",
                 "base_url": base_url,

@@ -34,7 +34,7 @@ def _card(**fields: Any) -> dict[str, Any]:
 
 
 def test_the_shipped_catalog_halves_the_hosted_prices_in_a_batch() -> None:
-    catalog = Catalog.load(ROOT / "definitions" / "models.json")
+    catalog = Catalog.packaged()
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
     batchable = [card for card in catalog if card.batchable]
     assert {card.id for card in batchable} >= {"gpt-4o-mini", "claude-3-5-haiku"}

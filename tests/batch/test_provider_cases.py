@@ -134,7 +134,7 @@ async def test_provider_batches_are_split_by_the_catalogs_byte_limit(
     max_bytes = 8_000
     async with server_for(api, title_script(api)) as server:
         catalog = catalog_data(api, server.base_url)
-        catalog["batch_limits"] = {api: {"max_bytes": max_bytes}}
+        catalog["batch_limits"] = {f"test-{api}": {"max_bytes": max_bytes}}
         async with make_engine(tmp_path / "data", catalog) as engine:
             report = await run_provider_batch(
                 engine, "title_extraction", inputs, tmp_path / "o.jsonl", poll=POLL
