@@ -16,6 +16,7 @@ the embedded local models and keep all state under ``./.tlm``.
     redact = ["email"]    # field names masked in inputs/outputs everywhere
     max_reasks = 2        # bounded re-asks after invalid output
     adaptive_verification = false  # cold-start consensus and lighter checks for reliable models
+    telemetry_compat = ["openinference", "langfuse"]  # backend dialects on exported spans
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from tlm.errors import ConfigurationError
 __all__ = ("EngineConfig", "load_config", "DEFAULT_LOCAL_MODELS")
 
 DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+TELEMETRY_DIALECTS = ("openinference", "langfuse")
+"""The backend dialects ``telemetry_compat`` may name (see :mod:`tlm.telemetry.dialects`)."""
 
 
 @attrs.frozen
@@ -54,13 +57,15 @@ class EngineConfig:
     """Cold start (consensus until a task has history) and risk-based lighter verification."""
     otlp_endpoint: str | None = None
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
+    telemetry_compat: tuple[str, ...] = TELEMETRY_DIALECTS
+    """Attributes of these backends added to exported spans (``()``: the GenAI conventions only)."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
     """Environment for API keys and endpoints (never logged)."""
 
 
 _TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
-     "adaptive_verification"}
+     "adaptive_verification", "telemetry_compat"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
@@ -103,6 +108,15 @@ def load_config(
     redact = pick("redact", "TLM_REDACT")
     if isinstance(redact, str):
         redact = [r.strip() for r in redact.split(",") if r.strip()]
+    compat = pick("telemetry_compat", "TLM_TELEMETRY_COMPAT")
+    if isinstance(compat, str):
+        compat = [d.strip() for d in compat.split(",") if d.strip()]
+    unknown_dialects = sorted(set(compat or ()) - set(TELEMETRY_DIALECTS))
+    if unknown_dialects:
+        raise ConfigurationError(
+            f"telemetry_compat: unknown dialect(s) {', '.join(unknown_dialects)} "
+            f"(known: {', '.join(TELEMETRY_DIALECTS)})"
+        )
     unknown = set(table) - _TOML_KEYS
     if unknown:
         raise ConfigurationError(
@@ -121,6 +135,7 @@ def load_config(
             pick("adaptive_verification", "TLM_ADAPTIVE_VERIFICATION"), False
         ),
         otlp_endpoint=overrides.get("otlp_endpoint"),
+        telemetry_compat=TELEMETRY_DIALECTS if compat is None else tuple(compat),
         env=environ,
     )
 

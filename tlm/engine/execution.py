@@ -436,7 +436,7 @@ async def call_model(
     )
     try:
         provider = await runtime.provider_for(model)
-        with runtime.tracing.model_call(request, provider.name) as call_span:
+        with runtime.tracing.model_call(request, provider, card) as call_span:
             response = await provider.complete(request)
             cost = card.cost(response.usage)
             response = attrs.evolve(response, cost_usd=cost)

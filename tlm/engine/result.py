@@ -36,6 +36,14 @@ class ExecuteOptions:
     seed: int | None = 0
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     """Free-form values visible to usage conditions as ``options.<name>``."""
+    session_id: str | None = None
+    """Groups executions in an observability backend (``session.id``) and in the store."""
+    user_id: str | None = None
+    """Whom the execution ran for (``user.id``), recorded with it."""
+    tags: tuple[str, ...] = ()
+    """Labels for filtering (``tag.tags``), recorded with the execution."""
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
+    """Key/value facts recorded with the execution (``metadata``)."""
 
     def as_condition_options(self) -> dict[str, Any]:
         """The options usage conditions see."""
@@ -59,6 +67,8 @@ def coerce_options(options: ExecuteOptions | Mapping[str, Any] | None) -> Execut
         known["budget"] = Budget(**known["budget"])
     if "models" in known and known["models"] is not None:
         known["models"] = tuple(known["models"])
+    if isinstance(known.get("tags"), list | tuple):
+        known["tags"] = tuple(known["tags"])
     if extra:
         known["extra"] = {**dict(known.get("extra", {})), **extra}
     return ExecuteOptions(**known)

@@ -82,6 +82,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX feedback_execution ON feedback (execution_id)",
     ),
+    # 2: who and what an execution was for (ExecuteOptions.session_id, user_id, tags, metadata)
+    (
+        "ALTER TABLE executions ADD COLUMN session_id TEXT",
+        "ALTER TABLE executions ADD COLUMN user_id TEXT",
+        "ALTER TABLE executions ADD COLUMN tags TEXT",
+        "ALTER TABLE executions ADD COLUMN metadata TEXT",
+    ),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -110,6 +117,10 @@ _COLUMNS: Final = (
     "trace_id",
     "prompt",
     "system_prompt",
+    "session_id",
+    "user_id",
+    "tags",
+    "metadata",
 )
 _UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -181,6 +192,10 @@ def _to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         record.trace_id,
         record.prompt,
         record.system_prompt,
+        record.session_id,
+        record.user_id,
+        _dumps(record.tags) if record.tags else None,
+        _dumps(dict(record.metadata)) if record.metadata else None,
     )
 
 
@@ -210,6 +225,10 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id,
         prompt,
         system_prompt,
+        session_id,
+        user_id,
+        tags_json,
+        metadata_json,
     ) = row
     verification = (
         None
@@ -241,6 +260,10 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id=trace_id,
         prompt=prompt,
         system_prompt=system_prompt,
+        session_id=session_id,
+        user_id=user_id,
+        tags=tuple(json.loads(tags_json)) if tags_json else (),
+        metadata=json.loads(metadata_json) if metadata_json else {},
     )
 
 

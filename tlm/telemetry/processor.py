@@ -224,4 +224,13 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         trace_id=None if context is None else format(context.trace_id, "032x"),
         prompt=attrs.get(c.TLM_PROMPT),
         system_prompt=attrs.get(c.TLM_PROMPT_SYSTEM),
+        session_id=attrs.get(c.SESSION_ID),
+        user_id=attrs.get(c.USER_ID),
+        tags=tuple(attrs.get(c.TAG_TAGS, ())),
+        metadata=_metadata(attrs.get(c.METADATA)),
     )
+
+
+def _metadata(text: Any) -> dict[str, str]:
+    loaded = _load(text) if text is not None else {}
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}

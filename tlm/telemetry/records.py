@@ -4,8 +4,8 @@
 ``{method_used, passed, confidence, details}``, ``performance {execution_time, tokens_used,
 cost}``, ``timestamp`` (ISO 8601, UTC) and ``feedback`` are the design document's fields; TLM adds
 ``execution_id``, ``prompt_variant``, ``attempts``, ``error``, ``status``, ``cache_hit``,
-``fallback`` and ``trace_id``, and the rendered ``prompt``/``system_prompt`` (for fine-tuning
-export).
+``fallback`` and ``trace_id``, the rendered ``prompt``/``system_prompt`` (for fine-tuning
+export), and the caller's ``session_id``, ``user_id``, ``tags`` and ``metadata``.
 """
 
 from __future__ import annotations
@@ -117,6 +117,11 @@ class ExecutionRecord:
     """The rendered user prompt (kept for fine-tuning export)."""
     system_prompt: str | None = None
     """The rendered system prompt, if any."""
+    session_id: str | None = None
+    """The caller's session (``ExecuteOptions.session_id``)."""
+    user_id: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""
