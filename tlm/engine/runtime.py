@@ -175,20 +175,21 @@ def open_tracing(
     Without a meter provider one is made when an OTLP endpoint is configured. Message content
     is recorded on model-call spans only when something exports them (not into the light
     store-only provider) and ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` allows it.
+    The ``OTEL_*`` variables are read from the process environment, as the exporters read them.
     """
     from tlm.telemetry.light import LightTracerProvider
     from tlm.telemetry.setup import capture_content_from_env, create_meter_provider
 
     owned = False
     if meter_provider is None:
-        meter_provider = create_meter_provider(config.otlp_endpoint, environ=config.env)
+        meter_provider = create_meter_provider(config.otlp_endpoint)
         owned = meter_provider is not None
     exported = not isinstance(tracer_provider, trace.NoOpTracerProvider | LightTracerProvider)
     tracing = Tracing(
         get_tracer(tracer_provider),
         redact=config.redact,
         metrics=None if meter_provider is None else ExecutionMetrics(meter_provider),
-        capture_content=exported and capture_content_from_env(config.env),
+        capture_content=exported and capture_content_from_env(),
     )
     return tracing, meter_provider, owned
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from tlm.providers.base import Usage
 from tlm.telemetry import conventions as c
 from tlm.telemetry.content import input_messages, output_messages
 from tlm.telemetry.metrics import ExecutionMetrics
@@ -25,7 +26,7 @@ from tlm.telemetry.targets import CallTarget, call_target
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
 
-    from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Usage
+    from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse
 
 __all__ = (
     "ModelCallSpan",
@@ -83,9 +84,10 @@ class _CallScope(SpanScope):
         attrs[c.TLM_COST_USD] = cost
         card = self._target.card
         if card is not None:
-            output_cost = usage.output_tokens * card.output_price_per_mtok / 1e6
+            output_cost = card.cost(Usage(output_tokens=usage.output_tokens))
             attrs[c.TLM_COST_OUTPUT_USD] = output_cost
-            attrs[c.TLM_COST_INPUT_USD] = max(0.0, cost - output_cost)
+            prompt = Usage(usage.input_tokens, 0, usage.cached_input_tokens)
+            attrs[c.TLM_COST_INPUT_USD] = card.cost(prompt)
 
 
 class ModelCallSpan(_CallScope):

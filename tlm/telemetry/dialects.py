@@ -50,6 +50,11 @@ def span_role(name: str, attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _present(value: Any) -> Any:
+    """``value``, unless it is JSON ``null`` (a failed execution has no output)."""
+    return None if value == "null" else value
+
+
 def _reply_text(messages: Any) -> str | None:
     """The text of the first output message (``gen_ai.output.messages`` as JSON)."""
     try:
@@ -80,7 +85,7 @@ def _openinference(role: str, attrs: Mapping[str, Any], out: dict[str, Attribute
     value_out: Any = None
     mime_out = _JSON
     if role == "CHAIN":
-        value_in, value_out = attrs.get(c.TLM_INPUT), attrs.get(c.TLM_OUTPUT)
+        value_in, value_out = attrs.get(c.TLM_INPUT), _present(attrs.get(c.TLM_OUTPUT))
     elif role == "LLM":
         value_in = attrs.get(c.GEN_AI_INPUT_MESSAGES)
         value_out = _reply_text(attrs.get(c.GEN_AI_OUTPUT_MESSAGES))
@@ -162,8 +167,9 @@ def _langfuse_trace(attrs: Mapping[str, Any], out: dict[str, AttributeValue]) ->
         (c.TLM_INPUT, "langfuse.trace.input"),
         (c.TLM_OUTPUT, "langfuse.trace.output"),
     ):
-        if ours in attrs:
-            out[theirs] = attrs[ours]
+        value = _present(attrs.get(ours))
+        if value is not None:
+            out[theirs] = value
     metadata = attrs.get(c.METADATA)
     if isinstance(metadata, str):
         try:
