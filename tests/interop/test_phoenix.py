@@ -22,8 +22,15 @@ import pytest
 
 from tlm.store import ExecutionStore
 
-from .scenario import COMPLETION_TOKENS, PRICES, PRIMARY, PROMPT_TOKENS, REVIEWER, WIRE
-from .scenario import run_scenario
+from .scenario import (
+    COMPLETION_TOKENS,
+    PRICES,
+    PRIMARY,
+    PROMPT_TOKENS,
+    REVIEWER,
+    WIRE,
+    run_scenario,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -73,7 +80,8 @@ async def _send(
         for outcome in outcomes:
             assert outcome.execution_id is not None, outcome
             record = store.get(outcome.execution_id)
-            assert record is not None and record.trace_id is not None
+            assert record is not None
+            assert record.trace_id is not None
             assert record.session_id == f"session-{project}"
             traces[outcome.case] = record.trace_id
     assert {o.case: o.status for o in outcomes} == {
@@ -133,9 +141,7 @@ async def test_phoenix_shows_prompts_replies_verdicts_tokens_and_cost(
     assert attrs["llm.token_count.completion"] == COMPLETION_TOKENS
     assert attrs["llm.token_count.total"] == PROMPT_TOKENS + COMPLETION_TOKENS
     assert attrs["llm.cost.total"] == pytest.approx(_cost(PRIMARY))
-    assert attrs["llm.cost.prompt"] + attrs["llm.cost.completion"] == pytest.approx(
-        _cost(PRIMARY)
-    )
+    assert attrs["llm.cost.prompt"] + attrs["llm.cost.completion"] == pytest.approx(_cost(PRIMARY))
     # Phoenix turned gen_ai.input.messages / gen_ai.output.messages into its own messages
     assert attrs["llm.input_messages.1.message.role"] == "user"
     assert "Senior Engineer wanted in Berlin" in attrs["llm.input_messages.1.message.content"]
@@ -173,7 +179,8 @@ async def test_phoenix_shows_prompts_replies_verdicts_tokens_and_cost(
     assert root["attributes"]["error.type"] == "ProviderUnavailable"
     assert _evaluations(root) == []  # nothing was verified: no score at all
     calls = [s for s in broken if s["span_kind"] == "LLM"]
-    assert calls and all(s["status_code"] == "ERROR" for s in calls)
+    assert calls
+    assert all(s["status_code"] == "ERROR" for s in calls)
     assert all(s["attributes"]["error.type"] == "ProviderUnavailable" for s in calls)
     assert all("llm.token_count.prompt" not in s["attributes"] for s in calls)
 
