@@ -13,7 +13,18 @@ from rich.console import Console
 
 from tlm.errors import BudgetExceeded, TLMError
 
-__all__ = ("COMMANDS", "execute_command", "read_input")
+__all__ = ("COMMANDS", "execute_command", "read_input", "parse_metadata")
+
+
+def parse_metadata(items: tuple[str, ...]) -> dict[str, str]:
+    """``--metadata KEY=VALUE`` options as a mapping (the value may contain ``=``)."""
+    metadata: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--metadata")
+        metadata[key.strip()] = value
+    return metadata
 
 
 def read_input(value: str) -> Any:
@@ -47,6 +58,16 @@ def read_input(value: str) -> Any:
 @click.option("--max-cost", type=float, help="Cost budget in USD for this execution.")
 @click.option("--deadline", type=float, help="Deadline in seconds for this execution.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--session-id", help="Group this execution with others (recorded, traced).")
+@click.option("--user-id", help="Whom this execution runs for (recorded, traced).")
+@click.option("--tag", "tags", multiple=True, help="A tag for filtering (repeatable).")
+@click.option(
+    "--metadata",
+    "metadata_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A fact recorded with the execution (repeatable).",
+)
 def execute_command(
     task: str,
     input_value: str | None,
@@ -58,6 +79,10 @@ def execute_command(
     max_cost: float | None,
     deadline: float | None,
     as_json: bool,
+    session_id: str | None,
+    user_id: str | None,
+    tags: tuple[str, ...],
+    metadata_items: tuple[str, ...],
 ) -> None:
     """Execute TASK on an input and print the verified output and its execution id."""
     from tlm.definition.model import Budget
@@ -71,6 +96,10 @@ def execute_command(
         prompt_variant=variant,
         cache=not no_cache,
         budget=Budget(max_cost_usd=max_cost, deadline_s=deadline),
+        session_id=session_id,
+        user_id=user_id,
+        tags=tags,
+        metadata=parse_metadata(metadata_items),
     )
     console = Console(stderr=True)
 
