@@ -41,7 +41,7 @@ PINNED = {
 MOVED = "Moved to the [OpenTelemetry GenAI semantic conventions repository]"
 
 
-def _names(module: ModuleType) -> dict[str, str]:
+def _names(module: ModuleType | type) -> dict[str, str]:
     """value → constant name, for every string constant of ``module``."""
     return {v: k for k, v in vars(module).items() if k.isupper() and isinstance(v, str)}
 
