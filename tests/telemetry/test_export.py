@@ -76,7 +76,8 @@ class Collector:
             for scope in resource_metrics.scope_metrics:
                 for metric in scope.metrics:
                     self.metrics[metric.name] = metric
-        return ExportMetricsServiceResponse().SerializeToString()
+        reply: bytes = ExportMetricsServiceResponse().SerializeToString()
+        return reply
 
     def _traces(self, body: bytes) -> bytes:
         message = ExportTraceServiceRequest()
@@ -94,7 +95,8 @@ class Collector:
                             for e in span.events
                         ],
                     }
-        return ExportTraceServiceResponse().SerializeToString()
+        reply: bytes = ExportTraceServiceResponse().SerializeToString()
+        return reply
 
 
 @pytest.fixture
