@@ -31,7 +31,18 @@ from tlm.providers.retry import RetryPolicy
 from tlm.testing import FakeOpenAIServer, chat_completion, openai_error
 from tlm.testing.replies import Reply
 
-__all__ = ("PRIMARY", "REVIEWER", "WIRE", "CASES", "Outcome", "run_scenario", "task")
+__all__ = (
+    "PRIMARY",
+    "REVIEWER",
+    "WIRE",
+    "CASES",
+    "Outcome",
+    "run_scenario",
+    "task",
+    "task_document",
+    "catalog_data",
+    "answer",
+)
 
 PRIMARY = "gpt-4o-mini"
 REVIEWER = "gpt-4o"
@@ -50,76 +61,81 @@ CASES: Mapping[str, str] = {
 """Posting → what happens to it (the reviewer rejects the chef; the porter's call fails)."""
 
 
-def task() -> TaskDefinition:
+def task_document() -> dict[str, Any]:
     """Extract the job title; a reviewer model checks it (hierarchical, fail on rejection)."""
-    return parse_definition(
-        {
-            "id": "title_extraction",
-            "name": "Title extraction",
-            "description": "Extract the job title from a posting.",
-            "version": "1.0.0",
-            "input": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"posting": {"type": "string"}},
-                    "required": ["posting"],
-                },
-                "examples": [{"posting": "Senior Engineer wanted in Berlin"}],
+    return {
+        "id": "title_extraction",
+        "name": "Title extraction",
+        "description": "Extract the job title from a posting.",
+        "version": "1.0.0",
+        "input": {
+            "schema": {
+                "type": "object",
+                "properties": {"posting": {"type": "string"}},
+                "required": ["posting"],
             },
-            "output": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"title": {"type": "string"}},
-                    "required": ["title"],
-                },
-                "examples": [{"title": "Senior Engineer"}],
-            },
-            "prompts": [
-                {
-                    "id": "standard",
-                    "text": "Extract the job title from: {{posting}}",
-                    "template_variables": ["posting"],
-                    "usage_conditions": {"default": True},
-                }
-            ],
-            "verification": {
-                "method": "hierarchical",
-                "parameters": {
-                    "verification_prompt": "Is {{output}} the job title of: {{posting}}?",
-                    "verifier_model": REVIEWER,
-                    "min_confidence": 0.8,
-                },
-                "fallback_strategy": "fail",
-            },
-            "model_ranking_criteria": {"quality_priority": 1.0, "context_size": "small"},
+            "examples": [{"posting": "Senior Engineer wanted in Berlin"}],
         },
-        source="interop scenario",
-    )
+        "output": {
+            "schema": {
+                "type": "object",
+                "properties": {"title": {"type": "string"}},
+                "required": ["title"],
+            },
+            "examples": [{"title": "Senior Engineer"}],
+        },
+        "prompts": [
+            {
+                "id": "standard",
+                "text": "Extract the job title from: {{posting}}",
+                "template_variables": ["posting"],
+                "usage_conditions": {"default": True},
+            }
+        ],
+        "verification": {
+            "method": "hierarchical",
+            "parameters": {
+                "verification_prompt": "Is {{output}} the job title of: {{posting}}?",
+                "verifier_model": REVIEWER,
+                "min_confidence": 0.8,
+            },
+            "fallback_strategy": "fail",
+        },
+        "model_ranking_criteria": {"quality_priority": 1.0, "context_size": "small"},
+    }
+
+
+def task() -> TaskDefinition:
+    """The scenario's task, parsed."""
+    return parse_definition(task_document(), source="interop scenario")
+
+
+def catalog_data(base_url: str) -> dict[str, Any]:
+    """Both models on the fake server, as provider ``openai`` (no API key needed)."""
+    return {
+        "version": 1,
+        "models": [
+            {
+                "id": model,
+                "provider": "openai",
+                "api": "openai",
+                "provider_model": WIRE[model],
+                "base_url": base_url,
+                "context_window": 128_000,
+                "input_price_per_mtok": PRICES[model][0],
+                "output_price_per_mtok": PRICES[model][1],
+                "structured_output": "json_schema",
+                "prior_quality": 0.9 if model == PRIMARY else 0.5,
+                "prior_latency_s": 1.0,
+            }
+            for model in (PRIMARY, REVIEWER)
+        ],
+    }
 
 
 def catalog(base_url: str) -> Catalog:
-    """Both models on the fake server, as provider ``openai`` (no API key needed)."""
-    return Catalog.from_data(
-        {
-            "version": 1,
-            "models": [
-                {
-                    "id": model,
-                    "provider": "openai",
-                    "api": "openai",
-                    "provider_model": WIRE[model],
-                    "base_url": base_url,
-                    "context_window": 128_000,
-                    "input_price_per_mtok": PRICES[model][0],
-                    "output_price_per_mtok": PRICES[model][1],
-                    "structured_output": "json_schema",
-                    "prior_quality": 0.9 if model == PRIMARY else 0.5,
-                    "prior_latency_s": 1.0,
-                }
-                for model in (PRIMARY, REVIEWER)
-            ],
-        }
-    )
+    """:func:`catalog_data` as a catalog."""
+    return Catalog.from_data(catalog_data(base_url))
 
 
 def _reply(content: Any, model: str) -> Reply:
@@ -132,7 +148,7 @@ def _reply(content: Any, model: str) -> Reply:
     return Reply(body=body)
 
 
-def _answer(body: dict[str, Any]) -> Reply:
+def answer(body: dict[str, Any]) -> Reply:
     """The fake server's answer: the primary extracts, the reviewer judges."""
     text = json.dumps(body.get("messages", []))
     posting = next((p for p in CASES if p in text), "")
@@ -190,7 +206,7 @@ async def run_scenario(
 ) -> list[Outcome]:
     """Run the three executions with spans exported to ``endpoint``; one outcome per case."""
     outcomes: list[Outcome] = []
-    async with FakeOpenAIServer(_answer) as server:
+    async with FakeOpenAIServer(answer) as server:
         config = EngineConfig(
             data_dir=data_dir,
             models=(PRIMARY, REVIEWER),
