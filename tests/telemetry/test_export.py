@@ -270,3 +270,21 @@ async def test_an_engine_exports_genai_client_metrics_over_otlp(
     }
     assert sums == {"input": 100, "output": 50}
     assert state.metrics["tlm.executions"].sum.data_points[0].as_int == 1
+
+
+def test_telemetry_compat_comes_from_the_config_file_and_the_environment(tmp_path: Path) -> None:
+    from tlm.engine.config import load_config
+    from tlm.errors import ConfigurationError
+
+    assert load_config(env={}).telemetry_compat == ("openinference", "langfuse")
+    toml = tmp_path / "tlm.toml"
+    toml.write_text('[tlm]\ntelemetry_compat = ["langfuse"]\n')
+    assert load_config(toml, env={}).telemetry_compat == ("langfuse",)
+    toml.write_text("[tlm]\ntelemetry_compat = []\n")
+    assert load_config(toml, env={}).telemetry_compat == ()
+    assert load_config(env={"TLM_TELEMETRY_COMPAT": "openinference"}).telemetry_compat == (
+        "openinference",
+    )
+    toml.write_text('[tlm]\ntelemetry_compat = ["zipkin"]\n')
+    with pytest.raises(ConfigurationError, match="zipkin"):
+        load_config(toml, env={})
