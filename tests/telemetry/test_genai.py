@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from tlm.catalog import Catalog
 from tlm.providers.anthropic import AnthropicProvider, parse_usage
-from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
+from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Message, Usage
 from tlm.providers.openai_compat import OpenAICompatProvider
 from tlm.providers.retry import RetryingProvider
 from tlm.telemetry import conventions as c
@@ -275,3 +275,30 @@ async def test_an_embeddings_call_gets_a_span_under_the_current_one(
     assert attrs[c.GEN_AI_USAGE_INPUT_TOKENS] == 3
     assert attrs[c.TLM_EMBEDDING_COUNT] == 2
     assert attrs["gen_ai.embeddings.dimension.count"] == 26
+
+
+def test_records_name_models_by_catalog_id_and_leave_the_embedder_out(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    from tlm.telemetry.processor import record_from_spans
+    from tlm.telemetry.spans import embedding_span
+
+    tracer = get_tracer(provider)
+    target = call_target(FakeProvider(lambda request: "", catalog=CATALOG), "mini")
+    request = ChatRequest(model="mini", messages=MESSAGES)
+    with (
+        pytest.raises(RuntimeError),
+        execution_span(tracer, task_id="t", task_version="1", execution_id="e", input={}),
+    ):
+        with embedding_span(tracer, target, 2) as embed:
+            embed.set_response(
+                EmbeddingResponse(vectors=((1.0,), (0.0,)), model="mini", usage=Usage(4))
+            )
+        with model_call_span(tracer, request, provider="openai", target=target) as call:
+            call.set_response(REPLY)
+        raise RuntimeError("failed before its result")
+    spans = exporter.get_finished_spans()
+    root = next(s for s in spans if s.name.startswith("tlm.execute"))
+    record = record_from_spans(root, [s for s in spans if s is not root])
+    assert record.models_used == ("mini",)  # not "gpt-4o-mini-2024-07-18", not the embedder
+    assert record.performance.tokens_used == 4 + 1020

@@ -40,7 +40,15 @@ __all__ = (
 class _CallScope(SpanScope):
     """A CLIENT span of one provider call; records the GenAI client metrics on exit."""
 
-    __slots__ = ("_capture", "_metrics", "_response_model", "_started", "_target", "_usage")
+    __slots__ = (
+        "_capture",
+        "_metrics",
+        "_operation",
+        "_response_model",
+        "_started",
+        "_target",
+        "_usage",
+    )
 
     def __init__(
         self,
@@ -48,8 +56,10 @@ class _CallScope(SpanScope):
         target: CallTarget,
         metrics: ExecutionMetrics | None,
         capture_content: bool,
+        operation: str = "chat",
     ) -> None:
         super().__init__(span)
+        self._operation = operation
         self._target = target
         self._metrics = metrics
         self._capture = capture_content
@@ -70,9 +80,9 @@ class _CallScope(SpanScope):
     ) -> None:
         metrics = self._metrics
         if metrics is not None:
-            attributes = getattr(self.span, "attributes", None) or self._target.attributes
+            attributes = getattr(self.span, "attributes", None) or {}
             metrics.record_call(
-                {**self._target.attributes, **attributes},
+                {c.GEN_AI_OPERATION_NAME: self._operation, **self._target.attributes, **attributes},
                 time.perf_counter() - self._started,
                 usage=None if exc is not None else self._usage,
                 response_model=self._response_model,
@@ -178,7 +188,7 @@ def model_call_span(
         span.set_attribute(c.GEN_AI_INPUT_MESSAGES, history)
         if system is not None:
             span.set_attribute(c.GEN_AI_SYSTEM_INSTRUCTIONS, system)
-    return ModelCallSpan(span, target, metrics, capture_content)
+    return ModelCallSpan(span, target, metrics, capture_content, operation)
 
 
 def embedding_span(
@@ -199,7 +209,7 @@ def embedding_span(
         kind=SpanKind.CLIENT,
         attributes=attrs,
     )
-    return EmbeddingSpan(span, target, metrics, False)
+    return EmbeddingSpan(span, target, metrics, False, c.EMBEDDINGS_SPAN_OPERATION)
 
 
 async def traced_embed(provider: Any, model: str, texts: Sequence[str]) -> EmbeddingResponse:

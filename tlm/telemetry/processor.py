@@ -173,9 +173,11 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
     verification: VerificationResults | None = None
     for child in children:
         cattrs = _attributes(child)
-        model = cattrs.get(c.GEN_AI_REQUEST_MODEL)
+        # the catalog id (gen_ai.request.model is the provider's name for the model)
+        model = cattrs.get(c.TLM_REQUEST_MODEL) or cattrs.get(c.GEN_AI_REQUEST_MODEL)
         if model is not None:
-            if model not in models:
+            embeds = cattrs.get(c.GEN_AI_OPERATION_NAME) == c.EMBEDDINGS_SPAN_OPERATION
+            if model not in models and not embeds:
                 models.append(str(model))
             in_tokens += cattrs.get(c.GEN_AI_USAGE_INPUT_TOKENS, 0)
             out_tokens += cattrs.get(c.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
