@@ -286,17 +286,19 @@ def test_records_name_models_by_catalog_id_and_leave_the_embedder_out(
     tracer = get_tracer(provider)
     target = call_target(FakeProvider(lambda request: "", catalog=CATALOG), "mini")
     request = ChatRequest(model="mini", messages=MESSAGES)
-    with (
-        pytest.raises(RuntimeError),
-        execution_span(tracer, task_id="t", task_version="1", execution_id="e", input={}),
-    ):
-        with embedding_span(tracer, target, 2) as embed:
-            embed.set_response(
-                EmbeddingResponse(vectors=((1.0,), (0.0,)), model="mini", usage=Usage(4))
-            )
-        with model_call_span(tracer, request, provider="openai", target=target) as call:
-            call.set_response(REPLY)
-        raise RuntimeError("failed before its result")
+
+    def fail_after_calls() -> None:
+        with execution_span(tracer, task_id="t", task_version="1", execution_id="e", input={}):
+            with embedding_span(tracer, target, 2) as embed:
+                embed.set_response(
+                    EmbeddingResponse(vectors=((1.0,), (0.0,)), model="mini", usage=Usage(4))
+                )
+            with model_call_span(tracer, request, provider="openai", target=target) as call:
+                call.set_response(REPLY)
+            raise RuntimeError("failed before its result")
+
+    with pytest.raises(RuntimeError):
+        fail_after_calls()
     spans = exporter.get_finished_spans()
     root = next(s for s in spans if s.name.startswith("tlm.execute"))
     record = record_from_spans(root, [s for s in spans if s is not root])
