@@ -78,7 +78,7 @@ async def test_success_and_failure_are_both_recorded(
     assert bad.output is None
 
 
-async def test_a_verifier_run_is_a_child_span_with_evaluation_attributes(
+async def test_a_verifier_run_is_a_child_span_and_its_verdict_an_evaluation_event(
     tmp_path: Path, models: ScriptedModels
 ) -> None:
     async def approve(payload: object) -> dict[str, object]:
@@ -109,9 +109,13 @@ async def test_a_verifier_run_is_a_child_span_with_evaluation_attributes(
     assert verify.parent is not None
     assert verify.parent.span_id == root.context.span_id
     assert verify.attributes is not None
-    assert verify.attributes["gen_ai.evaluation.name"] == "external"
-    assert verify.attributes["gen_ai.evaluation.score.value"] == 0.75
-    assert verify.attributes["gen_ai.evaluation.score.label"] == "pass"
+    assert verify.attributes["tlm.verification.confidence"] == 0.75
+    assert not any(key.startswith("gen_ai.evaluation") for key in verify.attributes)
+    (event,) = [e for e in root.events if e.name == "gen_ai.evaluation.result"]
+    assert event.attributes is not None
+    assert event.attributes["gen_ai.evaluation.name"] == "external"
+    assert event.attributes["gen_ai.evaluation.score.value"] == 0.75
+    assert event.attributes["gen_ai.evaluation.score.label"] == "pass"
 
 
 async def test_redacted_fields_stay_out_of_the_recorded_prompt(

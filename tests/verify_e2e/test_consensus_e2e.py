@@ -151,7 +151,7 @@ async def test_early_exit_cancels_the_outstanding_call_and_does_not_pay_for_it(
     assert result.verdict.cost_usd == pytest.approx(CALL_USD)  # the verifier's own: model-b
     assert record is not None
     assert record.performance.cost == pytest.approx(2 * CALL_USD)
-    spans = {s.attributes["gen_ai.request.model"]: s for s in fleet.model_spans() if s.attributes}
+    spans = {s.attributes["tlm.request.model"]: s for s in fleet.model_spans() if s.attributes}
     assert "tlm.cost.usd" not in (spans["model-c"].attributes or {})
     assert not spans["model-c"].status.is_ok
     assert spans["model-b"].attributes is not None

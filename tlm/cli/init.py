@@ -78,6 +78,9 @@ TLM_TOML = """\
 # external_env = []
 # external_unredacted = []
 
+# Backend dialects added to spans exported over OTLP (besides the GenAI conventions).
+# telemetry_compat = ["openinference", "langfuse"]
+
 # Limits per provider (every model it serves, together) and per model (a catalog id):
 # max_in_flight (calls at once), requests_per_minute, tokens_per_minute; 0 means no limit.
 # Hosted providers default to 512 in flight and no rate limit (429 and Retry-After are

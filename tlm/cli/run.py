@@ -14,7 +14,18 @@ from tlm.cli.json_input import read_input
 from tlm.cli.params import Number
 from tlm.errors import BudgetExceeded, TLMError
 
-__all__ = ("COMMANDS", "execute_command", "read_input")
+__all__ = ("COMMANDS", "execute_command", "read_input", "parse_metadata")
+
+
+def parse_metadata(items: tuple[str, ...]) -> dict[str, str]:
+    """``--metadata KEY=VALUE`` options as a mapping (the value may contain ``=``)."""
+    metadata: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--metadata")
+        metadata[key.strip()] = value
+    return metadata
 
 
 @click.command("execute")
@@ -34,6 +45,16 @@ __all__ = ("COMMANDS", "execute_command", "read_input")
     help="Deadline in seconds for this execution (> 0).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--session-id", help="Group this execution with others (recorded, traced).")
+@click.option("--user-id", help="Whom this execution runs for (recorded, traced).")
+@click.option("--tag", "tags", multiple=True, help="A tag for filtering (repeatable).")
+@click.option(
+    "--metadata",
+    "metadata_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A fact recorded with the execution (repeatable).",
+)
 def execute_command(
     task: str,
     input_value: str | None,
@@ -45,6 +66,10 @@ def execute_command(
     max_cost: float | None,
     deadline: float | None,
     as_json: bool,
+    session_id: str | None,
+    user_id: str | None,
+    tags: tuple[str, ...],
+    metadata_items: tuple[str, ...],
 ) -> None:
     """Execute TASK on an input and print the verified output and its execution id."""
     from tlm.definition.model import Budget
@@ -58,6 +83,10 @@ def execute_command(
         prompt_variant=variant,
         cache=not no_cache,
         budget=Budget(max_cost_usd=max_cost, deadline_s=deadline),
+        session_id=session_id,
+        user_id=user_id,
+        tags=tags,
+        metadata=parse_metadata(metadata_items),
     )
     console = Console(stderr=True)
     given = None if input_value is None else read_input(input_value)  # before any set-up

@@ -24,6 +24,7 @@ local models and keep all state under the project's ``.tlm/``.
     external_hosts = ["verify.example.com"]  # hosts external verifiers may call (+ loopback)
     external_env = ["MY_VERIFIER_TOKEN"]     # env vars external verifier headers may expand
     external_unredacted = []  # endpoint hosts / function names that get redacted fields unmasked
+    telemetry_compat = ["openinference", "langfuse"]  # backend dialects on exported spans
 
     [tlm.provider_limits.openai]     # one provider: every model it serves, together
     max_in_flight = 512              # calls in flight (0: no limit)
@@ -73,6 +74,9 @@ DEFAULT_DEADLINE_S = 300.0
 Durability = Literal["durable", "relaxed"]
 """When an execution returns: once its record is committed, or once it is queued."""
 
+TELEMETRY_DIALECTS = ("openinference", "langfuse")
+"""The backend dialects ``telemetry_compat`` may name (see :mod:`tlm.telemetry.dialects`)."""
+
 
 @attrs.frozen
 class EngineConfig:
@@ -109,6 +113,8 @@ class EngineConfig:
     """Endpoint hosts and function names that receive redacted fields unmasked."""
     otlp_endpoint: str | None = None
     """``None`` reads ``OTEL_EXPORTER_OTLP_ENDPOINT`` when the tracer provider is built."""
+    telemetry_compat: tuple[str, ...] = TELEMETRY_DIALECTS
+    """Attributes of these backends added to exported spans (``()``: the GenAI conventions only)."""
     env: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
     """Environment for API keys and endpoints (never logged)."""
     provider_limits: Mapping[str, LimitSettings] = attrs.field(factory=dict)
@@ -130,7 +136,8 @@ class EngineConfig:
 TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
      "adaptive_verification", "durability", "default_deadline_s", "max_response_bytes",
-     "external_hosts", "external_env", "external_unredacted", "provider_limits", "model_limits"}
+     "external_hosts", "external_env", "external_unredacted", "provider_limits", "model_limits",
+     "telemetry_compat"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
@@ -188,6 +195,15 @@ def load_config(
         key: _as_list(pick(key, f"TLM_{key.upper()}"), key, file)
         for key in ("external_hosts", "external_env", "external_unredacted")
     }
+    compat = pick("telemetry_compat", "TLM_TELEMETRY_COMPAT")
+    if isinstance(compat, str):
+        compat = [d.strip() for d in compat.split(",") if d.strip()]
+    unknown_dialects = sorted(set(compat or ()) - set(TELEMETRY_DIALECTS))
+    if unknown_dialects:
+        raise ConfigurationError(
+            f"telemetry_compat: unknown dialect(s) {', '.join(unknown_dialects)} "
+            f"(known: {', '.join(TELEMETRY_DIALECTS)})"
+        )
     unknown = set(table) - TOML_KEYS
     if unknown:
         raise ConfigurationError(
@@ -227,6 +243,7 @@ def load_config(
         external_env=external["external_env"],
         external_unredacted=external["external_unredacted"],
         otlp_endpoint=overrides.get("otlp_endpoint"),
+        telemetry_compat=TELEMETRY_DIALECTS if compat is None else tuple(compat),
         env=environ,
         provider_limits=_limit_tables(table, "provider_limits", str(file)),
         model_limits=_limit_tables(table, "model_limits", str(file)),

@@ -43,17 +43,17 @@ from tlm.engine.execution import (
 )
 from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
 from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
-from tlm.engine.runtime import Runtime, Tracing, configured_redaction
+from tlm.engine.runtime import Runtime, Tracing, configured_redaction, open_tracing
 from tlm.engine.selection import ModelEstimate
 from tlm.errors import ConfigurationError, ExecutionError, TLMError
 from tlm.providers.base import Provider
 from tlm.rules import RuleRegistry, default_registry
-from tlm.telemetry.spans import get_tracer
 from tlm.verify.base import Verdict, Verifier
 
 if TYPE_CHECKING:
     import aiohttp
     from anyio.streams.memory import MemoryObjectStreamStatistics
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk.trace import SpanProcessor
 
     from tlm.engine.recording import Recorder
@@ -96,6 +96,9 @@ class Engine:
             needs one: ``tlm.similarity.default_metrics(embeddings=..., embedding_model=...)``).
         estimates: Learned per-task model estimates, ``task_id -> {model_id: estimate}``.
         retry: The retry policy of the provider pool (attempts, backoff, injectable sleep).
+        meter_provider: Where the GenAI client metrics and TLM's own go; default an OTLP
+            exporter when an endpoint is configured (``OTEL_METRICS_EXPORTER=none`` turns it
+            off), else none (no measurement is taken).
         verification_policy: Cold-start and risk-based verification from the task's history
             (``tlm.learn.coldstart.VerificationPolicy``); default one when the configuration
             says ``adaptive_verification = true``, else none (the definition's method always).
@@ -118,6 +121,7 @@ class Engine:
         retry: RetryPolicy | None = None,
         verification_policy: VerificationPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.config = config if config is not None else load_config()
         self._registry = registry
@@ -126,6 +130,8 @@ class Engine:
         self._tracer_provider = tracer_provider
         self._owns_tracer_provider = tracer_provider is None
         self._span_processors = tuple(span_processors)
+        self._meter_provider = meter_provider
+        self._owns_meter_provider = False
         self._rules = rules
         self._functions = dict(functions or {})
         self._metrics = metrics
@@ -213,10 +219,7 @@ class Engine:
         self._runtime = Runtime(
             config=config,
             catalog=self._catalog,
-            tracing=Tracing(
-                get_tracer(self._tracer_provider),
-                redaction=configured_redaction(config, self._catalog),
-            ),
+            tracing=self._tracing(),
             pool=self._pool,
             providers=self._providers,
             cache=ResultCache(data_dir / "cache.db") if config.cache else None,
@@ -241,7 +244,20 @@ class Engine:
                 store=self._store,
                 otlp_endpoint=self.config.otlp_endpoint,
                 extra_processors=self._span_processors,
+                dialects=self.config.telemetry_compat,
             )
+
+    def _tracing(self) -> Tracing:
+        """Spans into the tracer provider, metrics into the meter provider (when there is one)."""
+        assert self._catalog is not None
+        tracing, meters, owned = open_tracing(
+            self.config,
+            self._tracer_provider,
+            self._meter_provider,
+            redaction=configured_redaction(self.config, self._catalog),
+        )
+        self._meter_provider, self._owns_meter_provider = meters, owned
+        return tracing
 
     async def _open_learning(self, data_dir: Path) -> None:
         """Learned rankings (``tlm update-rankings``) and the verification policy, if any."""
@@ -273,6 +289,9 @@ class Engine:
                 provider = self._tracer_provider
                 if isinstance(provider, _Managed) and self._owns_tracer_provider:
                     provider.shutdown()
+                meters = self._meter_provider
+                if self._owns_meter_provider and isinstance(meters, _Managed):
+                    meters.shutdown()
             finally:
                 if self._recorder is not None:
                     self._recorder.close()

@@ -522,7 +522,7 @@ async def _call_model(
     card = job.runtime.card(model)
     prefetched = job.prefetched.pop((model, tuple(messages)), None) if job.prefetched else None
     if prefetched is not None:
-        response, usage, cost = _take_prefetched(
+        response, usage, cost = await _take_prefetched(
             job, card, model, messages, output_schema, prefetched
         )
     else:
@@ -552,7 +552,7 @@ async def _send(
     with recording_attempts() as tries:
         try:
             provider = await runtime.provider_for(model)
-            with runtime.tracing.model_call(request, provider.name) as call_span:
+            with runtime.tracing.model_call(request, provider, card) as call_span:
                 with measure_queue_wait() as waited:
                     try:
                         response = await provider.complete(request)
@@ -574,7 +574,7 @@ async def _send(
     return response, usage, cost
 
 
-def _take_prefetched(
+async def _take_prefetched(
     job: Job,
     card: ModelCard,
     model: str,
@@ -587,8 +587,9 @@ def _take_prefetched(
     estimate = card.cost(Usage(estimate_tokens(messages), job.options.max_tokens or 0), batch=batch)
     job.ledger.before_call(estimate)
     request = build_request(job, model, messages, output_schema=output_schema)
+    provider = await job.runtime.provider_for(model)  # names the span's provider and server
     try:
-        with job.runtime.tracing.model_call(request, prefetched.outcome.provider) as call_span:
+        with job.runtime.tracing.model_call(request, provider, card) as call_span:
             if isinstance(prefetched.outcome, ProviderError):
                 raise prefetched.outcome
             response = prefetched.outcome

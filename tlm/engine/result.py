@@ -38,6 +38,14 @@ class ExecuteOptions:
     seed: int | None = 0
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     """Free-form values visible to usage conditions as ``options.<name>``."""
+    session_id: str | None = None
+    """Groups executions in an observability backend (``session.id``) and in the store."""
+    user_id: str | None = None
+    """Whom the execution ran for (``user.id``), recorded with it."""
+    tags: tuple[str, ...] = ()
+    """Labels for filtering (``tag.tags``), recorded with the execution."""
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
+    """Key/value facts recorded with the execution (``metadata``)."""
 
     def __attrs_post_init__(self) -> None:
         check_options(self)
@@ -69,6 +77,18 @@ def check_options(options: ExecuteOptions) -> None:
         check_int("options.seed", options.seed)
     if not isinstance(options.extra, Mapping):
         raise InvalidArgument("options.extra", "expected a mapping")
+    for name in ("session_id", "user_id"):
+        value = getattr(options, name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgument(f"options.{name}", "expected a string")
+    tags = options.tags
+    if not isinstance(tags, tuple) or not all(isinstance(tag, str) for tag in tags):
+        raise InvalidArgument("options.tags", "expected a list of strings")
+    metadata = options.metadata
+    if not isinstance(metadata, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise InvalidArgument("options.metadata", "expected a mapping of strings to strings")
 
 
 _DEFAULT_OPTIONS = ExecuteOptions()
@@ -93,6 +113,8 @@ def coerce_options(options: ExecuteOptions | Mapping[str, Any] | None) -> Execut
         known["budget"] = budget_from(known["budget"])
     if "models" in known:
         known["models"] = check_model_list(known["models"])
+    if isinstance(known.get("tags"), list):
+        known["tags"] = tuple(known["tags"])
     if extra:
         known["extra"] = {**dict(known.get("extra", {})), **extra}
     return ExecuteOptions(**known)

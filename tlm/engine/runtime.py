@@ -24,23 +24,30 @@ from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.selection import ModelEstimate, estimate_tokens, rank_models
 from tlm.errors import ConfigurationError, InputTooLarge, TLMError
 from tlm.providers.base import ChatRequest, Provider
+from tlm.telemetry.metrics import ExecutionMetrics
 from tlm.telemetry.redact import REDACTED, Redaction
 from tlm.telemetry.spans import (
+    Instruments,
     ModelCallSpan,
     VerificationSpan,
     execution_span,
+    get_tracer,
     model_call_span,
     verification_span,
+    with_instruments,
 )
+from tlm.telemetry.targets import CallTarget, call_target
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
     from tlm.engine.compiled import CompiledTask
     from tlm.engine.execution import Job
     from tlm.engine.recording import Recorder
     from tlm.providers.pool import ProviderPool
     from tlm.verify.review_queue import ReviewQueue
 
-__all__ = ("Runtime", "Tracing", "configured_redaction")
+__all__ = ("Runtime", "Tracing", "open_tracing", "configured_redaction")
 
 _SCOPE: ContextVar[Redaction | None] = ContextVar("tlm_redaction_scope", default=None)
 """The running execution's redaction (its input's redacted values), for its verifier spans."""
@@ -65,6 +72,12 @@ class Tracing:
 
     tracer: trace.Tracer
     redact: tuple[str, ...] = ()
+    metrics: ExecutionMetrics | None = None
+    """GenAI client metrics and TLM's own, when a meter provider is configured."""
+    capture_content: bool = False
+    """Record prompts and replies on model-call spans (the store keeps them regardless)."""
+    _targets: dict[tuple[str, str], CallTarget] = attrs.field(factory=dict, init=False)
+    _instruments: Instruments | None = attrs.field(default=None, init=False)
     redaction: Redaction | None = None
     """What recorded content is cleaned of (default: the ``redact`` fields)."""
 
@@ -74,6 +87,7 @@ class Tracing:
 
     def open(self, job: Job) -> None:
         """Start the execution's root span."""
+        options = job.options
         job.span = execution_span(
             self.tracer,
             task_id=job.definition.id,
@@ -81,6 +95,10 @@ class Tracing:
             execution_id=job.execution_id,
             input=job.input,
             redaction=self.redaction,
+            session_id=options.session_id,
+            user_id=options.user_id,
+            tags=options.tags,
+            metadata=options.metadata,
         )
 
     @contextmanager
@@ -89,7 +107,13 @@ class Tracing:
         if job.span is None:
             yield
             return
-        token = otel_context.attach(trace.set_span_in_context(job.span.span))
+        instruments = self._instruments
+        if instruments is None:
+            instruments = self._instruments = Instruments(
+                self.tracer, self.metrics, self.capture_content
+            )
+        context = with_instruments(instruments, trace.set_span_in_context(job.span.span))
+        token = otel_context.attach(context)
         scope = _SCOPE.set(job.span.redaction)
         try:
             yield
@@ -97,10 +121,23 @@ class Tracing:
             _SCOPE.reset(scope)
             otel_context.detach(token)
 
-    def model_call(self, request: ChatRequest, provider: str) -> ModelCallSpan:
+    def model_call(
+        self, request: ChatRequest, provider: Provider, card: ModelCard | None = None
+    ) -> ModelCallSpan:
         """A CLIENT span for one model call (enter it with ``with``)."""
-        scope = _SCOPE.get() or self.redaction
-        return model_call_span(self.tracer, request, provider=provider, redaction=scope)
+        key = (provider.name, request.model)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = call_target(provider, request.model, card)
+        return model_call_span(
+            self.tracer,
+            request,
+            provider=provider.name,
+            target=target,
+            capture_content=self.capture_content,
+            metrics=self.metrics,
+            redaction=_SCOPE.get() or self.redaction,
+        )
 
     def verification(self, method: str) -> VerificationSpan:
         """A span for one verifier run (enter it with ``with``)."""
@@ -127,6 +164,10 @@ class Tracing:
             return
         if result.error is not None and span.redaction.masks_values:
             _clean_error(result.error, span.redaction)
+        if self.metrics is not None:
+            self.metrics.record_execution(
+                job.definition.id, result.status, result.cost_usd, result.verdict
+            )
         if span.recording:
             if job.prompt and job.variant is not None:
                 prompt, system = self._recorded_prompt(job)
@@ -143,6 +184,7 @@ class Tracing:
                 fallback=result.fallback,
                 attempts=result.attempts,
                 budget=_budget_facts(job),
+                evaluated_response_id=_judged_response_id(job),
             )
             if result.error is not None:
                 span.set_error(result.error)
@@ -160,6 +202,43 @@ def _clean_error(error: TLMError, redaction: Redaction) -> None:
     clean = redaction.text(text)
     if clean != text and len(error.args) <= 1:
         error.args = (clean,)
+
+
+def open_tracing(
+    config: EngineConfig,
+    tracer_provider: trace.TracerProvider | None,
+    meter_provider: MeterProvider | None,
+    redaction: Redaction | None = None,
+) -> tuple[Tracing, MeterProvider | None, bool]:
+    """The engine's :class:`Tracing`, its meter provider and whether the engine made (owns) it.
+
+    Without a meter provider one is made when an OTLP endpoint is configured. Message content
+    is recorded on model-call spans only when something exports them (not into the light
+    store-only provider) and ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` allows it.
+    The ``OTEL_*`` variables are read from the process environment, as the exporters read them.
+    """
+    from tlm.telemetry.light import LightTracerProvider
+    from tlm.telemetry.setup import capture_content_from_env, create_meter_provider
+
+    owned = False
+    if meter_provider is None:
+        meter_provider = create_meter_provider(config.otlp_endpoint)
+        owned = meter_provider is not None
+    exported = not isinstance(tracer_provider, trace.NoOpTracerProvider | LightTracerProvider)
+    tracing = Tracing(
+        get_tracer(tracer_provider),
+        redact=config.redact,
+        metrics=None if meter_provider is None else ExecutionMetrics(meter_provider),
+        capture_content=exported and capture_content_from_env(),
+        redaction=redaction,
+    )
+    return tracing, meter_provider, owned
+
+
+def _judged_response_id(job: Job) -> str | None:
+    primary = job.primary
+    response = getattr(primary, "response", None) if primary is not None else None
+    return getattr(response, "response_id", None)
 
 
 def _budget_facts(job: Job) -> dict[str, float]:

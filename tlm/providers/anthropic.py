@@ -88,7 +88,11 @@ def _int(value: Any) -> int:
 
 
 def parse_usage(raw: Any) -> Usage:
-    """Anthropic usage as :class:`Usage`; input includes cache reads and cache writes."""
+    """Anthropic usage as :class:`Usage`; input includes cache reads and cache writes.
+
+    Cache writes are also counted apart (``cache_creation_input_tokens``), as the GenAI
+    conventions' ``gen_ai.usage.cache_creation.input_tokens``.
+    """
     if not isinstance(raw, Mapping):
         return Usage()
     cache_read = _int(raw.get("cache_read_input_tokens"))
@@ -97,6 +101,7 @@ def parse_usage(raw: Any) -> Usage:
         input_tokens=_int(raw.get("input_tokens")) + cache_read + cache_write,
         output_tokens=_int(raw.get("output_tokens")),
         cached_input_tokens=cache_read,
+        cache_creation_input_tokens=cache_write,
     )
 
 

@@ -72,6 +72,8 @@ class Usage:
     """Input tokens served from the provider's prompt cache (a subset of ``input_tokens``)."""
     reasoning_tokens: int = 0
     """Output tokens spent on hidden reasoning (a subset of ``output_tokens``)."""
+    cache_creation_input_tokens: int = 0
+    """Input tokens written to the provider's prompt cache (a subset of ``input_tokens``)."""
 
     @property
     def total_tokens(self) -> int:
@@ -84,6 +86,7 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.cached_input_tokens + other.cached_input_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
         )
 
 

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from tlm.errors import MalformedResponse
 from tlm.similarity.canonical import canonical_text
+from tlm.telemetry.calls import traced_embed
 
 if TYPE_CHECKING:
     from tlm.providers.base import EmbeddingProvider
@@ -61,7 +62,7 @@ class SemanticSimilarity:
         texts = [t for t in wanted if t not in cache]
         if not texts:
             return 0.0
-        response = await self.provider.embed(self.model, texts)
+        response = await traced_embed(self.provider, self.model, texts)
         self.spent_usd += response.cost_usd
         if len(response.vectors) != len(texts):
             raise MalformedResponse(

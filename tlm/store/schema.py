@@ -87,6 +87,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE executions ADD COLUMN batch_id TEXT",
         "ALTER TABLE executions ADD COLUMN batch_custom_id TEXT",
     ),
+    # 4: who and what an execution was for (ExecuteOptions.session_id, user_id, tags, metadata)
+    (
+        "ALTER TABLE executions ADD COLUMN session_id TEXT",
+        "ALTER TABLE executions ADD COLUMN user_id TEXT",
+        "ALTER TABLE executions ADD COLUMN tags TEXT",
+        "ALTER TABLE executions ADD COLUMN metadata TEXT",
+    ),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -118,6 +125,10 @@ COLUMNS: Final = (
     "queue_wait_ms",
     "batch_id",
     "batch_custom_id",
+    "session_id",
+    "user_id",
+    "tags",
+    "metadata",
 )
 UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -206,6 +217,10 @@ def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         "queue_wait_ms": record.queue_wait_ms,
         "batch_id": record.batch_id,
         "batch_custom_id": record.batch_custom_id,
+        "session_id": record.session_id,
+        "user_id": record.user_id,
+        "tags": _json(record.tags) if record.tags else None,
+        "metadata": _json(dict(record.metadata)) if record.metadata else None,
     }
     return tuple(values[column] for column in COLUMNS)
 
@@ -264,6 +279,10 @@ def from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRec
         queue_wait_ms=r["queue_wait_ms"],
         batch_id=r["batch_id"],
         batch_custom_id=r["batch_custom_id"],
+        session_id=r["session_id"],
+        user_id=r["user_id"],
+        tags=tuple(_load(r["tags"])) if r["tags"] else (),
+        metadata=_load(r["metadata"]) if r["metadata"] else {},
     )
 
 

@@ -6,12 +6,15 @@ OTLP export), imported on demand.
 """
 
 from tlm.telemetry.spans import (
+    EmbeddingSpan,
     ExecutionSpan,
     ModelCallSpan,
     VerificationSpan,
+    embedding_span,
     execution_span,
     get_tracer,
     model_call_span,
+    traced_embed,
     verification_span,
 )
 
@@ -19,8 +22,11 @@ __all__ = (
     "get_tracer",
     "execution_span",
     "model_call_span",
+    "embedding_span",
     "verification_span",
+    "traced_embed",
     "ExecutionSpan",
     "ModelCallSpan",
+    "EmbeddingSpan",
     "VerificationSpan",
 )

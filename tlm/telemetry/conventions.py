@@ -1,10 +1,11 @@
 """Span names and attribute keys TLM emits, as constants.
 
-Model calls follow the OpenTelemetry GenAI semantic conventions, pinned to
-:data:`SEMCONV_VERSION` (the ``gen_ai.*`` registry as shipped in the Python package
-``opentelemetry-semantic-conventions`` 0.66b2, schema 1.44.0; the GenAI conventions are still
-marked *Development*). What the conventions lack is under ``tlm.*``. ``docs/telemetry.md``
-documents every key.
+Spans follow the OpenTelemetry GenAI semantic conventions, which now live in their own
+repository (``open-telemetry/semantic-conventions-genai``; every ``gen_ai.*`` name in the Python
+package ``opentelemetry-semantic-conventions`` 0.66b2 is marked "moved" there). The tracer's schema
+URL stays :data:`SCHEMA_URL` (semconv 1.44.0, the last core release that carried them). What the
+conventions lack is under ``tlm.*``; the names OpenInference (Phoenix) and Langfuse read are added
+at export by :mod:`tlm.telemetry.dialects`. ``docs/telemetry.md`` maps every key.
 """
 
 from __future__ import annotations
@@ -39,7 +40,24 @@ __all__ = (
     "GEN_AI_INPUT_MESSAGES",
     "GEN_AI_OUTPUT_MESSAGES",
     "GEN_AI_SYSTEM_INSTRUCTIONS",
+    "GEN_AI_OUTPUT_TYPE",
+    "GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS",
+    "GEN_AI_WORKFLOW_NAME",
+    "GEN_AI_CONVERSATION_ID",
+    "GEN_AI_EVALUATION_RESULT",
+    "GEN_AI_TOKEN_TYPE",
+    "GEN_AI_CLIENT_TOKEN_USAGE",
+    "GEN_AI_CLIENT_OPERATION_DURATION",
+    "TOKEN_USAGE_BUCKETS",
+    "DURATION_BUCKETS",
+    "SERVER_ADDRESS",
+    "SERVER_PORT",
+    "SESSION_ID",
+    "USER_ID",
+    "TAG_TAGS",
+    "METADATA",
     "ERROR_TYPE",
+    "EMBEDDINGS_SPAN_OPERATION",
     # tlm.*
     "TLM_TASK_ID",
     "TLM_TASK_VERSION",
@@ -71,6 +89,13 @@ __all__ = (
     "TLM_BATCH_ID",
     "TLM_BATCH_CUSTOM_ID",
     "TLM_BATCH_RUN_ID",
+    "TLM_REQUEST_MODEL",
+    "TLM_COST_INPUT_USD",
+    "TLM_COST_OUTPUT_USD",
+    "TLM_EMBEDDING_COUNT",
+    "TLM_EXECUTIONS",
+    "TLM_VERIFICATIONS",
+    "TLM_COST",
     "CONTENT_ATTRIBUTES",
 )
 
@@ -105,6 +130,34 @@ GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+"""``json`` when the request carries an output schema, else ``text``."""
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+"""Input tokens written to the provider's prompt cache (included in ``input_tokens``)."""
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+"""The event name of a verdict, recorded on the span whose output it judges."""
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+TOKEN_USAGE_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+"""The conventions' advisory bucket boundaries of ``gen_ai.client.token.usage``."""
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+"""The conventions' advisory bucket boundaries of ``gen_ai.client.operation.duration`` (s)."""
+EMBEDDINGS_SPAN_OPERATION: Final = "embeddings"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+SESSION_ID: Final = "session.id"
+USER_ID: Final = "user.id"
+TAG_TAGS: Final = "tag.tags"
+"""The execution's tags (OpenInference's name; Langfuse reads it as trace tags)."""
+METADATA: Final = "metadata"
+"""The execution's metadata as a JSON object of strings (OpenInference's name)."""
 ERROR_TYPE: Final = "error.type"
 
 # --- TLM's own attributes ---------------------------------------------------------------------
@@ -144,6 +197,16 @@ TLM_VERIFICATION_PASSED: Final = "tlm.verification.passed"
 TLM_VERIFICATION_CONFIDENCE: Final = "tlm.verification.confidence"
 TLM_VERIFICATION_DETAILS: Final = "tlm.verification.details"
 """Method-specific verification facts as compact JSON (content: may quote outputs)."""
+TLM_REQUEST_MODEL: Final = "tlm.request.model"
+"""The catalog model id (``gen_ai.request.model`` carries the provider's own model name)."""
+TLM_COST_INPUT_USD: Final = "tlm.cost.input_usd"
+TLM_COST_OUTPUT_USD: Final = "tlm.cost.output_usd"
+TLM_EMBEDDING_COUNT: Final = "tlm.embedding.count"
+"""How many texts one embeddings call embedded."""
+# metrics of TLM's own
+TLM_EXECUTIONS: Final = "tlm.executions"
+TLM_VERIFICATIONS: Final = "tlm.verifications"
+TLM_COST: Final = "tlm.cost"
 
 TLM_BATCH_ID: Final = "tlm.batch.id"
 """The provider batch (OpenAI batch id, Anthropic message batch id) that answered the call."""

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, cast
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import Event
 from opentelemetry.trace import (
     Link,
     SpanContext,
@@ -55,6 +56,7 @@ class LightSpan(trace.Span):
 
     __slots__ = (
         "_attributes",
+        "_events",
         "_processor",
         "context",
         "end_time",
@@ -79,6 +81,7 @@ class LightSpan(trace.Span):
         self.parent = parent
         self.kind = kind
         self._attributes = _Attributes(attributes)
+        self._events: list[Event] | None = None
         self._processor = processor
         self.status = _UNSET
         self.start_time = time.time_ns()
@@ -88,6 +91,11 @@ class LightSpan(trace.Span):
     def attributes(self) -> Mapping[str, AttributeValue]:
         """The span's attributes."""
         return self._attributes._dict
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The span's events (e.g. ``gen_ai.evaluation.result``), in the order added."""
+        return tuple(self._events) if self._events else ()
 
     def get_span_context(self) -> SpanContext:
         return self.context
@@ -111,7 +119,14 @@ class LightSpan(trace.Span):
     def add_event(
         self, name: str, attributes: Attributes = None, timestamp: int | None = None
     ) -> None:
-        """Events are not part of the execution record; they are dropped."""
+        """Keep an event (a record may read it), like the SDK's spans do."""
+        if self.end_time is not None:
+            return
+        event = Event(name, attributes, timestamp if timestamp is not None else time.time_ns())
+        if self._events is None:
+            self._events = [event]
+        else:
+            self._events.append(event)
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         """Links are not part of the execution record; they are dropped."""

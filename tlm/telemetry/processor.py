@@ -196,9 +196,11 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
     verification: VerificationResults | None = None
     for child in children:
         cattrs = _attributes(child)
-        model = cattrs.get(c.GEN_AI_REQUEST_MODEL)
+        # the catalog id (gen_ai.request.model is the provider's name for the model)
+        model = cattrs.get(c.TLM_REQUEST_MODEL) or cattrs.get(c.GEN_AI_REQUEST_MODEL)
         if model is not None:
-            if model not in models:
+            embeds = cattrs.get(c.GEN_AI_OPERATION_NAME) == c.EMBEDDINGS_SPAN_OPERATION
+            if model not in models and not embeds:
                 models.append(str(model))
             in_tokens += cattrs.get(c.GEN_AI_USAGE_INPUT_TOKENS, 0)
             out_tokens += cattrs.get(c.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
@@ -251,4 +253,13 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         queue_wait_ms=float(queue_wait_ms),
         batch_id=attrs.get(c.TLM_BATCH_ID),
         batch_custom_id=attrs.get(c.TLM_BATCH_CUSTOM_ID),
+        session_id=attrs.get(c.SESSION_ID),
+        user_id=attrs.get(c.USER_ID),
+        tags=tuple(attrs.get(c.TAG_TAGS, ())),
+        metadata=_metadata(attrs.get(c.METADATA)),
     )
+
+
+def _metadata(text: Any) -> dict[str, str]:
+    loaded = _load(text) if text is not None else {}
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}

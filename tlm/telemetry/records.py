@@ -4,8 +4,9 @@
 ``{method_used, passed, confidence, details}``, ``performance {execution_time, tokens_used,
 cost}``, ``timestamp`` (ISO 8601, UTC) and ``feedback`` are the design document's fields; TLM adds
 ``execution_id``, ``prompt_variant``, ``attempts``, ``error``, ``status``, ``cache_hit``,
-``fallback``, ``trace_id`` and ``queue_wait_ms``, and the rendered ``prompt``/``system_prompt``
-(for fine-tuning export).
+``fallback``, ``trace_id``, ``queue_wait_ms``, ``batch_id`` and ``batch_custom_id``, the rendered
+``prompt``/``system_prompt`` (for fine-tuning export), and the caller's ``session_id``,
+``user_id``, ``tags`` and ``metadata``.
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ class ExecutionRecord:
     """The provider batch that answered the primary call (``tlm batch --provider-batch``)."""
     batch_custom_id: str | None = None
     """The request's ``custom_id`` in that provider batch."""
+    session_id: str | None = None
+    """The caller's session (``ExecuteOptions.session_id``)."""
+    user_id: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

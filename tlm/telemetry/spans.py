@@ -21,92 +21,54 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from tlm.telemetry import conventions as c
-from tlm.telemetry.redact import Redaction, sanitize_message
+from tlm.telemetry.calls import (
+    EmbeddingSpan,
+    ModelCallSpan,
+    embedding_span,
+    model_call_span,
+    traced_embed,
+)
+from tlm.telemetry.metrics import verdict_label
+from tlm.telemetry.redact import Redaction, sanitize_message, to_json
+from tlm.telemetry.scope import (
+    Instruments,
+    SpanScope,
+    current_instruments,
+    error_type,
+    get_tracer,
+    with_instruments,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
 
-    from tlm.providers.base import ChatRequest, ChatResponse
-    from tlm.providers.retry import Attempt
     from tlm.verify.base import Verdict
 
 __all__ = (
     "get_tracer",
     "execution_span",
     "model_call_span",
+    "embedding_span",
     "verification_span",
+    "traced_embed",
     "ExecutionSpan",
     "ModelCallSpan",
+    "EmbeddingSpan",
     "VerificationSpan",
+    "Instruments",
+    "current_instruments",
+    "with_instruments",
     "error_type",
 )
 
 
-def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
-    """TLM's tracer from ``provider`` (default: the global one, a no-op until an SDK is set)."""
-    return trace.get_tracer(
-        c.INSTRUMENTATION_NAME, tracer_provider=provider, schema_url=c.SCHEMA_URL
-    )
-
-
-def error_type(exc: BaseException) -> str:
-    """The low-cardinality ``error.type`` of ``exc``: its class name."""
-    return type(exc).__qualname__
-
-
-class _SpanScope:
-    """Starts ``span`` as current on enter, ends it on exit; failures mark it as an error."""
-
-    __slots__ = ("_token", "span")
-
-    def __init__(self, span: trace.Span) -> None:
-        self.span = span
-        self._token: object = None
-
-    @property
-    def recording(self) -> bool:
-        """Whether the span records anything (``False`` without an SDK)."""
-        return self.span.is_recording()
-
-    def _message(self, exc: BaseException) -> str:
-        return sanitize_message(str(exc))
-
-    def set_error(self, exc: BaseException) -> None:
-        """Record ``exc`` on the span: ``error.type``, a sanitised message, status ERROR."""
-        span = self.span
-        if not span.is_recording():
-            return
-        message = self._message(exc)
-        span.set_attributes({c.ERROR_TYPE: error_type(exc), c.TLM_ERROR_MESSAGE: message})
-        span.set_status(Status(StatusCode.ERROR, message))
-
-    def __enter__(self) -> Self:
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc is not None:
-                self.set_error(exc)
-        finally:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-            self.span.end()
-
-
-class ExecutionSpan(_SpanScope):
+class ExecutionSpan(SpanScope):
     """The root span of one execution (``tlm.execute {task_id}``, INTERNAL).
 
     Everything it records passes through its :class:`~tlm.telemetry.redact.Redaction` (the
@@ -149,8 +111,9 @@ class ExecutionSpan(_SpanScope):
         fallback: str | bool | None = None,
         attempts: int = 1,
         budget: Mapping[str, float] | None = None,
+        evaluated_response_id: str | None = None,
     ) -> None:
-        """Record the outcome of a successful execution.
+        """Record the outcome of an execution (a failed one too, before :meth:`set_error`).
 
         Args:
             output: The final output (JSON-able); stored as ``tlm.output`` after redaction.
@@ -164,6 +127,10 @@ class ExecutionSpan(_SpanScope):
             fallback: The fallback strategy applied (``True`` when unnamed), if any.
             attempts: Model-call attempts made, retries included.
             budget: Budget facts, e.g. ``{"limit_usd": 0.1, "remaining_usd": 0.07}``.
+            evaluated_response_id: The ``gen_ai.response.id`` of the reply the verdict judged.
+
+        A verdict of a method other than ``none`` becomes a ``gen_ai.evaluation.result`` event
+        on this span (whose output it judges); ``none`` (nothing verified) reports no score.
         """
         span = self.span
         if not span.is_recording():
@@ -190,6 +157,11 @@ class ExecutionSpan(_SpanScope):
             for key, value in budget.items():
                 attrs[c.TLM_BUDGET_PREFIX + key] = value
         span.set_attributes(attrs)
+        if verdict is not None and verdict.method != "none":
+            span.add_event(
+                c.GEN_AI_EVALUATION_RESULT,
+                _evaluation_event(verdict, evaluated_response_id, self.redaction),
+            )
 
     def set_error(self, exc: BaseException) -> None:
         """Record a failed execution; the record is still written, with ``status="error"``."""
@@ -198,65 +170,7 @@ class ExecutionSpan(_SpanScope):
             super().set_error(exc)
 
 
-class ModelCallSpan(_SpanScope):
-    """A CLIENT span per model call, named ``{gen_ai.operation.name} {gen_ai.request.model}``.
-
-    A provider's error text may quote the prompt: its message is cleaned by ``redaction``.
-    """
-
-    __slots__ = ("redaction",)
-
-    def __init__(self, span: trace.Span, redaction: Redaction | None = None) -> None:
-        super().__init__(span)
-        self.redaction = redaction
-
-    def _message(self, exc: BaseException) -> str:
-        text = str(exc)
-        return sanitize_message(self.redaction.text(text) if self.redaction else text)
-
-    def set_response(self, response: ChatResponse) -> None:
-        """Record the response: id, model, finish reason, token usage, cost and attempts."""
-        span = self.span
-        if not span.is_recording():
-            return
-        usage = response.usage
-        attrs: dict[str, AttributeValue] = {
-            c.GEN_AI_RESPONSE_MODEL: response.model,
-            c.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-            c.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-            c.TLM_COST_USD: response.cost_usd,
-            c.TLM_ATTEMPTS: response.attempts,
-        }
-        if usage.cached_input_tokens:
-            attrs[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
-        if usage.reasoning_tokens:
-            attrs[c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-        if response.response_id is not None:
-            attrs[c.GEN_AI_RESPONSE_ID] = response.response_id
-        if response.finish_reason is not None:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
-        span.set_attributes(attrs)
-
-    def set_attempts(self, attempts: Sequence[Attempt]) -> None:
-        """Record every request sent for this call: count, outcomes and what each cost."""
-        if not attempts or not self.span.is_recording():
-            return
-        self.span.set_attributes(
-            {
-                c.TLM_ATTEMPTS: len(attempts),
-                c.TLM_ATTEMPT_OUTCOMES: tuple(
-                    a.outcome if a.status is None else f"{a.outcome} {a.status}" for a in attempts
-                ),
-                c.TLM_ATTEMPT_COSTS_USD: tuple(float(a.cost_usd) for a in attempts),
-            }
-        )
-    def set_queue_wait(self, seconds: float) -> None:
-        """Record the time this call waited for a slot or a rate-limit bucket."""
-        if self.span.is_recording():
-            self.span.set_attribute(c.TLM_QUEUE_WAIT_MS, round(seconds * 1000, 3))
-
-
-class VerificationSpan(_SpanScope):
+class VerificationSpan(SpanScope):
     """A verifier's span (``tlm.verify {method}``, INTERNAL)."""
 
     __slots__ = ("redaction",)
@@ -269,7 +183,7 @@ class VerificationSpan(_SpanScope):
         return sanitize_message(self.redaction.text(str(exc)))
 
     def set_verdict(self, verdict: Verdict) -> None:
-        """Record the verdict as ``gen_ai.evaluation.*`` and ``tlm.verification.*``."""
+        """Record the verdict as ``tlm.verification.*`` (the evaluation event goes on the root)."""
         if not self.span.is_recording():
             return
         attrs: dict[str, AttributeValue] = {}
@@ -280,21 +194,41 @@ class VerificationSpan(_SpanScope):
 def _verdict_attributes(
     verdict: Verdict, attrs: dict[str, AttributeValue], redaction: Redaction
 ) -> None:
-    passed = verdict.passed
-    label = "pending" if passed is None else ("pass" if passed else "fail")
-    attrs[c.GEN_AI_EVALUATION_NAME] = verdict.method
-    attrs[c.GEN_AI_EVALUATION_SCORE_VALUE] = float(verdict.confidence)
-    attrs[c.GEN_AI_EVALUATION_SCORE_LABEL] = label
     attrs[c.TLM_VERIFICATION_METHOD] = verdict.method
     attrs[c.TLM_VERIFICATION_CONFIDENCE] = float(verdict.confidence)
-    if passed is not None:
-        attrs[c.TLM_VERIFICATION_PASSED] = passed
-    details = verdict.details
-    if details:
-        explanation = details.get("explanation") or details.get("reason")
-        if isinstance(explanation, str):
-            attrs[c.GEN_AI_EVALUATION_EXPLANATION] = redaction.text(explanation)
-        attrs[c.TLM_VERIFICATION_DETAILS] = redaction.json(details)
+    if verdict.passed is not None:
+        attrs[c.TLM_VERIFICATION_PASSED] = verdict.passed
+    if verdict.details:
+        attrs[c.TLM_VERIFICATION_DETAILS] = redaction.json(verdict.details)
+
+
+def _explanation(details: Mapping[str, Any]) -> str | None:
+    """Why the verdict is what it is: an explanation, a reason, or the issues found."""
+    for key in ("explanation", "reason", "error"):
+        value = details.get(key)
+        if isinstance(value, str) and value:
+            return value
+    issues = details.get("issues")
+    if isinstance(issues, list | tuple) and issues:
+        return "; ".join(str(issue) for issue in issues)
+    return None
+
+
+def _evaluation_event(
+    verdict: Verdict, response_id: str | None, redaction: Redaction
+) -> dict[str, AttributeValue]:
+    """The attributes of a ``gen_ai.evaluation.result`` event."""
+    attrs: dict[str, AttributeValue] = {
+        c.GEN_AI_EVALUATION_NAME: verdict.method,
+        c.GEN_AI_EVALUATION_SCORE_VALUE: float(verdict.confidence),
+        c.GEN_AI_EVALUATION_SCORE_LABEL: verdict_label(verdict.passed),
+    }
+    explanation = _explanation(verdict.details)
+    if explanation is not None:
+        attrs[c.GEN_AI_EVALUATION_EXPLANATION] = redaction.text(explanation)
+    if response_id:
+        attrs[c.GEN_AI_RESPONSE_ID] = response_id
+    return attrs
 
 
 def execution_span(
@@ -307,18 +241,28 @@ def execution_span(
     options: Mapping[str, Any] | None = None,
     redact: Collection[str] = (),
     redaction: Redaction | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    tags: Sequence[str] = (),
+    metadata: Mapping[str, str] | None = None,
 ) -> ExecutionSpan:
     """Start the root span of one execution: ``with execution_span(...) as ex: ...``.
 
-    ``input`` (and ``options``) are stored as compact JSON with every field named in ``redact``
-    (or ``redaction.fields``) replaced by ``"[REDACTED]"``, and the values those fields hold in
+    The root is a GenAI ``invoke_workflow`` operation named after the task. ``input`` (and
+    ``options``) are stored as compact JSON with every field named in ``redact`` (or
+    ``redaction.fields``) replaced by ``"[REDACTED]"``, and the values those fields hold in
     ``input`` masked wherever else they appear; the same applies to the prompt, output,
     verification details and error message given later. Strings shaped like API keys, and the
-    ``redaction``'s secrets, are masked too.
+    ``redaction``'s secrets, are masked too. ``session_id``, ``user_id``, ``tags`` and
+    ``metadata`` group executions in a backend.
     """
     base = redaction if redaction is not None else Redaction(fields=frozenset(redact))
     scope = base.for_input(input)
-    span = tracer.start_span(f"{c.EXECUTE_SPAN} {task_id}", kind=SpanKind.INTERNAL)
+    span = tracer.start_span(
+        f"{c.EXECUTE_SPAN} {task_id}",
+        kind=SpanKind.INTERNAL,
+        attributes={c.GEN_AI_OPERATION_NAME: "invoke_workflow", c.GEN_AI_WORKFLOW_NAME: task_id},
+    )
     if span.is_recording():
         attrs: dict[str, AttributeValue] = {
             c.TLM_TASK_ID: task_id,
@@ -328,35 +272,17 @@ def execution_span(
         }
         if options:
             attrs[c.TLM_OPTIONS] = scope.json(options)
+        if session_id:
+            attrs[c.SESSION_ID] = session_id
+            attrs[c.GEN_AI_CONVERSATION_ID] = session_id
+        if user_id:
+            attrs[c.USER_ID] = user_id
+        if tags:
+            attrs[c.TAG_TAGS] = tuple(tags)
+        if metadata:
+            attrs[c.METADATA] = to_json(dict(metadata))
         span.set_attributes(attrs)
     return ExecutionSpan(span, scope)
-
-
-def model_call_span(
-    tracer: trace.Tracer,
-    request: ChatRequest,
-    *,
-    provider: str,
-    operation: str = "chat",
-    redaction: Redaction | None = None,
-) -> ModelCallSpan:
-    """Start a CLIENT span for one model call: ``with model_call_span(...) as call: ...``.
-
-    ``redaction`` cleans the error message if the call fails.
-    """
-    attrs: dict[str, AttributeValue] = {
-        c.GEN_AI_OPERATION_NAME: operation,
-        c.GEN_AI_PROVIDER_NAME: provider,
-        c.GEN_AI_REQUEST_MODEL: request.model,
-    }
-    if request.temperature is not None:
-        attrs[c.GEN_AI_REQUEST_TEMPERATURE] = request.temperature
-    if request.max_tokens is not None:
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = request.max_tokens
-    if request.seed is not None:
-        attrs[c.GEN_AI_REQUEST_SEED] = request.seed
-    span = tracer.start_span(f"{operation} {request.model}", kind=SpanKind.CLIENT, attributes=attrs)
-    return ModelCallSpan(span, redaction)
 
 
 def verification_span(

@@ -154,7 +154,12 @@ class Workflow(Generic[InT, OutT]):
         tracer = get_tracer(engine.tracer_provider)
         span = tracer.start_span(
             f"{WORKFLOW_SPAN} {self.name}",
-            attributes={"tlm.workflow.name": self.name, "tlm.workflow.run_id": run_id},
+            attributes={
+                "tlm.workflow.name": self.name,
+                "tlm.workflow.run_id": run_id,
+                "gen_ai.operation.name": "invoke_workflow",
+                "gen_ai.workflow.name": self.name,
+            },
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         status: RunStatus = "failed"
