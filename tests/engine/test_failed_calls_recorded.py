@@ -71,7 +71,11 @@ def _engine(
 
 
 def _call_spans(exporter: InMemorySpanExporter) -> list[Any]:
-    return [s for s in exporter.get_finished_spans() if s.name == "chat wire"]
+    return [
+        s
+        for s in exporter.get_finished_spans()
+        if (s.attributes or {}).get("tlm.request.model") == "wire" and s.name.startswith("chat ")
+    ]
 
 
 FAULTS: list[tuple[list[ReplyLike], type[ProviderError], tuple[str, ...]]] = [

@@ -111,6 +111,22 @@ async def test_inconsistent_cards_of_one_provider_are_rejected() -> None:
             await pool.provider_for("a")
 
 
+async def test_only_the_configured_models_must_agree_on_their_providers_endpoint() -> None:
+    """A project pointing one packaged model elsewhere need not move its unused siblings; a
+    sibling used later that would share the provider built for another endpoint is refused."""
+    catalog = Catalog.from_data(
+        {
+            "version": 1,
+            "models": [card("a"), card("b", base_url="http://elsewhere:1/v1")],
+        }
+    )
+    async with ProviderPool(catalog, env={"FAKE_API_KEY": "k"}, models=("a",)) as pool:
+        provider = await pool.provider_for("a")
+        assert await pool.provider_for("a") is provider
+        with pytest.raises(ConfigurationError, match="distinct providers"):
+            await pool.provider_for("b")
+
+
 async def test_local_models_use_the_local_provider(tmp_path: Any) -> None:
     catalog = Catalog.load()
     async with ProviderPool(catalog, env={}, data_dir=tmp_path) as pool:

@@ -209,6 +209,7 @@ class Engine:
             max_response_bytes=config.max_response_bytes,
             provider_limits=config.provider_limits,
             model_limits=config.model_limits,
+            models=config.models,
         )
         review_queue = ReviewQueue(
             data_dir / "reviews.db",

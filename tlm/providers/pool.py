@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,10 @@ class ProviderPool:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         provider_limits: Mapping[str, LimitSettings] | None = None,
         model_limits: Mapping[str, LimitSettings] | None = None,
+        models: Collection[str] | None = None,
     ) -> None:
         self.catalog = catalog
+        self._models = None if models is None else frozenset(models)
         self.data_dir = Path(data_dir)
         self._env = env
         self._retry = retry or RetryPolicy()
@@ -68,6 +70,9 @@ class ProviderPool:
         self._timeout_s = timeout_s
         self._max_response_bytes = max_response_bytes
         self._providers: dict[str, Provider] = {}
+        self._built_from: dict[str, ModelCard] = {}
+        self._ready: set[str] = set()
+        """Model ids whose provider exists and serves their endpoint (the lock-free path)."""
         self._lock = anyio.Lock()
         self._closed = False
 
@@ -94,7 +99,7 @@ class ProviderPool:
         """
         card = self.catalog.get(model_id)
         provider = self._providers.get(card.provider)
-        if provider is not None and not self._closed:
+        if provider is not None and not self._closed and model_id in self._ready:
             return provider  # the common case: no lock, no checkpoint
         async with self._lock:
             if self._closed:
@@ -103,6 +108,10 @@ class ProviderPool:
             if provider is None:
                 provider = self._build(card)
                 self._providers[card.provider] = provider
+                self._built_from[card.provider] = card
+            elif card.provider != LOCAL_PROVIDER:
+                _check_same_endpoint(card, self._built_from[card.provider])
+            self._ready.add(model_id)
             return provider
 
     def limits_for(self, provider: str) -> tuple[ProviderLimits, dict[str, ProviderLimits]]:
@@ -155,18 +164,11 @@ class ProviderPool:
         return key
 
     def _check_consistent(self, card: ModelCard) -> None:
+        """The models this pool may serve (all, or the configured ones) agree on the endpoint
+        of ``card``'s provider: one provider object serves them all."""
         for other in self.catalog.for_provider(card.provider):
-            same = (other.api, other.base_url, other.base_url_env, other.api_key_env) == (
-                card.api,
-                card.base_url,
-                card.base_url_env,
-                card.api_key_env,
-            )
-            if not same:
-                raise ConfigurationError(
-                    f"models {card.id!r} and {other.id!r} share provider {card.provider!r} but "
-                    "differ in api, base URL or API key variable; give them distinct providers"
-                )
+            if self._models is None or other.id in self._models:
+                _check_same_endpoint(card, other)
 
     async def aclose(self) -> None:
         """Close every provider (each is closed even if another fails or we are cancelled)."""
@@ -182,3 +184,17 @@ class ProviderPool:
                     errors.append(exc)
         if errors:
             raise ExceptionGroup("closing providers failed", errors)
+
+
+def _check_same_endpoint(card: ModelCard, other: ModelCard) -> None:
+    same = (other.api, other.base_url, other.base_url_env, other.api_key_env) == (
+        card.api,
+        card.base_url,
+        card.base_url_env,
+        card.api_key_env,
+    )
+    if not same:
+        raise ConfigurationError(
+            f"models {card.id!r} and {other.id!r} share provider {card.provider!r} but "
+            "differ in api, base URL or API key variable; give them distinct providers"
+        )
