@@ -32,6 +32,8 @@ COMMAND_MODULES: dict[str, str] = {
     "analyze": "tlm.cli.learn",
     "update-rankings": "tlm.cli.learn",
     "suggest-prompts": "tlm.cli.learn",
+    "eval": "tlm.cli.rollout",
+    "rollout": "tlm.cli.rollout",
 }
 
 

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from tlm.learn.coldstart import TaskHistory, VerificationPolicy
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
+    from tlm.rollout.router import RolloutRouter
     from tlm.similarity import MetricRegistry
     from tlm.store.sqlite import ExecutionStore
     from tlm.verify.review_queue import ReviewQueue
@@ -148,6 +149,7 @@ class Engine:
         self._closed = False
         self._opening = anyio.Lock()
         self._session: aiohttp.ClientSession | None = None
+        self._rollouts: RolloutRouter | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -228,6 +230,14 @@ class Engine:
             estimates=self._estimates,
             clock=self._clock,
             recorder=self._recorder,
+        )
+        from tlm.rollout.router import RolloutRouter
+
+        registry = self._registry
+        self._rollouts = RolloutRouter(
+            data_dir,
+            executions=self._store,
+            has_version=lambda task_id, version: version in registry.versions(task_id),
         )
 
     def _open_telemetry(self, data_dir: Path) -> None:
@@ -328,6 +338,20 @@ class Engine:
         return self._tracer_provider
 
     @property
+    def rollouts(self) -> RolloutRouter | None:
+        """Canary rollouts: which version unpinned executions get (set once the engine is open)."""
+        return self._rollouts
+
+    @property
+    def metrics(self) -> MetricRegistry:
+        """The similarity metrics verification and replay evaluations score with."""
+        if self._metrics is None:
+            from tlm.similarity import default_metrics
+
+            return default_metrics()
+        return self._metrics
+
+    @property
     def review_queue(self) -> ReviewQueue | None:
         """The human review queue."""
         return self._runtime.review_queue if self._runtime else None
@@ -401,9 +425,17 @@ class Engine:
         if self._runtime is None:
             await self.open()
         runtime = self._require_open()
+        rollouts = None
+        if version is None and isinstance(task, str) and self._rollouts is not None:
+            rollouts = self._rollouts
+            version = await rollouts.version_for(task, input)
         compiled = self.compiled(task, version)
         job = new_job(runtime, compiled, input, coerce_options(options), parent_ledger=budget)
-        return await run_inline(job)
+        try:
+            return await run_inline(job)
+        finally:
+            if rollouts is not None:  # unpinned traffic is the canary's evidence
+                await rollouts.after_execution(compiled.definition.id)
 
     def map(
         self,
@@ -450,6 +482,8 @@ class Engine:
         taken: dict[int, Job] = {}
         """Jobs whose input was taken and whose record is not written yet, by ``id()``."""
 
+        rollouts = self._rollouts if version is None and isinstance(task, str) else None
+
         async def jobs() -> AsyncIterator[Job]:
             index = 0
             source = _aiter(inputs)
@@ -459,7 +493,12 @@ class Engine:
                     item = await anext(source)
                 except StopAsyncIteration:
                     return
-                job = new_job(runtime, compiled, item, options, index=index, parent_ledger=budget)
+                chosen = compiled
+                if rollouts is not None:
+                    routed = await rollouts.version_for(compiled.definition.id, item)
+                    if routed is not None:
+                        chosen = self.compiled(task, routed)
+                job = new_job(runtime, chosen, item, options, index=index, parent_ledger=budget)
                 taken[id(job)] = job
                 yield job
                 index += 1
@@ -498,6 +537,8 @@ class Engine:
                 waiting: dict[int, Job] = {}
                 next_index = 0
                 async for job in pipeline.results:
+                    if rollouts is not None:
+                        await rollouts.after_execution(compiled.definition.id)
                     if not ordered:
                         admitted.release()
                         assert job.result is not None
