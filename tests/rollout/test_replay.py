@@ -116,6 +116,16 @@ async def test_a_cheaper_version_as_good_is_recommended(tmp_path: Path) -> None:
     kinds = sorted(str(item.reference_kind) for item in store.items(run_id))
     assert kinds == sorted(["approved"] * 8 + ["edited"] * 2 + ["None"] * 2)
     assert store.run(run_id).status == "done"
+    # Replayed executions are ordinary records, tagged with their run.
+    from tlm.store.sqlite import ExecutionStore
+
+    with ExecutionStore(tmp_path / "tlm.db") as log:
+        for item in store.items(run_id):
+            assert item.outcome is not None
+            record = log.get(item.outcome["new"]["execution_id"])
+            assert record is not None
+            assert record.metadata == {"tlm.eval_run": run_id}
+            assert record.tags == ("tlm-eval",)
 
 
 async def test_a_budget_stops_the_run_and_resuming_runs_only_what_is_missing(

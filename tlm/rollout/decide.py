@@ -26,6 +26,9 @@ import numpy as np
 
 from tlm.telemetry.records import ExecutionRecord
 
+EVAL_RUN_KEY = "tlm.eval_run"
+"""Metadata marking a replay evaluation's executions (they are not a canary's evidence)."""
+
 __all__ = ("CanaryPolicy", "ArmStats", "Verdict", "success_of", "arm_stats", "decide")
 
 Action = Literal["hold", "promote", "rollback"]
@@ -139,6 +142,8 @@ def arm_stats(records: Iterable[ExecutionRecord]) -> ArmStats:
     executions = judged = successes = 0
     cost = latency = 0.0
     for record in records:
+        if EVAL_RUN_KEY in record.metadata:
+            continue  # a replay evaluation's execution, not live traffic
         executions += 1
         cost += record.performance.cost
         latency += record.performance.execution_time

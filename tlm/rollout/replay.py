@@ -20,6 +20,7 @@ import anyio
 from tlm.definition.model import Budget, ConsensusParams, TaskDefinition
 from tlm.engine.budget import BudgetLedger
 from tlm.errors import BudgetExceeded, TLMError
+from tlm.rollout import decide as decide_module
 from tlm.rollout.references import gather_items
 from tlm.rollout.state import EvalItem, EvalRun, RolloutStore
 from tlm.similarity.base import prepare_metric
@@ -27,10 +28,10 @@ from tlm.similarity.base import prepare_metric
 if TYPE_CHECKING:
     from tlm.engine.engine import Engine
 
-__all__ = ("similarity_settings", "start_replay", "run_replay", "EVAL_RUN_OPTION")
+__all__ = ("similarity_settings", "start_replay", "run_replay", "EVAL_RUN_KEY")
 
-EVAL_RUN_OPTION = "eval_run"
-"""The execution option (``options.<name>``) that carries the evaluation run's id."""
+EVAL_RUN_KEY = decide_module.EVAL_RUN_KEY
+"""The metadata key (``ExecuteOptions.metadata``) that tags a replayed execution with its run."""
 
 
 def similarity_settings(definition: TaskDefinition) -> tuple[str, float]:
@@ -87,7 +88,7 @@ async def _attempt(
 ) -> dict[str, Any]:
     """Execute one input on one version; what happened, as JSON-ready data."""
     spent_before = ledger.spent_usd
-    options = {"cache": False, EVAL_RUN_OPTION: run.id}
+    options = {"cache": False, "metadata": {EVAL_RUN_KEY: run.id}, "tags": ("tlm-eval",)}
     try:
         result = await engine.execute(
             run.task_id, value, version=version, options=options, budget=ledger
