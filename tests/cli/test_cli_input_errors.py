@@ -156,6 +156,13 @@ def test_feedback_score_must_be_0_to_1(data_dir: Path, score: str, expected: str
     _one_line_error(result, expected)
 
 
+def test_learning_commands_refuse_periods_and_rates_out_of_range(data_dir: Path) -> None:
+    period = _invoke("analyze", "t", "--period", "99999999d", "--data-dir", str(data_dir))
+    _one_line_error(period, "--period: 99999999d reaches back before the year 1")
+    rate = _invoke("suggest-prompts", "t", "--min-rate", "nan", "--data-dir", str(data_dir))
+    _one_line_error(rate, "--min-rate: nan is not a finite number")
+
+
 def _subprocess(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path}
