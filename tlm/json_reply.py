@@ -34,12 +34,14 @@ def parse_json_reply(text: str) -> ParsedReply:
     stripped = text.strip()
     try:
         return ParsedReply(json.loads(stripped), ok=True)
+    except RecursionError:  # nested deeper than the parser can go: no repair will help
+        return ParsedReply(ok=False, error="not valid JSON: nested too deeply to read")
     except ValueError as exc:
         first_error = f"not valid JSON: {exc}"
     for match in _FENCE.finditer(stripped):
         try:
             return ParsedReply(json.loads(match.group(1).strip()), ok=True, repaired=True)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     for index, char in enumerate(stripped):
         if char not in "{[":
@@ -48,5 +50,7 @@ def parse_json_reply(text: str) -> ParsedReply:
             value, _end = _DECODER.raw_decode(stripped, index)
         except ValueError:
             continue
+        except RecursionError:
+            break
         return ParsedReply(value, ok=True, repaired=True)
     return ParsedReply(ok=False, error=first_error)

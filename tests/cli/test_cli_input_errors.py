@@ -7,6 +7,7 @@ invalid UTF-8 on stdin) also run as a real subprocess.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -154,6 +155,45 @@ def test_the_largest_limit_sqlite_holds_still_lists(data_dir: Path) -> None:
 def test_feedback_score_must_be_0_to_1(data_dir: Path, score: str, expected: str) -> None:
     result = _invoke("feedback", "e0", "--score", score, "--data-dir", str(data_dir))
     _one_line_error(result, expected)
+
+
+def test_learning_commands_refuse_periods_and_rates_out_of_range(data_dir: Path) -> None:
+    period = _invoke("analyze", "t", "--period", "99999999d", "--data-dir", str(data_dir))
+    _one_line_error(period, "--period: 99999999d reaches back before the year 1")
+    rate = _invoke("suggest-prompts", "t", "--min-rate", "nan", "--data-dir", str(data_dir))
+    _one_line_error(rate, "--min-rate: nan is not a finite number")
+
+
+def test_model_must_be_a_configured_one(tmp_path: Path) -> None:
+    """``TLM_MODELS=model-a`` and ``--model model-b`` (in the catalog): refused, recorded."""
+    from tests.engine.conftest import base_task, catalog_data
+
+    definitions = tmp_path / "definitions"
+    (definitions / "tasks" / "title_extraction").mkdir(parents=True)
+    (definitions / "tasks" / "title_extraction" / "1.0.0.json").write_text(
+        json.dumps(base_task()), encoding="utf-8"
+    )
+    catalog = tmp_path / "models.json"
+    catalog.write_text(json.dumps(catalog_data()), encoding="utf-8")
+    env = {
+        "TLM_DEFINITIONS": str(definitions),
+        "TLM_CATALOG": str(catalog),
+        "TLM_MODELS": "model-a",
+        "TLM_DATA_DIR": str(tmp_path / "data"),
+        "TLM_CONFIG": str(tmp_path / "absent.toml"),
+    }
+    result = CliRunner().invoke(
+        main,
+        ["execute", "title_extraction", "--input", '{"posting": "x"}', "--model", "model-b"],
+        env=env,
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "model(s) not configured in options.models: model-b" in result.stderr
+    assert "configured: model-a" in result.stderr
+    assert result.stderr.count("\n") == 1  # one line, not wrapped at the terminal width
+    with ExecutionStore(default_db_path(tmp_path / "data")) as store:
+        assert store.count() == 1
 
 
 def _subprocess(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:

@@ -170,3 +170,21 @@ async def test_tlm_feedback_checks_the_score_first(
             await tlm.feedback("0" * 32, score=float("nan"))
     finally:
         await tlm.aclose()
+
+
+async def test_map_and_feedback_arguments_are_checked(
+    engine_factory: Callable[..., Engine], models: ScriptedModels
+) -> None:
+    models.handlers["*"] = reply({"title": "Chef"})
+    async with engine_factory() as engine:
+        for bad in (0, -3, 2.5, True):
+            with pytest.raises(InvalidArgument, match="max_in_flight"):
+                engine.map("title_extraction", [{"posting": "x"}], max_in_flight=bad)  # type: ignore[arg-type]
+        result = await engine.execute("title_extraction", {"posting": "Chef"})
+        engine.flush()
+        with pytest.raises(InvalidArgument, match="correct"):
+            await engine.feedback(result.execution_id, correct="yes")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match="source"):
+            await engine.feedback(result.execution_id, note="n", source="robot")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match="note"):
+            await engine.feedback(result.execution_id, note=5)  # type: ignore[arg-type]

@@ -7,14 +7,14 @@ definitions and the catalog come from the configuration (``tlm.toml``, ``TLM_DEF
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from tlm.cli.executions import _data_dir_option, _open_store, parse_duration
-from tlm.cli.params import Number
+from tlm.cli.params import InputError, Number
 from tlm.errors import TLMError
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ class _Period(click.ParamType[timedelta]):
             self.fail(str(exc), param, ctx)
         if duration <= timedelta(0):
             self.fail("the duration must be positive", param, ctx)
+        try:
+            datetime.now(UTC) - duration
+        except OverflowError:
+            raise InputError(f"--period: {value} reaches back before the year 1") from None
         return duration
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from tlm.cli.json_input import read_input
 from tlm.cli.params import Number
@@ -106,14 +107,14 @@ def execute_command(
     try:
         result = anyio.run(main)
     except BudgetExceeded as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        _print_error(console, exc)
         if exc.partial is not None:
             console.print("partial result:")
             click.echo(json.dumps(exc.partial, indent=2, ensure_ascii=False))
         _print_execution_id(console, exc.execution_id)
         sys.exit(1)
     except TLMError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        _print_error(console, exc)
         _print_execution_id(console, getattr(exc, "execution_id", None))
         sys.exit(1)
     if as_json:
@@ -133,6 +134,11 @@ def execute_command(
         + (f" · fallback {result.fallback}" if result.fallback else ""),
         highlight=False,
     )
+
+
+def _print_error(console: Console, exc: Exception) -> None:
+    """``error: <message>``: the message verbatim (no markup, not wrapped at the width)."""
+    console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
 def _print_execution_id(console: Console, execution_id: str | None) -> None:

@@ -10,6 +10,7 @@ import attrs
 
 from tlm import prompts
 from tlm.definition.model import PromptVariant, TaskDefinition
+from tlm.engine.json_values import json_value_problems
 from tlm.engine.output import SchemaValidator, parse_json_reply
 from tlm.engine.result import ExecuteOptions
 from tlm.errors import Problem
@@ -68,6 +69,9 @@ class CompiledTask:
             if not parsed.ok:
                 return None, (Problem("output", "$", parsed.error or "not valid JSON"),)
             value = parsed.value
+        not_json = json_value_problems(value, source="output")
+        if not_json:  # NaN, lone surrogates, too deep: nothing downstream could keep it
+            return value, tuple(not_json)
         fields = self.redaction.fields
         found = self.output_validator.problems(value, source="output", redact=fields)
         schema = self.definition.output.schema

@@ -35,9 +35,12 @@ local models and keep all state under the project's ``.tlm/``.
     requests_per_minute = 5000
 
 ``default_deadline_s`` (env ``TLM_DEFAULT_DEADLINE_S``) bounds every execution whose task and
-options give no ``deadline_s``: a provider that hangs fails after it with ``BudgetExceeded``
-instead of after every retry's transport timeout. 300 s fits a consensus run on the embedded CPU
-models with room to spare. ``max_response_bytes`` (env ``TLM_MAX_RESPONSE_BYTES``) stops reading
+options give no ``deadline_s``: each model request is sent with the time left as its timeout and
+retries stop there, so a provider that hangs fails after it with ``BudgetExceeded`` ("the default
+deadline of 300s passed") instead of after every retry's transport timeout (4 x 120 s). 300 s
+fits a consensus run on the embedded CPU models with room to spare. Unlike a budget's own
+``deadline_s``, it does not cancel work in progress that is not a model request.
+``max_response_bytes`` (env ``TLM_MAX_RESPONSE_BYTES``) stops reading
 a reply past that size with ``ResponseTooLarge``. Both must be positive, finite numbers.
 (``TLM_REDACT``, ``TLM_EXTERNAL_HOSTS``, ``TLM_EXTERNAL_ENV`` and ``TLM_EXTERNAL_UNREDACTED`` take
 comma-separated lists; see docs/redaction.md.)

@@ -46,6 +46,7 @@ from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
 from tlm.engine.runtime import Runtime, Tracing, configured_redaction, open_tracing
 from tlm.engine.selection import ModelEstimate
 from tlm.errors import ConfigurationError, ExecutionError, TLMError
+from tlm.numbers import check_int
 from tlm.providers.base import Provider
 from tlm.rules import RuleRegistry, default_registry
 from tlm.verify.base import Verdict, Verifier
@@ -455,8 +456,7 @@ class Engine:
         whose ``error`` is set (``result.unwrap()`` raises it) instead of ending the stream.
         Use ``async with engine.map(...) as results:`` so the actors stop when you stop reading.
         """
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
+        check_int("max_in_flight", max_in_flight, minimum=1)
         stream = ResultStream()
         stream._agen = self._stream(
             stream, task, inputs, version, coerce_options(options), ordered, max_in_flight, budget

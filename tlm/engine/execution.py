@@ -196,11 +196,16 @@ async def run_inline(job: Job) -> ExecutionResult:
 
 
 async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
-    """Run one stage under the job's remaining deadline; a timeout becomes BudgetExceeded."""
+    """Run one stage under the job's remaining deadline; a timeout becomes BudgetExceeded.
+
+    The engine's default deadline opens no cancel scope (one costs more than the rest of a
+    cached execution): it bounds every model request instead, each sent with the time left as
+    its timeout (:func:`call_model` reports that timeout as the deadline passing).
+    """
     if job.done:
         return
     remaining = job.ledger.remaining_s()
-    if not math.isfinite(remaining):
+    if not math.isfinite(remaining) or job.default_deadline:
         await stage(job)
         return
     with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:

@@ -15,9 +15,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar, Token
 from typing import TypeVar
 
 import anyio
@@ -54,15 +53,25 @@ class Attempt:
 _ATTEMPTS: ContextVar[list[Attempt] | None] = ContextVar("tlm_provider_attempts", default=None)
 
 
-@contextmanager
-def recording_attempts() -> Iterator[list[Attempt]]:
-    """Collect the attempts :class:`RetryingProvider` makes in this task, in order."""
-    attempts: list[Attempt] = []
-    token = _ATTEMPTS.set(attempts)
-    try:
-        yield attempts
-    finally:
-        _ATTEMPTS.reset(token)
+class recording_attempts:
+    """Collect the attempts :class:`RetryingProvider` makes in this task, in order.
+
+    ``with recording_attempts() as attempts:`` (a plain class: this runs on every model call).
+    """
+
+    __slots__ = ("_attempts", "_token")
+
+    def __init__(self) -> None:
+        self._attempts: list[Attempt] = []
+        self._token: Token[list[Attempt] | None] | None = None
+
+    def __enter__(self) -> list[Attempt]:
+        self._token = _ATTEMPTS.set(self._attempts)
+        return self._attempts
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _ATTEMPTS.reset(self._token)
 
 
 def _is_retryable(exc: BaseException) -> bool:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import anyio.to_thread
 
+from tlm.errors import InvalidArgument
 from tlm.numbers import check_feedback_score
 from tlm.store.sqlite import ExecutionStore
 from tlm.telemetry.records import Feedback, FeedbackSource
@@ -28,9 +29,16 @@ async def record_feedback(
     Raises:
         tlm.errors.StoreError: No execution has that id, or the write failed.
         ValueError: ``source`` is unknown, or no score, mark or note was given.
-        tlm.errors.InvalidArgument: ``score`` is not a finite number from 0 (wrong) to 1 (right).
+        tlm.errors.InvalidArgument: ``score`` is not a finite number from 0 (wrong) to 1
+            (right), or ``correct``, ``note`` or ``source`` is of the wrong kind.
     """
     score = check_feedback_score(score)
+    if correct is not None and not isinstance(correct, bool):
+        raise InvalidArgument("correct", f"expected true, false or None, not {correct!r}")
+    if note is not None and not isinstance(note, str):
+        raise InvalidArgument("note", f"expected text, not {type(note).__name__}")
+    if source not in ("human", "system"):
+        raise InvalidArgument("source", f"expected 'human' or 'system', not {source!r}")
 
     def add() -> Feedback:
         return store.add_feedback(

@@ -30,6 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from tlm.definition.model import Budget, TaskDefinition
+from tlm.engine.arguments import check_budget
 from tlm.errors import BudgetExceeded, DefinitionError, Problem, WorkflowTypeError
 from tlm.telemetry.redact import Redaction
 from tlm.telemetry.spans import get_tracer
@@ -142,10 +143,13 @@ class Workflow(Generic[InT, OutT]):
         Raises:
             WorkflowTypeError: the workflow does not compile.
             BudgetExceeded: the workflow-wide budget ran out.
+            InvalidArgument: a budget limit is NaN, infinite or negative.
             ExceptionGroup: steps with the ``collect`` policy failed (all their errors).
             ExecutionError: a fail-fast step failed (a function step raises what it raises).
         A failed or cancelled run is recorded too; its error carries a note with the run id.
         """
+        if budget is not None:
+            check_budget(budget, "budget")  # nan, infinite or negative limits are refused
         await engine.open()
         self.compile(engine.registry)
         run_id = uuid.uuid4().hex
