@@ -452,6 +452,7 @@ async def soak(settings: Settings, step: Step) -> ScenarioResult:
             "unrecorded lines",
             "open spans",
             "seconds",
+            "rss after 1,000 MiB",
             "rss peak MiB",
             "rss final MiB",
         )
