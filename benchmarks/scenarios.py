@@ -442,7 +442,7 @@ async def soak(settings: Settings, step: Step) -> ScenarioResult:
     missing = figure([found["returned"] - found["records on disk"]], "records")
     open_spans = figure([found["open spans"]], "spans")
     rows = tuple(
-        (key, str(found[key]))
+        (key, f"{found[key]:,.1f}" if isinstance(found[key], float) else f"{found[key]:,}")
         for key in (
             "executions",
             "returned",
