@@ -205,3 +205,31 @@ def test_an_execution_whose_spans_make_no_record_is_still_recorded(tmp_path: Pat
     assert records[0].status == "error"
     assert records[0].error is not None
     assert records[0].error.type == "RecordBuildError"
+
+
+def test_a_full_database_reports_sqlite_full_and_keeps_going_once_there_is_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ExecutionStore(tmp_path / "tlm.db")
+    # SQLite's own limit on the file's pages: a real SQLITE_FULL, as on a full disk
+    pages = store._writer_conn.execute("PRAGMA page_count").fetchone()[0]
+    store._writer_conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = "x" * 20_000
+    tickets = [store.expect(f"full{i}") for i in range(5)]
+    with caplog.at_level(logging.ERROR, logger="tlm.store"):
+        for i in range(5):
+            store.write(attrs.evolve(make_record(i), execution_id=f"full{i}", prompt=big))
+        assert store.flush(timeout=30)
+    assert store.lost == 5
+    for ticket in tickets:
+        assert ticket.error is not None
+        assert "SQLITE_FULL" in str(ticket.error)
+        assert "cannot rollback" not in str(ticket.error)
+    assert "SQLITE_FULL" in caplog.text
+    assert "cannot rollback" not in caplog.text
+    store._writer_conn.execute("PRAGMA max_page_count = 1073741823")  # room again
+    store.write(make_record(7))
+    assert store.count() == 1  # the writer goes on
+    store.close()
+    saved = (tmp_path / "unrecorded.jsonl").read_text().splitlines()
+    assert [json.loads(line)["execution_id"] for line in saved] == [f"full{i}" for i in range(5)]
