@@ -402,6 +402,8 @@ async def durability_cost(settings: Settings, step: Step) -> ScenarioResult:
         "execute cpu",
         "map wall",
         "map cpu",
+        "map 10 ms wall",
+        "map 10 ms cpu",
     )
     rows = tuple(
         (key, *(figures[f"{mode} {key}"].text(0) for mode in durability.MODES),

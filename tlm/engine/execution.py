@@ -123,6 +123,8 @@ def new_job(
     """A job for one execution, with its budget ledger opened now."""
     limits = merge_budgets(task.definition.budget, options.budget)
     ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
+    if runtime.recorder is not None:
+        runtime.recorder.started()
     return Job(
         runtime=runtime,
         task=task,

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+import anyio
+import anyio.lowlevel
+
 from tlm.engine.config import Durability
 from tlm.errors import RecordNotCommitted
 from tlm.store.commit_wait import CommitWaiter
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ("Durability", "DURABILITY_MODES", "Recorder")
 
 DURABILITY_MODES: Final = ("durable", "relaxed")
+COMMIT_SIBLINGS: Final = 8
+"""Executions in flight from which a commit waits ``COMMIT_DELAY_S`` for more records."""
+COMMIT_DELAY_S: Final = 0.001
 
 
 class Recorder:
@@ -41,9 +47,16 @@ class Recorder:
         self.durable = durability == "durable"
         self._waiter = CommitWaiter(store)
         self._tickets: dict[str, Ticket] = {}
+        self._in_flight = 0
+        self._leading = False
+
+    def started(self) -> None:
+        """Count an execution that started (its record is announced when it ends)."""
+        self._in_flight += 1
 
     def expect(self, execution_id: str) -> None:
         """Announce the record of ``execution_id``; call just before its root span ends."""
+        self._in_flight = max(0, self._in_flight - 1)
         self._tickets[execution_id] = self._store.expect(execution_id, awaited=self.durable)
 
     def discard(self, execution_id: str) -> None:
@@ -65,6 +78,7 @@ class Recorder:
             if room_at > self._store.processed:
                 await self._waiter.wait(room_at)
             return None
+        await self._commit_soon()
         await self._waiter.wait(ticket.seq)
         if ticket.error is None:
             return None
@@ -73,6 +87,22 @@ class Recorder:
             f"(.result, .output)",
             result=result,
         )
+
+    async def _commit_soon(self) -> None:
+        """Have the writer commit the awaited records: at once when this execution runs alone;
+        with others in flight, after ``COMMIT_DELAY_S`` so theirs share the transaction (one
+        execution leads, the ones finishing meanwhile ride along)."""
+        if self._leading:
+            return  # the leader's commit takes this record too
+        self._leading = True
+        try:
+            if self._in_flight >= COMMIT_SIBLINGS:
+                await anyio.sleep(COMMIT_DELAY_S)
+            else:
+                await anyio.lowlevel.checkpoint()  # those finishing in this round ride along
+        finally:
+            self._leading = False
+            self._store.commit_now()
 
     def close(self) -> None:
         """Stop listening to the store."""
