@@ -14,21 +14,26 @@ and saved to the fallback file; one still queued when the process is killed is l
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.lowlevel
 
 from tlm.engine.config import Durability
-from tlm.errors import RecordNotCommitted
+from tlm.errors import ExecutionError, RecordNotCommitted
 from tlm.store.commit_wait import CommitWaiter
 
 if TYPE_CHECKING:
+    from tlm.engine.execution import Job
     from tlm.engine.result import ExecutionResult
     from tlm.store.sqlite import ExecutionStore
     from tlm.store.writer import Ticket
 
-__all__ = ("Durability", "DURABILITY_MODES", "Recorder")
+__all__ = ("DURABILITY_MODES", "Recorder", "record_cancelled")
+
+_log = logging.getLogger("tlm.engine")
 
 DURABILITY_MODES: Final = ("durable", "relaxed")
 COMMIT_SIBLINGS: Final = 8
@@ -107,3 +112,20 @@ class Recorder:
     def close(self) -> None:
         """Stop listening to the store."""
         self._waiter.close()
+
+
+def record_cancelled(jobs: Iterable[Job]) -> None:
+    """Record every execution in ``jobs`` not finished yet as cancelled (``map`` left early)."""
+    from tlm.engine.execution import finish_unawaited
+
+    for job in list(jobs):
+        if job.result is not None:
+            continue
+        try:
+            if job.span is None:
+                job.runtime.tracing.open(job)
+            if job.error is None:
+                job.error = ExecutionError("execution cancelled: the map was left early")
+            finish_unawaited(job)
+        except Exception:  # one execution that cannot be recorded must not stop the others
+            _log.exception("cannot record cancelled execution %s", job.execution_id)
