@@ -328,6 +328,26 @@ async def test_the_commit_wait_does_not_block_the_event_loop(
     assert ticks == 20
 
 
+def test_an_engine_used_from_a_second_event_loop_still_returns(
+    engine_factory: EngineFactory, models: ScriptedModels, tmp_path: Path
+) -> None:
+    models.handlers["*"] = reply({"title": "Chef"})
+    engine = engine_factory()
+
+    async def first() -> str:
+        await engine.open()
+        return (await engine.execute(TASK, {"posting": "Chef"})).execution_id
+
+    async def second() -> str:
+        with anyio.fail_after(30):  # the commit wait must not listen to the first, closed loop
+            result = await engine.execute(TASK, {"posting": "Cook"})
+        await engine.aclose()
+        return result.execution_id
+
+    ids = {anyio.run(first), anyio.run(second)}
+    assert committed_ids(tmp_path / "data" / "tlm.db") == ids
+
+
 async def test_relaxed_mode_is_chosen_by_the_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,15 +42,12 @@ COMMIT_DELAY_S: Final = 0.001
 
 
 class Recorder:
-    """Holds each execution until its record is safe, as ``durability`` says (module doc).
-
-    Create it on the event loop that runs the executions.
-    """
+    """Holds each execution until its record is safe, as ``durability`` says (module doc)."""
 
     def __init__(self, store: ExecutionStore, durability: Durability = "durable") -> None:
         self._store = store
         self.durable = durability == "durable"
-        self._waiter = CommitWaiter(store)
+        self._waiters: dict[object, CommitWaiter] = {}
         self._tickets: dict[str, Ticket] = {}
         self._in_flight = 0
         self._leading = False
@@ -81,10 +78,10 @@ class Recorder:
         if not self.durable:
             room_at = ticket.seq - self._store.queue_size
             if room_at > self._store.processed:
-                await self._waiter.wait(room_at)
+                await self._waiter().wait(room_at)
             return None
         await self._commit_soon()
-        await self._waiter.wait(ticket.seq)
+        await self._waiter().wait(ticket.seq)
         if ticket.error is None:
             return None
         return RecordNotCommitted(
@@ -109,9 +106,19 @@ class Recorder:
             self._leading = False
             self._store.commit_now()
 
+    def _waiter(self) -> CommitWaiter:
+        """The commit waiter of the running event loop (an engine may outlive a loop)."""
+        loop = anyio.lowlevel.current_token().native_token
+        waiter = self._waiters.get(loop)
+        if waiter is None:
+            waiter = self._waiters[loop] = CommitWaiter(self._store)
+        return waiter
+
     def close(self) -> None:
         """Stop listening to the store."""
-        self._waiter.close()
+        for waiter in self._waiters.values():
+            waiter.close()
+        self._waiters.clear()
 
 
 def record_cancelled(jobs: Iterable[Job]) -> None:
