@@ -233,3 +233,23 @@ def test_a_full_database_reports_sqlite_full_and_keeps_going_once_there_is_room(
     store.close()
     saved = (tmp_path / "unrecorded.jsonl").read_text().splitlines()
     assert [json.loads(line)["execution_id"] for line in saved] == [f"full{i}" for i in range(5)]
+
+
+def test_a_stored_lone_surrogate_exports_as_json_that_reads_back(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tlm.cli import main
+
+    data = tmp_path / "data"
+    with ExecutionStore(data / "tlm.db") as store:
+        store.write(make_record(1))
+        store.write(poisoned(2))
+    out = tmp_path / "export.jsonl"
+    result = CliRunner().invoke(main, ["export", "--data-dir", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 2
+    assert ExecutionRecord.from_dict(lines[1]).input == poisoned(2).input
+    shown = CliRunner().invoke(main, ["executions", "show", "e2", "--data-dir", str(data)])
+    assert shown.exit_code == 0, shown.output
+    assert "\\ud800" in shown.output
