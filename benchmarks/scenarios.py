@@ -402,6 +402,8 @@ async def durability_cost(settings: Settings, step: Step) -> ScenarioResult:
         "execute cpu",
         "map wall",
         "map cpu",
+        "map 10 ms wall",
+        "map 10 ms cpu",
     )
     rows = tuple(
         (key, *(figures[f"{mode} {key}"].text(0) for mode in durability.MODES),
@@ -442,7 +444,7 @@ async def soak(settings: Settings, step: Step) -> ScenarioResult:
     missing = figure([found["returned"] - found["records on disk"]], "records")
     open_spans = figure([found["open spans"]], "spans")
     rows = tuple(
-        (key, str(found[key]))
+        (key, f"{found[key]:,.1f}" if isinstance(found[key], float) else f"{found[key]:,}")
         for key in (
             "executions",
             "returned",
@@ -452,6 +454,7 @@ async def soak(settings: Settings, step: Step) -> ScenarioResult:
             "unrecorded lines",
             "open spans",
             "seconds",
+            "rss after 1,000 MiB",
             "rss peak MiB",
             "rss final MiB",
         )

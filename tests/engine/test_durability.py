@@ -328,6 +328,26 @@ async def test_the_commit_wait_does_not_block_the_event_loop(
     assert ticks == 20
 
 
+def test_an_engine_used_from_a_second_event_loop_still_returns(
+    engine_factory: EngineFactory, models: ScriptedModels, tmp_path: Path
+) -> None:
+    models.handlers["*"] = reply({"title": "Chef"})
+    engine = engine_factory()
+
+    async def first() -> str:
+        await engine.open()
+        return (await engine.execute(TASK, {"posting": "Chef"})).execution_id
+
+    async def second() -> str:
+        with anyio.fail_after(30):  # the commit wait must not listen to the first, closed loop
+            result = await engine.execute(TASK, {"posting": "Cook"})
+        await engine.aclose()
+        return result.execution_id
+
+    ids = {anyio.run(first), anyio.run(second)}
+    assert committed_ids(tmp_path / "data" / "tlm.db") == ids
+
+
 async def test_relaxed_mode_is_chosen_by_the_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -447,3 +467,53 @@ def test_the_cli_says_in_one_line_that_the_store_is_damaged(tmp_path: Path) -> N
     assert len(lines) == 1, completed.stderr
     assert str(data / "tlm.db") in lines[0]
     assert "corrupted" in lines[0]
+
+
+async def test_the_cli_prints_the_output_of_an_execution_whose_record_the_store_refused(
+    tmp_path: Path,
+) -> None:
+    from tests.engine.conftest import base_task, catalog_data
+    from tlm.testing import FakeOpenAIServer
+
+    data = tmp_path / "data"
+    ExecutionStore(data / "tlm.db").close()
+    conn = sqlite3.connect(data / "tlm.db")  # the file refuses every new record from now on
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON executions "
+        "BEGIN SELECT RAISE(FAIL, 'no room for records'); END"
+    )
+    conn.close()
+    task_dir = tmp_path / "definitions" / "tasks" / TASK
+    task_dir.mkdir(parents=True)
+    (task_dir / "1.0.0.json").write_text(json.dumps(base_task()))
+    async with FakeOpenAIServer(lambda body: json.dumps({"title": "Chef"})) as server:
+        (tmp_path / "models.json").write_text(
+            json.dumps(catalog_data() | {"models": [
+                card | {"base_url": server.base_url} for card in catalog_data()["models"]
+            ]})
+        )  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "TLM_DATA_DIR": str(data),
+            "TLM_DEFINITIONS": str(tmp_path / "definitions"),
+            "TLM_CATALOG": str(tmp_path / "models.json"),
+            "TLM_MODELS": ",".join(MODELS),
+            "TLM_CACHE": "0",
+        }
+        env.pop("TLM_CONFIG", None)
+        completed = await anyio.run_process(
+            [sys.executable, "-c", CLI, "execute", TASK, "--input", '{"posting": "Chef"}'],
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert len(server.requests) == 1
+    stdout, stderr = completed.stdout.decode(), completed.stderr.decode()
+    assert completed.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert json.loads(stdout) == {"title": "Chef"}  # the paid-for output is printed
+    assert "not committed" in stderr
+    assert "unrecorded.jsonl" in stderr
+    (line,) = (data / "unrecorded.jsonl").read_text().splitlines()
+    assert json.loads(line)["output"] == {"title": "Chef"}

@@ -205,3 +205,51 @@ def test_an_execution_whose_spans_make_no_record_is_still_recorded(tmp_path: Pat
     assert records[0].status == "error"
     assert records[0].error is not None
     assert records[0].error.type == "RecordBuildError"
+
+
+def test_a_full_database_reports_sqlite_full_and_keeps_going_once_there_is_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ExecutionStore(tmp_path / "tlm.db")
+    # SQLite's own limit on the file's pages: a real SQLITE_FULL, as on a full disk
+    pages = store._writer_conn.execute("PRAGMA page_count").fetchone()[0]
+    store._writer_conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = "x" * 20_000
+    tickets = [store.expect(f"full{i}") for i in range(5)]
+    with caplog.at_level(logging.ERROR, logger="tlm.store"):
+        for i in range(5):
+            store.write(attrs.evolve(make_record(i), execution_id=f"full{i}", prompt=big))
+        assert store.flush(timeout=30)
+    assert store.lost == 5
+    for ticket in tickets:
+        assert ticket.error is not None
+        assert "SQLITE_FULL" in str(ticket.error)
+        assert "cannot rollback" not in str(ticket.error)
+    assert "SQLITE_FULL" in caplog.text
+    assert "cannot rollback" not in caplog.text
+    store._writer_conn.execute("PRAGMA max_page_count = 1073741823")  # room again
+    store.write(make_record(7))
+    assert store.count() == 1  # the writer goes on
+    store.close()
+    saved = (tmp_path / "unrecorded.jsonl").read_text().splitlines()
+    assert [json.loads(line)["execution_id"] for line in saved] == [f"full{i}" for i in range(5)]
+
+
+def test_a_stored_lone_surrogate_exports_as_json_that_reads_back(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tlm.cli import main
+
+    data = tmp_path / "data"
+    with ExecutionStore(data / "tlm.db") as store:
+        store.write(make_record(1))
+        store.write(poisoned(2))
+    out = tmp_path / "export.jsonl"
+    result = CliRunner().invoke(main, ["export", "--data-dir", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 2
+    assert ExecutionRecord.from_dict(lines[1]).input == poisoned(2).input
+    shown = CliRunner().invoke(main, ["executions", "show", "e2", "--data-dir", str(data)])
+    assert shown.exit_code == 0, shown.output
+    assert "\\ud800" in shown.output

@@ -20,6 +20,7 @@ import click
 from tlm.cli.params import InputError, Integer, Number
 from tlm.errors import StoreError, TLMError
 from tlm.numbers import FEEDBACK_SCORE_RANGE
+from tlm.store.schema import escape_surrogates
 from tlm.store.sqlite import ExecutionStore, default_db_path
 from tlm.telemetry.records import ExecutionRecord
 
@@ -167,11 +168,11 @@ def show_execution(execution_id: str, as_json: bool, data_dir: Path) -> None:
     if record is None:
         raise click.ClickException(f"no execution with id {execution_id!r}")
     if as_json:
-        click.echo(json.dumps(record.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(escape_surrogates(json.dumps(record.to_dict(), indent=2, ensure_ascii=False)))
         return
     data = record.to_dict()
     for key in ("input", "output", "verification_results", "performance", "feedback", "error"):
-        data[key] = json.dumps(data[key], ensure_ascii=False)
+        data[key] = escape_surrogates(json.dumps(data[key], ensure_ascii=False))
     width = max(len(k) for k in data)
     for key, value in data.items():
         click.echo(f"{key.ljust(width)}  {value}")
@@ -232,7 +233,8 @@ def export(
                 line = finetune_example(record) if finetune else record.to_dict()
                 if line is None:
                     continue
-                stream.write(scope.json(line) + "\n")
+                # a lone surrogate the store kept is written as its JSON escape: valid UTF-8
+                stream.write(escape_surrogates(scope.json(line)) + "\n")
                 count += 1
         finally:
             if out is not None:

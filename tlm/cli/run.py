@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from tlm.cli.json_input import read_input
 from tlm.cli.params import Number
-from tlm.errors import BudgetExceeded, TLMError
+from tlm.errors import BudgetExceeded, RecordNotCommitted, TLMError
 
 __all__ = ("COMMANDS", "execute_command", "read_input", "parse_metadata")
 
@@ -112,6 +112,11 @@ def execute_command(
             console.print("partial result:")
             click.echo(json.dumps(exc.partial, indent=2, ensure_ascii=False))
         _print_execution_id(console, exc.execution_id)
+        sys.exit(1)
+    except RecordNotCommitted as exc:  # the execution finished: its output is not lost
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        if exc.output is not None:
+            click.echo(json.dumps(exc.output, indent=2, ensure_ascii=False))
         sys.exit(1)
     except TLMError as exc:
         _print_error(console, exc)

@@ -32,7 +32,6 @@ from tlm.engine.execution import (
     Job,
     fallback,
     finish_recorded,
-    finish_unawaited,
     generate,
     model_stages,
     new_job,
@@ -42,10 +41,11 @@ from tlm.engine.execution import (
     verify,
 )
 from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
+from tlm.engine.recording import record_cancelled
 from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
 from tlm.engine.runtime import Runtime, Tracing, configured_redaction, open_tracing
 from tlm.engine.selection import ModelEstimate
-from tlm.errors import ConfigurationError, ExecutionError, TLMError
+from tlm.errors import ConfigurationError, TLMError
 from tlm.numbers import check_int
 from tlm.providers.base import Provider
 from tlm.rules import RuleRegistry, default_registry
@@ -553,7 +553,7 @@ class Engine:
                         assert ready.result is not None
                         yield ready.result
         finally:
-            _record_cancelled(runtime, taken.values())
+            record_cancelled(taken.values())
             taken.clear()
 
     # --- feedback and review --------------------------------------------------------------------
@@ -668,18 +668,6 @@ class ResultStream(AsyncIterator[ExecutionResult]):
     def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
         """Per stage, the statistics of the stream that feeds it."""
         return self._pipeline.statistics() if self._pipeline else {}
-
-
-def _record_cancelled(runtime: Runtime, jobs: Iterable[Job]) -> None:
-    """Record every execution left unfinished by leaving ``map`` early, as cancelled."""
-    for job in list(jobs):
-        if job.result is not None:
-            continue
-        if job.span is None:
-            runtime.tracing.open(job)
-        if job.error is None:
-            job.error = ExecutionError("execution cancelled: the map was left early")
-        finish_unawaited(job)
 
 
 def _calls_out(spec: VerificationSpec) -> bool:

@@ -151,6 +151,8 @@ def new_job(
         deadline = runtime.config.default_deadline_s
         limits = Budget(limits.max_cost_usd, deadline, limits.max_attempts)
     ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
+    if runtime.recorder is not None:
+        runtime.recorder.started()
     job = Job(
         runtime=runtime,
         task=task,

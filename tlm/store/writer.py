@@ -14,7 +14,9 @@ A record can fail to be stored for three kinds of reasons, and none of them stop
 
 Whoever needs to know when *its* record is committed takes a :class:`Ticket` with
 :meth:`RecordWriter.expect` before the record is written; writes of expected records never block
-(the owner waits on the ticket instead), and the writer commits at once when someone waits.
+(the owner waits on the ticket instead). Awaited records are committed as soon as
+:meth:`RecordWriter.commit_now` is called (or the linger time passes), together with every other
+record written by then: group commit.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class RecordWriter:
         self._submitted = 0
         self._processed = 0
         self._urgent = 0
+        self._kicked = False
         self._lost = 0
         self._flush_waiters = 0
         self._max_pending = 0
@@ -155,7 +158,14 @@ class RecordWriter:
             pending = self._submitted - self._processed
             if pending > self._max_pending:
                 self._max_pending = pending
-            if (ticket is not None and ticket.awaited) or len(self._buffer) >= self._batch_size:
+            if len(self._buffer) >= self._batch_size:
+                self._work.notify()
+
+    def commit_now(self) -> None:
+        """Wake the writer for the awaited records written so far (one transaction for all)."""
+        with self._lock:
+            if self._urgent:
+                self._kicked = True
                 self._work.notify()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -216,7 +226,7 @@ class RecordWriter:
     def _ready(self) -> bool:
         return bool(self._buffer) and (
             len(self._buffer) >= self._batch_size
-            or self._urgent > 0
+            or self._kicked
             or self._flush_waiters > 0
             or self._stopping
         )
@@ -234,6 +244,7 @@ class RecordWriter:
                 count = min(len(buffer), self._batch_size)
                 batch = [buffer.popleft() for _ in range(count)]
                 self._urgent -= sum(1 for e in batch if e.ticket is not None and e.ticket.awaited)
+                self._kicked = self._kicked and self._urgent > 0 and bool(buffer)
                 self._not_full.notify_all()
             records = [e.record for e in batch]
             try:
