@@ -259,7 +259,7 @@ class Redaction:
 _KEY_DASH = re.compile("-(?<=[kKyYsS\u017f\u212a]-)")
 """The ``-`` of every key shape :func:`tlm.providers.errors.scrub` masks (``sk-``, ``pk-``,
 ``rk-``, ``key-``, ``sess-``; its pattern ignores case, so the long s and the Kelvin sign count),
-found by its last letter; ``bearer`` is the other shape. (A literal first, so the search is fast.)"""
+found by its last letter; ``bearer`` is the other shape. (The literal first keeps it fast.)"""
 
 
 def _may_hold_key(text: str) -> bool:
