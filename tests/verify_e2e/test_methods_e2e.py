@@ -18,7 +18,6 @@ import attrs
 import pytest
 from aiohttp import web
 
-from tlm.definition.serde import make_converter
 from tlm.engine import ExecutionResult
 from tlm.errors import VerificationFailed
 from tlm.verify.human import await_decision
@@ -327,14 +326,7 @@ async def test_a_human_edit_made_while_nothing_runs_is_seen_by_a_new_queue(
     assert pending.verdict is not None
     review_id = pending.verdict.details["review_id"]
     edited = {"title": "Senior Software Engineer"}
-    # the edit is checked against the task's output schema: the CLI reads the definition on disk
-    definitions = tmp_path / "definitions" / "tasks" / "title_extraction" / "1.0.0.json"
-    definitions.parent.mkdir(parents=True)
-    definitions.write_text(json.dumps(make_converter().unstructure(task(HUMAN))), "utf-8")
-    root = str(tmp_path / "definitions")
-    await tlm_review(
-        data_dir, "--definitions", root, "edit", review_id, "--output", json.dumps(edited)
-    )
+    await tlm_review(data_dir, "edit", review_id, "--output", json.dumps(edited))
 
     queue = ReviewQueue.in_data_dir(data_dir)
     verdict = await await_decision(queue, review_id, timeout_s=5)

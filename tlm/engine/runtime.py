@@ -251,10 +251,17 @@ class Runtime:
         """Put ``job``'s output in the human review queue; returns the review id."""
         if self.review_queue is None:
             raise ConfigurationError("human review needs a review queue (a data directory)")
+        from tlm.verify.human import output_spec
+
         queue = self.review_queue
         review_id = await anyio.to_thread.run_sync(
             lambda: queue.enqueue(
-                job.execution_id, job.definition.id, job.definition.version, job.input, output
+                job.execution_id,
+                job.definition.id,
+                job.definition.version,
+                job.input,
+                output,
+                output_spec=output_spec(job.definition),
             )
         )
         return str(review_id)
