@@ -201,7 +201,7 @@ class Engine:
             catalog=self._catalog,
             tracing=Tracing(
                 get_tracer(self._tracer_provider),
-                redaction=configured_redaction(config, self._catalog),
+                redaction=configured_redaction(config, self._catalog, self._providers.values()),
             ),
             pool=self._pool,
             providers=self._providers,
