@@ -66,6 +66,7 @@ def write_project(root: Path, base_url: str, *tasks: Mapping[str, Any]) -> tuple
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(task, indent=2), encoding="utf-8")
     catalog = definitions / "models.json"
+    definitions.mkdir(parents=True, exist_ok=True)
     catalog.write_text(
         json.dumps(
             {

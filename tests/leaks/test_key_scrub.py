@@ -54,3 +54,31 @@ async def test_a_key_in_the_reply_is_not_stored(tmp_path: Path) -> None:
         assert not leaks_in_files(data_dir, secret), secret
         assert secret not in exported.output
         assert secret not in finetune.output
+
+
+async def test_the_key_of_a_provider_given_explicitly_is_not_stored(tmp_path: Path) -> None:
+    from tlm.catalog import Catalog
+    from tlm.providers.openai_compat import OpenAICompatProvider
+    from tlm.providers.retry import RetryingProvider
+
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        definitions, catalog_path = write_project(tmp_path, server.base_url, contact_task())
+        catalog = Catalog.load(catalog_path)
+        adapter = OpenAICompatProvider(
+            name="fakeco", base_url=server.base_url, catalog=catalog, api_key=KEY
+        )
+        config = EngineConfig(
+            definitions_dir=definitions,
+            catalog_path=catalog_path,
+            data_dir=tmp_path / "data",
+            models=(MODEL,),
+            env={},  # the key is known only to the provider object
+        )
+        server.push(json.dumps({"summary": f"the key: {KEY}"}))
+        async with (
+            adapter,
+            Engine(config, providers={MODEL: RetryingProvider(adapter)}) as engine,
+        ):
+            result = await engine.execute("contact_summary", {"email": "a@b.c", "note": "n"})
+    assert KEY in result.output["summary"]
+    assert not leaks_in_files(tmp_path / "data", KEY)

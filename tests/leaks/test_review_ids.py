@@ -158,3 +158,74 @@ async def test_the_engines_queue_validates_edits_too(tmp_path: Path) -> None:
         record = store.get(result.execution_id)
     assert record is not None
     assert [f.correct for f in record.feedback] == [True]  # one decision, the valid edit
+
+
+async def test_a_review_carries_what_its_edit_must_satisfy(tmp_path: Path) -> None:
+    """Queued by an engine whose definitions exist only in memory: the CLI, in another process
+    with no definitions at all, still checks the edit against the task's output schema."""
+    from tlm.definition.loader import parse_definition
+    from tlm.definition.registry import DefinitionRegistry
+
+    task = contact_task(
+        verification={"method": "human", "parameters": {}, "fallback_strategy": "fail"}
+    )
+    async with FakeOpenAIServer() as server:
+        _, catalog = write_project(tmp_path, server.base_url)
+        config = EngineConfig(
+            catalog_path=catalog,
+            data_dir=tmp_path / "data",
+            models=(MODEL,),
+            env={KEY_ENV: "k-unused"},
+        )
+        registry = DefinitionRegistry([parse_definition(json.dumps(task))])
+        server.push(json.dumps({"summary": "draft"}))
+        async with Engine(config, registry=registry) as engine:
+            result = await engine.execute(TASK, {"email": "a@b.c", "note": "n"})
+    assert result.verdict is not None
+    review_id = result.verdict.details["review_id"]
+    empty = tmp_path / "no-definitions"
+    empty.mkdir()
+    env = {"TLM_DEFINITIONS": str(empty)}
+    data_dir = str(tmp_path / "data")
+
+    def edit(output: str) -> Result:
+        return CliRunner().invoke(
+            main, ["review", "--data-dir", data_dir, "edit", review_id[:8], "--output", output],
+            env=env,
+        )  # fmt: skip
+
+    refused = edit('{"answer": 42, "wrong": 1}')
+    assert refused.exit_code == 1
+    assert "'summary' is a required property" in refused.output
+    accepted = edit('{"summary": "final"}')
+    assert accepted.exit_code == 0, accepted.output
+    queue = ReviewQueue.in_data_dir(tmp_path / "data")
+    decision = queue.get(review_id).decision
+    assert decision is not None
+    assert decision.output == {"summary": "final"}
+
+
+def test_a_queue_from_before_output_specs_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE reviews (
+                id TEXT PRIMARY KEY, execution_id TEXT NOT NULL, task_id TEXT NOT NULL,
+                task_version TEXT NOT NULL, queue TEXT NOT NULL, input TEXT NOT NULL,
+                output TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+                created_at REAL NOT NULL, action TEXT, decided_output TEXT, note TEXT,
+                reviewer TEXT, decided_at REAL
+            );
+            CREATE INDEX reviews_status_queue ON reviews (status, queue, created_at);
+            INSERT INTO reviews (id, execution_id, task_id, task_version, queue, input, output,
+                                 created_at)
+            VALUES ('0123456789abcdef', 'e', 't', '1.0.0', 'default', '{}', '{}', 1.0);
+            PRAGMA user_version = 1;
+            """
+        )
+    queue = ReviewQueue(path)
+    old = queue.get("01234567")
+    assert old.output_spec is None
+    new = queue.enqueue("e2", TASK, "1.0.0", {}, {}, output_spec={"schema": {}, "validations": []})
+    assert queue.get(new).output_spec == {"schema": {}, "validations": []}

@@ -5,7 +5,8 @@ The queue lives in ``<data dir>/reviews.db``; the data directory comes from ``--
 
 A review is named by its full id or a unique prefix of at least 8 characters. ``edit`` checks the
 corrected output against the reviewed task version's output schema and rules (definitions from
-``--definitions``, else the configured directory) and refuses it with every located problem.
+``--definitions``, else the configured directory, else the output spec kept with the review) and
+refuses it with every located problem.
 ``list`` and ``show`` mask the configured redacted fields (``redact`` in tlm.toml).
 """
 
@@ -153,10 +154,13 @@ def _output_check(ctx: click.Context) -> Any:
 
     explicit = ctx.obj.get("definitions")
     root = default_definitions_dir(explicit or _config().definitions_dir)
+    registry: DefinitionRegistry | None
     try:
         registry = DefinitionRegistry.from_directory(tasks_dir(root), strict=False)
-    except TLMError as exc:
-        raise click.ClickException(f"cannot load definitions to check the edit: {exc}") from None
+    except (TLMError, OSError) as exc:
+        if explicit:
+            raise click.ClickException(f"cannot load definitions from {root}: {exc}") from None
+        registry = None  # the output spec kept with the review is checked instead
     return edited_output_check(registry)
 
 

@@ -266,7 +266,9 @@ class Engine:
             self.config,
             self._tracer_provider,
             self._meter_provider,
-            redaction=configured_redaction(self.config, self._catalog),
+            redaction=configured_redaction(
+                self.config, self._catalog, self._providers.values()
+            ),
         )
         self._meter_provider, self._owns_meter_provider = meters, owned
         return tracing

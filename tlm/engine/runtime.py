@@ -7,7 +7,7 @@ through ``job.runtime``. Nothing here is global: two engines never share state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -53,11 +53,21 @@ _SCOPE: ContextVar[Redaction | None] = ContextVar("tlm_redaction_scope", default
 """The running execution's redaction (its input's redacted values), for its verifier spans."""
 
 
-def configured_redaction(config: EngineConfig, catalog: Catalog) -> Redaction:
-    """The configured redacted fields, masking the configured API keys' values too (the values
-    of every catalog card's key variable, and of the variables external verifiers may expand)."""
+def configured_redaction(
+    config: EngineConfig, catalog: Catalog, providers: Iterable[Provider] = ()
+) -> Redaction:
+    """The configured redacted fields, masking the configured API keys' values too: the values
+    of every catalog card's key variable and of the variables external verifiers may expand, and
+    the keys of providers given explicitly (the HTTP adapters', through ``inner`` wrappers)."""
     names = {card.api_key_env for card in catalog if card.api_key_env} | set(config.external_env)
-    secrets = (config.env.get(name, "").strip() for name in sorted(names))
+    secrets = [config.env.get(name, "").strip() for name in sorted(names)]
+    for provider in providers:
+        seen: object = provider
+        while seen is not None:
+            held = getattr(seen, "_secrets", ())
+            if isinstance(held, tuple):
+                secrets.extend(s for s in held if isinstance(s, str))
+            seen = getattr(seen, "inner", None)
     return Redaction(fields=frozenset(config.redact)).with_secrets(secrets)
 
 
@@ -352,10 +362,17 @@ class Runtime:
         """Put ``job``'s output in the human review queue; returns the review id."""
         if self.review_queue is None:
             raise ConfigurationError("human review needs a review queue (a data directory)")
+        from tlm.verify.human import output_spec
+
         queue = self.review_queue
         review_id = await anyio.to_thread.run_sync(
             lambda: queue.enqueue(
-                job.execution_id, job.definition.id, job.definition.version, job.input, output
+                job.execution_id,
+                job.definition.id,
+                job.definition.version,
+                job.input,
+                output,
+                output_spec=output_spec(job.definition),
             )
         )
         return str(review_id)

@@ -182,8 +182,8 @@ class ExternalPolicy:
     """Endpoint hosts and function names that receive redacted fields as they are."""
     redact: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     """The configured redacted field names."""
-    environ: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
-    """Where ``${VAR}`` is read from."""
+    environ: Mapping[str, str] = attrs.field(factory=lambda: os.environ, repr=False)
+    """Where ``${VAR}`` is read from, at call time (default: the process environment)."""
     _rules: tuple[_HostRule, ...] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:

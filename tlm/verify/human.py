@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tlm.definition.model import HumanParams
+from tlm.definition.model import HumanParams, TaskDefinition
 from tlm.engine.output import SchemaValidator
-from tlm.errors import Problem
+from tlm.errors import DefinitionError, Problem, UnknownDefinition
 from tlm.rules import RuleRegistry, RuleSet, default_registry
 from tlm.verify.base import Verdict, VerificationContext
 from tlm.verify.review_queue import Decision, OutputCheck, Review, ReviewQueue
@@ -22,7 +22,13 @@ from tlm.verify.review_queue import Decision, OutputCheck, Review, ReviewQueue
 if TYPE_CHECKING:
     from tlm.definition.registry import DefinitionRegistry
 
-__all__ = ("HumanVerifier", "await_decision", "verdict_from_decision", "edited_output_check")
+__all__ = (
+    "HumanVerifier",
+    "await_decision",
+    "verdict_from_decision",
+    "edited_output_check",
+    "output_spec",
+)
 
 METHOD = "human"
 
@@ -83,6 +89,7 @@ class HumanVerifier:
             dict(context.input),
             context.primary.output,
             queue=self.params.queue,
+            output_spec=output_spec(context.task),
         )
         if not self.params.wait:
             return _pending(review_id, self.params.queue)
@@ -104,23 +111,55 @@ class HumanVerifier:
         )
 
 
+def output_spec(definition: TaskDefinition) -> dict[str, Any]:
+    """What an output of ``definition`` must satisfy, as kept with a review."""
+    return {
+        "schema": dict(definition.output.schema),
+        "validations": list(definition.output.validations),
+    }
+
+
 def edited_output_check(
-    registry: DefinitionRegistry, rules: RuleRegistry | None = None
+    registry: DefinitionRegistry | None = None, rules: RuleRegistry | None = None
 ) -> OutputCheck:
     """An :data:`~tlm.verify.review_queue.OutputCheck` validating an edited output like a model's:
     the reviewed task version's output schema, then its output rules.
 
+    The definition comes from ``registry`` when it has the reviewed version, else from the output
+    spec kept with the review; a rule this process does not know (registered in another one) is
+    skipped there, the schema is always checked.
+
     Raises (from the check):
-        UnknownDefinition: the reviewed task version is not in ``registry``.
+        UnknownDefinition: neither the registry nor the review says what the output must satisfy.
     """
     registry_rules = rules if rules is not None else default_registry()
 
     def check(review: Review, output: Any) -> Sequence[Problem]:
-        definition = registry.get(review.task_id, review.task_version)
-        spec = definition.output
-        found = SchemaValidator(spec.schema).problems(output, source="output")
-        ruleset = RuleSet.resolve(registry_rules, spec.validations)
-        found.extend(ruleset.problems(output, source="output", schema=spec.schema))
+        definition = _definition(registry, review)
+        if definition is not None:
+            schema = definition.output.schema
+            names = list(definition.output.validations)
+        elif review.output_spec is not None:
+            schema = review.output_spec.get("schema", {})
+            names = [n for n in review.output_spec.get("validations", []) if n in registry_rules]
+        else:
+            raise UnknownDefinition(
+                f"cannot check the edited output: task {review.task_id}@{review.task_version} "
+                "is not among the definitions and the review does not say what its output must "
+                "satisfy (give --definitions)"
+            )
+        found = SchemaValidator(schema).problems(output, source="output")
+        ruleset = RuleSet.resolve(registry_rules, names)
+        found.extend(ruleset.problems(output, source="output", schema=schema))
         return found
 
     return check
+
+
+def _definition(registry: DefinitionRegistry | None, review: Review) -> TaskDefinition | None:
+    if registry is None:
+        return None
+    try:
+        return registry.get(review.task_id, review.task_version)
+    except DefinitionError:
+        return None

@@ -51,7 +51,7 @@ __all__ = (
 REVIEWS_FILE = "reviews.db"
 """The queue's file name inside the data directory."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIN_ID_PREFIX = 8
 """The fewest characters of a review id that may name it (ids are 16 hex digits)."""
 
@@ -84,6 +84,10 @@ _MIGRATIONS: tuple[str, ...] = (
         decided_at REAL
     );
     CREATE INDEX reviews_status_queue ON reviews (status, queue, created_at);
+    """,
+    # version 1 -> 2: what an edited output must satisfy, kept with the review
+    """
+    ALTER TABLE reviews ADD COLUMN output_spec TEXT;
     """,
 )
 
@@ -135,6 +139,9 @@ class Review:
     status: ReviewStatus
     created_at: float
     decision: Decision | None = None
+    output_spec: Mapping[str, Any] | None = None
+    """The task's output ``{"schema": ..., "validations": [...]}`` when it was queued: what an
+    edited output must satisfy, even where the definition cannot be found."""
 
 
 DecisionHook = Callable[[Review, Decision], None]
@@ -195,6 +202,7 @@ def _row_to_review(row: sqlite3.Row) -> Review:
         status=row["status"],
         created_at=row["created_at"],
         decision=decision,
+        output_spec=json.loads(row["output_spec"]) if row["output_spec"] else None,
     )
 
 
@@ -284,8 +292,14 @@ class ReviewQueue:
         input: Any,
         output: Any,
         queue: str = "default",
+        *,
+        output_spec: Mapping[str, Any] | None = None,
     ) -> str:
-        """Add a pending review and return its id (redacted fields masked in what is stored)."""
+        """Add a pending review and return its id (redacted fields masked in what is stored).
+
+        ``output_spec`` (``{"schema": ..., "validations": [...]}``) is what an edited output must
+        satisfy; keep it with the review so any process can check an edit.
+        """
         if self.redaction.fields:
             scope = self.redaction.for_input(input)
             input, output = scope.value(input), scope.value(output)
@@ -293,7 +307,7 @@ class ReviewQueue:
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO reviews (id, execution_id, task_id, task_version, queue, input,"
-                " output, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " output, created_at, output_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     review_id,
                     execution_id,
@@ -303,6 +317,7 @@ class ReviewQueue:
                     _dump(input),
                     _dump(output),
                     self._clock(),
+                    None if output_spec is None else _dump(output_spec),
                 ),
             )
         return review_id
