@@ -14,9 +14,19 @@ from pathlib import Path
 
 import anyio
 
-from benchmarks import consensus_latency, memory, overhead, throughput
+from benchmarks import configured, consensus_latency, memory, overhead, throughput
+from benchmarks.fake_server import serve_in_subprocess
 from benchmarks.fixtures import REPO
-from benchmarks.measure import Chart, Figure, ScenarioResult, Settings, Table, Target, figure
+from benchmarks.measure import (
+    Chart,
+    Figure,
+    ScenarioResult,
+    Settings,
+    Table,
+    Target,
+    figure,
+    percentile,
+)
 
 __all__ = ("Step", "SCENARIOS", "OVERHEAD_TARGET_US", "RSS_TARGET")
 
@@ -484,6 +494,69 @@ async def soak(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+async def configured_throughput(settings: Settings, step: Step) -> ScenarioResult:
+    """Throughput at 256 in flight, 50 ms model latency, through the public configuration path;
+    with ``--baseline REF``, REF's ``tlm`` measured in the same run, alternating."""
+    in_flight = 256
+    calls = max(settings.calls, 8 * in_flight)
+    samples: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {"this checkout": REPO}
+        if settings.baseline:
+            roots[f"before ({settings.baseline})"] = _checkout(settings.baseline, Path(tmp))
+        with serve_in_subprocess(50, core=1) as base_url:
+            for _ in range(settings.repeats):
+                floor = await throughput.raw_aiohttp(base_url, calls, in_flight)
+                per = samples.setdefault("raw aiohttp (floor)", {"throughput": [], "p50": []})
+                per["throughput"].append(floor.calls / floor.wall_s)
+                per["p50"].append(percentile([x * 1000 for x in floor.latencies_s], 50))
+                for name, root in roots.items():
+                    got = await anyio.to_thread.run_sync(
+                        configured.run_in_subprocess, root, base_url, calls, in_flight
+                    )
+                    per = samples.setdefault(name, {"throughput": [], "p50": []})
+                    per["throughput"].append(got["throughput"])
+                    per["p50"].append(got["p50"])
+                step()
+    figures = {
+        f"{name} {key}": figure(values, "calls/s" if key == "throughput" else "ms")
+        for name, per in samples.items()
+        for key, values in per.items()
+    }
+    floor_median = figures["raw aiohttp (floor) throughput"].median
+    rows = tuple(
+        (
+            name,
+            figures[f"{name} throughput"].text(0),
+            f"{figures[f'{name} throughput'].median / floor_median:.2f}",
+            figures[f"{name} p50"].text(0),
+        )
+        for name in samples
+    )
+    return ScenarioResult(
+        name="configured",
+        title="Throughput through the public configuration path (256 in flight, 50 ms)",
+        description=configured.__doc__ or "",
+        tables=(
+            Table(
+                f"{calls} calls, {in_flight} in flight, 50 ms model latency, default limits",
+                ("engine", "throughput", "ratio to floor", "p50 latency"),
+                rows,
+            ),
+        ),
+        charts=(
+            Chart(
+                "configured.png",
+                "Throughput at 256 in flight, default configuration",
+                tuple(samples),
+                tuple(figures[f"{name} throughput"] for name in samples),
+                "calls/s",
+            ),
+        ),
+        figures=figures,
+    )
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "overhead": (engine_overhead, lambda s: 2),
     "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
@@ -494,5 +567,6 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "local": (local, lambda s: 2),
     "durability": (durability_cost, lambda s: 1),
     "soak": (soak, lambda s: 1),
+    "configured": (configured_throughput, lambda s: s.repeats),
 }
 """Name -> (scenario, how many progress steps it reports)."""
