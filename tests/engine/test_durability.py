@@ -26,7 +26,7 @@ from tests.store.test_durability import damage
 from tests.store.test_sqlite import make_record
 from tlm.engine import Engine
 from tlm.engine.config import load_config
-from tlm.errors import ConfigurationError, StoreCorrupted, TLMError
+from tlm.errors import ConfigurationError, OutputInvalid, StoreCorrupted, TLMError
 from tlm.store import ExecutionStore
 from tlm.telemetry.light import LightTracerProvider
 from tlm.telemetry.records import ExecutionRecord
@@ -75,23 +75,22 @@ async def test_a_poisoned_input_never_stops_the_recording(
     assert committed_ids(tmp_path / "data" / "tlm.db") == set(outcomes)
 
 
-async def test_a_poisoned_output_is_recorded_and_cached_without_a_raw_encoding_error(
+async def test_a_poisoned_output_is_refused_and_recorded_without_a_raw_encoding_error(
     engine_factory: EngineFactory, models: ScriptedModels
 ) -> None:
+    """A reply holding a lone surrogate is invalid output (nothing downstream could keep it):
+    re-asked, then a recorded ``OutputInvalid``; it never reaches the cache or breaks the store."""
     models.handlers["*"] = reply('{"title": "Chef \\ud800"}')  # JSON escape of a lone surrogate
     async with engine_factory() as engine:
-        first = await engine.execute(TASK, {"posting": "Chef wanted"})
-        again = await engine.execute(TASK, {"posting": "Chef wanted"})
+        with pytest.raises(OutputInvalid, match="lone surrogate"):
+            await engine.execute(TASK, {"posting": "Chef wanted"})
         mapped = [r async for r in engine.map(TASK, [{"posting": f"p{i}"} for i in range(20)])]
         assert engine.store is not None
-        record = engine.store.get(first.execution_id)
-        assert engine.store.count() == 22
-    assert first.output == {"title": "Chef \ud800"}
-    assert again.cache_hit
-    assert again.output == first.output
-    assert all(r.error is None for r in mapped)
-    assert record is not None
-    assert record.output == {"title": "Chef \ud800"}
+        assert engine.store.count() == 21
+        records = engine.store.query(task_id=TASK)
+    assert all(isinstance(r.error, OutputInvalid) for r in mapped)
+    assert all(r.status == "error" for r in records)
+    assert all(r.error is not None and r.error.type == "OutputInvalid" for r in records)
 
 
 async def test_the_cache_key_of_a_poisoned_input_raises_no_encoding_error(
