@@ -258,6 +258,7 @@ def validate_task(target: str | None, all_tasks: bool, definitions: Path | None)
         path = Path(target)
         root = _project_tasks_root(definitions) or path.parent  # no project: the file alone
         checked, problems = _validate_path(path, root)
+        _warn_egress(checked)
         if problems:
             _fail(problems)
         for definition in checked:
