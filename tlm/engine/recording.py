@@ -2,9 +2,11 @@
 
 ``durability = "durable"`` (the default): an execution returns to its caller only once its record
 is committed to the store. The wait is awaited on the event loop (never a blocking call) and is
-shared: the writer commits every record that arrived meanwhile in one transaction and wakes all
-their executions at once (group commit). When the record cannot be committed (disk full, a
-damaged file) the caller gets :class:`~tlm.errors.RecordNotCommitted`, which carries the result.
+shared: the first execution to finish asks for the commit (after ``COMMIT_DELAY_S`` when
+``COMMIT_SIBLINGS`` or more are in flight), every record written by then goes in that one
+transaction, and the writer wakes all their executions at once (group commit). When the record
+cannot be committed (disk full, a damaged file) the caller gets
+:class:`~tlm.errors.RecordNotCommitted`, which carries the result.
 
 ``durability = "relaxed"``: an execution returns as soon as its record is queued; it waits only
 while more than the store's ``queue_size`` records are queued (back-pressure, still awaited). A
