@@ -9,7 +9,7 @@ expand ``${VAR}`` from the environment. A definition is data anyone may hand you
   Link-local and cloud metadata addresses (``169.254.0.0/16``, ``fe80::/10``, ``fd00:ec2::254``,
   ``metadata.google.internal``, ...) are refused unless an entry names that exact host or address
   — a wildcard or a network never unlocks them — and a host name is refused when it *resolves*
-  to one of them.
+  to one of them (unless that address is named); the sessions TLM opens check every DNS answer.
 * **environment**: ``${VAR}`` in a header expands only when ``VAR`` is in ``external_env``.
 * **redirects**: only to the same scheme, host and port; a redirect elsewhere is not followed.
 * **redaction**: the payload's redacted fields are masked unless the endpoint's host (or the
