@@ -8,9 +8,11 @@ within the same origin, and ``tlm validate-task`` warns about all of it with JSO
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
@@ -31,7 +33,7 @@ from tlm.engine.config import load_config
 from tlm.testing import FakeOpenAIServer
 from tlm.verify import ExternalVerifier
 from tlm.verify.base import Candidate, VerificationContext
-from tlm.verify.egress import ExternalPolicy, egress_warnings
+from tlm.verify.egress import EgressRefused, ExternalPolicy, egress_warnings
 
 CLOUD_KEY = "sk-cloud-AAAA1111BBBB2222CCCC"
 
@@ -226,3 +228,34 @@ def test_validate_task_warns_with_json_paths(tmp_path: Path) -> None:
     assert "warning" not in allowed.output
     definition = parse_definition(json.dumps(task))
     assert egress_warnings(definition, ExternalPolicy()) != []
+
+
+def test_names_resolving_to_metadata_addresses_are_refused() -> None:
+    policy = ExternalPolicy(hosts=["verify.example.com", "*.corp.example"])
+    policy.check_addresses("verify.example.com", 443, ["10.0.0.1", "::1"])
+    for host in ("verify.example.com", "a.corp.example", "localhost"):
+        with pytest.raises(EgressRefused, match=r"resolves to 169\.254\.169\.254"):
+            policy.check_addresses(host, 443, ["10.0.0.1", "169.254.169.254"])
+    with pytest.raises(EgressRefused):
+        policy.check_addresses("a.corp.example", 80, ["fe80::1%eth0"])
+    named = ExternalPolicy(hosts=["verify.example.com", "169.254.169.254"])
+    named.check_addresses("verify.example.com", 443, ["169.254.169.254"])
+    google = ExternalPolicy(hosts=["metadata.google.internal"])
+    google.check_addresses("metadata.google.internal", 80, ["169.254.169.254"])
+
+
+async def test_the_verifiers_own_session_checks_every_dns_answer() -> None:
+    @attrs.frozen
+    class RefuseEverything(ExternalPolicy):
+        def check_addresses(self, host: str, port: int, addresses: Iterable[str]) -> None:
+            raise EgressRefused(f"host {host} resolves to a refused address")
+
+    async with recording_endpoint(verdict(True)) as endpoint:
+        port = endpoint.url.rsplit(":", 1)[1]
+        by_name = f"http://localhost:{port}/v"
+        accepted = await verifier(by_name, ExternalPolicy()).verify(context())
+        refused = await verifier(by_name, RefuseEverything()).verify(context())
+    assert accepted.passed is True
+    assert refused.passed is False
+    assert "resolves to a refused address" in refused.details["error"]
+    assert len(endpoint.raw) == 1

@@ -606,9 +606,9 @@ class Engine:
     def _http_session(self) -> aiohttp.ClientSession:
         """One pooled HTTP session for external verifiers, opened on first need."""
         if self._session is None:
-            import aiohttp
+            from tlm.verify.factory import external_policy
 
-            self._session = aiohttp.ClientSession()
+            self._session = external_policy(self.config).session()  # answers checked
         return self._session
 
     async def _history(self, task_id: str) -> TaskHistory:

@@ -9,7 +9,7 @@ expand ``${VAR}`` from the environment. A definition is data anyone may hand you
   Link-local and cloud metadata addresses (``169.254.0.0/16``, ``fe80::/10``, ``fd00:ec2::254``,
   ``metadata.google.internal``, ...) are refused unless an entry names that exact host or address
   — a wildcard or a network never unlocks them — and a host name is refused when it *resolves*
-  to one of them.
+  to one of them (unless that address is named); the sessions TLM opens check every DNS answer.
 * **environment**: ``${VAR}`` in a header expands only when ``VAR`` is in ``external_env``.
 * **redirects**: only to the same scheme, host and port; a redirect elsewhere is not followed.
 * **redaction**: the payload's redacted fields are masked unless the endpoint's host (or the
@@ -32,6 +32,8 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
+import aiohttp
+import aiohttp.abc
 import anyio
 import attrs
 
@@ -229,19 +231,43 @@ class ExternalPolicy:
             raise EgressRefused(problem)
         parts = urlsplit(url)
         host = (parts.hostname or "").rstrip(".")
-        if _address(host) is not None or any(r.names(host, parts.port or 0) for r in self._rules):
+        if _address(host) is not None:
             return
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            infos = await anyio.getaddrinfo(host, parts.port or 0, type=socket.SOCK_STREAM)
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
             return  # the request itself reports the failure to resolve
-        for info in infos:
-            address = _address(str(info[4][0]).split("%")[0])
-            if address is not None and _is_metadata_address(address):
+        self.check_addresses(host, port, [str(info[4][0]) for info in infos])
+
+    def check_addresses(self, host: str, port: int, addresses: Iterable[str]) -> None:
+        """Refuse link-local or metadata addresses ``host`` resolved to, unless the allow-list
+        names that address exactly (or ``host`` is a metadata name it names exactly).
+
+        Raises:
+            EgressRefused: with the reason.
+        """
+        name = host.lower().rstrip(".")
+        if _address(name) is not None:
+            return  # a literal address was checked as such
+        if is_metadata_host(name) and any(r.names(name, port) for r in self._rules):
+            return
+        for text in addresses:
+            address = _address(text.split("%")[0])
+            if address is None or not _is_metadata_address(address):
+                continue
+            if not any(r.names(str(address), port) for r in self._rules):
                 raise EgressRefused(
                     f"host {host} resolves to {address}, a link-local or cloud metadata "
                     "address; refused unless external_hosts names it exactly"
                 )
+
+    def session(self) -> aiohttp.ClientSession:
+        """An HTTP session whose every name resolution is checked by :meth:`check_addresses`
+        (the addresses connected to are the ones checked: a second, different DNS answer cannot
+        slip through)."""
+        connector = aiohttp.TCPConnector(resolver=_GuardedResolver(self))
+        return aiohttp.ClientSession(connector=connector)
 
     # --- environment and redaction --------------------------------------------------------------
 
@@ -269,16 +295,33 @@ class ExternalPolicy:
 
         return ENV_REFERENCE.sub(lookup, value), used
 
-    def secret_values(self) -> tuple[str, ...]:
-        """The values of the allowed environment variables (never to be stored)."""
-        return tuple(v for name in sorted(self.env) if (v := self.environ.get(name)))
-
     def reveals_to(self, *, url: str | None = None, function: str | None = None) -> bool:
         """Whether this endpoint or function receives redacted fields unmasked."""
         if function is not None:
             return function.lower() in self.unredacted
         host = (urlsplit(url or "").hostname or "").rstrip(".")
         return bool(host) and host in self.unredacted
+
+
+class _GuardedResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, refusing link-local and metadata answers the policy does not allow."""
+
+    def __init__(self, policy: ExternalPolicy) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        try:
+            self._policy.check_addresses(host, port, [entry["host"] for entry in found])
+        except EgressRefused as exc:
+            raise OSError(str(exc)) from None
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def same_origin(first: str, second: str) -> bool:

@@ -175,7 +175,7 @@ class ExternalVerifier:
                     self._post_once, self.session, endpoint, payload, headers
                 )
             else:
-                async with aiohttp.ClientSession() as session:
+                async with self.policy.session() as session:
                     status, body = await retrying(
                         self._post_once, session, endpoint, payload, headers
                     )
