@@ -108,18 +108,26 @@ def _answer_keys(task: str, responses: Mapping[str, str]) -> dict[str, str | Non
     return keys
 
 
-def load_queries(path: Path, *, limit: int | None = None, price_ratio: float = GSM_PRICE_RATIO
-                 ) -> list[Query]:  # fmt: skip
+def load_queries(
+    path: Path, *, limit: int | None = None, price_ratio: float = GSM_PRICE_RATIO
+) -> list[Query]:
     """Rows of a data file (RouterBench or GSM8K; GSM8K costs from ``price_ratio``)."""
     queries = []
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             raw = json.loads(line)
-            cost = raw.get("cost") or {m: (1.0 if m == GPT4 else price_ratio) * 1e-3
-                                       for m in raw["quality"]}  # fmt: skip
+            cost = raw.get("cost") or {
+                m: (1.0 if m == GPT4 else price_ratio) * 1e-3 for m in raw["quality"]
+            }
             queries.append(
-                Query(raw["id"], raw["task"], raw.get("prompt") or "", raw["quality"], cost,
-                      _answer_keys(raw["task"], raw.get("response") or {}))  # fmt: skip
+                Query(
+                    raw["id"],
+                    raw["task"],
+                    raw.get("prompt") or "",
+                    raw["quality"],
+                    cost,
+                    _answer_keys(raw["task"], raw.get("response") or {}),
+                )
             )
             if limit is not None and len(queries) >= limit:
                 break
@@ -138,8 +146,13 @@ def fold_of(query: Query, folds: int, parts: int = 5) -> int:
     return (query.digest // parts) % folds
 
 
-def _score(family: str, name: str, queries: Sequence[Query], picks: Sequence[tuple[float, float]],
-           budget: float | None = None) -> Result:  # fmt: skip
+def _score(
+    family: str,
+    name: str,
+    queries: Sequence[Query],
+    picks: Sequence[tuple[float, float]],
+    budget: float | None = None,
+) -> Result:
     per: dict[str, list[float]] = {}
     for q, (quality, cost) in zip(queries, picks, strict=True):
         slot = per.setdefault(q.task, [0.0, 0.0, 0.0])
@@ -147,8 +160,14 @@ def _score(family: str, name: str, queries: Sequence[Query], picks: Sequence[tup
         slot[1] += cost
         slot[2] += 1
     n = len(queries)
-    return Result(family, name, sum(p[0] for p in picks) / n, sum(p[1] for p in picks) / n,
-                  budget, {t: (s[0] / s[2], s[1] / s[2]) for t, s in per.items()})  # fmt: skip
+    return Result(
+        family,
+        name,
+        sum(p[0] for p in picks) / n,
+        sum(p[1] for p in picks) / n,
+        budget,
+        {t: (s[0] / s[2], s[1] / s[2]) for t, s in per.items()},
+    )
 
 
 def _lambda_for(spend: Callable[[float], float], budget: float) -> float:
@@ -166,12 +185,19 @@ def _lambda_for(spend: Callable[[float], float], budget: float) -> float:
 # --- static policies ---------------------------------------------------------------------------
 
 
-def static_mix(dev: Sequence[Query], evaluation: Sequence[Query], models: Sequence[str],
-               budget: float) -> Result:  # fmt: skip
+def static_mix(
+    dev: Sequence[Query], evaluation: Sequence[Query], models: Sequence[str], budget: float
+) -> Result:
     """One model per task, chosen on dev: max quality - lambda * cost, lambda meeting the budget."""
     tasks = sorted({q.task for q in dev})
-    stats = {(t, m): (np.mean([q.quality[m] for q in dev if q.task == t]),
-                      np.mean([q.cost[m] for q in dev if q.task == t])) for t in tasks for m in models}  # fmt: skip
+    stats = {
+        (t, m): (
+            np.mean([q.quality[m] for q in dev if q.task == t]),
+            np.mean([q.cost[m] for q in dev if q.task == t]),
+        )
+        for t in tasks
+        for m in models
+    }
     share = {t: sum(q.task == t for q in dev) / len(dev) for t in tasks}
 
     def choice(lam: float) -> dict[str, str]:
@@ -181,8 +207,13 @@ def static_mix(dev: Sequence[Query], evaluation: Sequence[Query], models: Sequen
         return float(sum(share[t] * stats[t, m][1] for t, m in choice(lam).items()))
 
     pick = choice(_lambda_for(spend, budget))
-    return _score("static", "best static choice per task (dev)", evaluation,
-                  [(q.quality[pick[q.task]], q.cost[pick[q.task]]) for q in evaluation], budget)  # fmt: skip
+    return _score(
+        "static",
+        "best static choice per task (dev)",
+        evaluation,
+        [(q.quality[pick[q.task]], q.cost[pick[q.task]]) for q in evaluation],
+        budget,
+    )
 
 
 def oracle(evaluation: Sequence[Query]) -> Result:
@@ -197,15 +228,20 @@ def oracle(evaluation: Sequence[Query]) -> Result:
 
 def always(evaluation: Sequence[Query], model: str) -> Result:
     """Always ``model``."""
-    return _score("single", f"always {model}", evaluation,
-                  [(q.quality[model], q.cost[model]) for q in evaluation])  # fmt: skip
+    return _score(
+        "single",
+        f"always {model}",
+        evaluation,
+        [(q.quality[model], q.cost[model]) for q in evaluation],
+    )
 
 
 # --- kNN router --------------------------------------------------------------------------------
 
 
-def _tfidf(dev: Sequence[Query], other: Sequence[Query], features: HashedFeatures
-           ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _tfidf(
+    dev: Sequence[Query], other: Sequence[Query], features: HashedFeatures
+) -> tuple[np.ndarray, np.ndarray]:
     a = np.stack([features(q.prompt).dense() for q in dev])
     b = np.stack([features(q.prompt).dense() for q in other])
     a[:, :2] = b[:, :2] = 0.0  # bias and length are not words
@@ -216,8 +252,13 @@ def _tfidf(dev: Sequence[Query], other: Sequence[Query], features: HashedFeature
     return a, b
 
 
-def _knn_scores(train: Sequence[Query], test: Sequence[Query], models: Sequence[str], k: int,
-                features: HashedFeatures) -> np.ndarray:  # fmt: skip
+def _knn_scores(
+    train: Sequence[Query],
+    test: Sequence[Query],
+    models: Sequence[str],
+    k: int,
+    features: HashedFeatures,
+) -> np.ndarray:
     a, b = _tfidf(train, test, features)
     grades = np.array([[q.quality[m] for m in models] for q in train])
     tasks = np.array([q.task for q in train])
@@ -233,9 +274,11 @@ def _knn_scores(train: Sequence[Query], test: Sequence[Query], models: Sequence[
 # --- selection over predicted quality and cost -------------------------------------------------
 
 
-def _oof(dev: Sequence[Query], folds: int,
-         fit_predict: Callable[[Sequence[Query], Sequence[Query]], tuple[np.ndarray, np.ndarray]]
-         ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _oof(
+    dev: Sequence[Query],
+    folds: int,
+    fit_predict: Callable[[Sequence[Query], Sequence[Query]], tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold predicted quality and cost for every development prompt."""
     n = len(dev)
     quality = cost = None
@@ -246,22 +289,30 @@ def _oof(dev: Sequence[Query], folds: int,
         if quality is None or cost is None:
             quality, cost = np.zeros((n, q.shape[1])), np.zeros((n, q.shape[1]))
         quality[test], cost[test] = q, c
-    assert quality is not None and cost is not None
+    assert quality is not None
+    assert cost is not None
     return quality, cost
 
 
-def _realised(queries: Sequence[Query], models: Sequence[str], pred_q: np.ndarray,
-              pred_c: np.ndarray, lam: float) -> tuple[float, float]:  # fmt: skip
+def _realised(
+    queries: Sequence[Query],
+    models: Sequence[str],
+    pred_q: np.ndarray,
+    pred_c: np.ndarray,
+    lam: float,
+) -> tuple[float, float]:
     pick = np.argmax(pred_q - lam * pred_c, axis=1)
     quality = np.mean([q.quality[models[j]] for q, j in zip(queries, pick, strict=True)])
     cost = np.mean([q.cost[models[j]] for q, j in zip(queries, pick, strict=True)])
     return float(quality), float(cost)
 
 
-def _selector(train: Sequence[Query], models: Sequence[str], prior_variance: float,
-              features: HashedFeatures) -> InputAwareSelector:  # fmt: skip
-    selector = InputAwareSelector(features=features, policy="greedy", min_history=0,
-                                  prior_variance=prior_variance)  # fmt: skip
+def _selector(
+    train: Sequence[Query], models: Sequence[str], prior_variance: float, features: HashedFeatures
+) -> InputAwareSelector:
+    selector = InputAwareSelector(
+        features=features, policy="greedy", min_history=0, prior_variance=prior_variance
+    )
     for q in train:
         x = features(q.prompt)
         for m in models:  # the log of a labelled stream: every model's outcome on the prompt
@@ -269,8 +320,9 @@ def _selector(train: Sequence[Query], models: Sequence[str], prior_variance: flo
     return selector
 
 
-def _selector_predictions(selector: InputAwareSelector, test: Sequence[Query],
-                          models: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _selector_predictions(
+    selector: InputAwareSelector, test: Sequence[Query], models: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     quality = np.zeros((len(test), len(models)))
     cost = np.zeros((len(test), len(models)))
     for i, q in enumerate(test):
@@ -279,8 +331,13 @@ def _selector_predictions(selector: InputAwareSelector, test: Sequence[Query],
     return quality, cost
 
 
-def _online_selection(selector: InputAwareSelector, evaluation: Sequence[Query],
-                      models: Sequence[str], lam: float, budget: float) -> list[tuple[float, float]]:  # fmt: skip
+def _online_selection(
+    selector: InputAwareSelector,
+    evaluation: Sequence[Query],
+    models: Sequence[str],
+    lam: float,
+    budget: float,
+) -> list[tuple[float, float]]:
     """On the evaluation stream: choose, pay, learn the chosen model's grade; pace lambda."""
     picks = []
     spent = 0.0
@@ -303,20 +360,27 @@ def _outcomes(queries: Sequence[Query], folds: int) -> list[Outcome]:
     return [Outcome(q.answer, q.quality, q.cost, fold_of(q, folds)) for q in queries]
 
 
-def cascade_plans(dev: Sequence[Query], models: Sequence[str], folds: int
-                  ) -> dict[str, list[CascadePlan]]:  # fmt: skip
+def cascade_plans(
+    dev: Sequence[Query], models: Sequence[str], folds: int
+) -> dict[str, list[CascadePlan]]:
     """Per task, the cross-validated frontier of cascade plans on the development part."""
     tasks = sorted({q.task for q in dev})
-    return {t: cascade_frontier(_outcomes([q for q in dev if q.task == t], folds), models,
-                                folds=folds) for t in tasks}  # fmt: skip
+    return {
+        t: cascade_frontier(_outcomes([q for q in dev if q.task == t], folds), models, folds=folds)
+        for t in tasks
+    }
 
 
-def choose_plans(plans: Mapping[str, list[CascadePlan]], share: Mapping[str, float],
-                 budget: float) -> dict[str, CascadePlan]:  # fmt: skip
+def choose_plans(
+    plans: Mapping[str, list[CascadePlan]], share: Mapping[str, float], budget: float
+) -> dict[str, CascadePlan]:
     """One plan per task: max CV quality - lambda * CV cost, lambda meeting the budget."""
+
     def choice(lam: float) -> dict[str, CascadePlan]:
-        return {t: max(ps, key=lambda p: (p.expected_quality or 0.0) - lam * (p.expected_cost or 0.0))
-                for t, ps in plans.items()}  # fmt: skip
+        return {
+            t: max(ps, key=lambda p: (p.expected_quality or 0.0) - lam * (p.expected_cost or 0.0))
+            for t, ps in plans.items()
+        }
 
     def spend(lam: float) -> float:
         return sum(share[t] * (p.expected_cost or 0.0) for t, p in choice(lam).items())
@@ -327,9 +391,15 @@ def choose_plans(plans: Mapping[str, list[CascadePlan]], share: Mapping[str, flo
 # --- everything --------------------------------------------------------------------------------
 
 
-def run_all(queries: Sequence[Query], *, folds: int = 5, fractions: Sequence[float] = FRACTIONS,
-            variances: Sequence[float] = (0.003, 0.01, 0.03, 0.1), ks: Sequence[int] = (5, 15, 40),
-            reference: str = GPT4) -> tuple[list[Result], dict[str, object]]:  # fmt: skip
+def run_all(
+    queries: Sequence[Query],
+    *,
+    folds: int = 5,
+    fractions: Sequence[float] = FRACTIONS,
+    variances: Sequence[float] = (0.003, 0.01, 0.03, 0.1),
+    ks: Sequence[int] = (5, 15, 40),
+    reference: str = GPT4,
+) -> tuple[list[Result], dict[str, object]]:
     """Every policy on the evaluation part; also what cross-validation chose."""
     dev, evaluation = split(queries)
     if not dev or not evaluation:
@@ -343,12 +413,18 @@ def run_all(queries: Sequence[Query], *, folds: int = 5, fractions: Sequence[flo
     chosen: dict[str, object] = {"dev": len(dev), "evaluation": len(evaluation), "folds": folds}
 
     # kNN: k by CV log loss of the neighbour mean (no budget involved)
-    def knn_fit(k: int) -> Callable[[Sequence[Query], Sequence[Query]], tuple[np.ndarray, np.ndarray]]:
+    def knn_fit(
+        k: int,
+    ) -> Callable[[Sequence[Query], Sequence[Query]], tuple[np.ndarray, np.ndarray]]:
         def fit(train: Sequence[Query], test: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
-            mean_cost = {(t, m): np.mean([q.cost[m] for q in train if q.task == t] or [0.0])
-                         for t in {q.task for q in test} for m in models}  # fmt: skip
+            mean_cost = {
+                (t, m): np.mean([q.cost[m] for q in train if q.task == t] or [0.0])
+                for t in {q.task for q in test}
+                for m in models
+            }
             cost = np.array([[mean_cost[q.task, m] for m in models] for q in test])
             return _knn_scores(train, test, models, k, features), cost
+
         return fit
 
     grades = np.array([[q.quality[m] for m in models] for q in dev])
@@ -358,9 +434,12 @@ def run_all(queries: Sequence[Query], *, folds: int = 5, fractions: Sequence[flo
     knn_eval = knn_fit(best_k)(dev, evaluation)
 
     # input-aware selection: prior variance by CV (Brier score of P(success))
-    def sel_fit(v: float) -> Callable[[Sequence[Query], Sequence[Query]], tuple[np.ndarray, np.ndarray]]:
+    def sel_fit(
+        v: float,
+    ) -> Callable[[Sequence[Query], Sequence[Query]], tuple[np.ndarray, np.ndarray]]:
         def fit(train: Sequence[Query], test: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
             return _selector_predictions(_selector(train, models, v, features), test, models)
+
         return fit
 
     oof = {v: _oof(dev, folds, sel_fit(v)) for v in variances}
@@ -374,14 +453,30 @@ def run_all(queries: Sequence[Query], *, folds: int = 5, fractions: Sequence[flo
     ev_by_task = {t: [q for q in evaluation if q.task == t] for t in plans}
     for budget in budgets:
         lam = _lambda_for(lambda x: _realised(dev, models, *knn_dev, x)[1], budget)
-        results.append(_score("knn", f"kNN router (k={best_k})", evaluation,
-                              _picks(evaluation, models, *knn_eval, lam), budget))  # fmt: skip
+        results.append(
+            _score(
+                "knn",
+                f"kNN router (k={best_k})",
+                evaluation,
+                _picks(evaluation, models, *knn_eval, lam),
+                budget,
+            )
+        )
         lam = _lambda_for(lambda x: _realised(dev, models, *sel_dev, x)[1], budget)
         selector = _selector(dev, models, best_v, features)
-        results.append(_score("select", "TLM input-aware selection (online)", evaluation,
-                              _online_selection(selector, evaluation, models, lam, budget), budget))  # fmt: skip
+        results.append(
+            _score(
+                "select",
+                "TLM input-aware selection (online)",
+                evaluation,
+                _online_selection(selector, evaluation, models, lam, budget),
+                budget,
+            )
+        )
         picked = choose_plans(plans, share, budget)
-        chosen[f"cascade@{budget:.6f}"] = {t: p.to_dict() | {"table": None} for t, p in picked.items()}
+        chosen[f"cascade@{budget:.6f}"] = {
+            t: p.to_dict() | {"table": None} for t, p in picked.items()
+        }
         picks: list[tuple[float, float]] = []
         ordered: list[Query] = []
         for t, plan in picked.items():
@@ -396,8 +491,13 @@ def _brier(pred: np.ndarray, grades: np.ndarray) -> float:
     return float(np.mean((pred - grades) ** 2))
 
 
-def _picks(queries: Sequence[Query], models: Sequence[str], pred_q: np.ndarray,
-           pred_c: np.ndarray, lam: float) -> list[tuple[float, float]]:  # fmt: skip
+def _picks(
+    queries: Sequence[Query],
+    models: Sequence[str],
+    pred_q: np.ndarray,
+    pred_c: np.ndarray,
+    lam: float,
+) -> list[tuple[float, float]]:
     pick = np.argmax(pred_q - lam * pred_c, axis=1)
     return [(q.quality[models[j]], q.cost[models[j]]) for q, j in zip(queries, pick, strict=True)]
 
@@ -418,7 +518,8 @@ def _table(results: Sequence[Result], reference: Result, title: str) -> list[str
         f"### {title}",
         "",
         "| policy | budget | quality | $/prompt | x reference cost | "
-        + " | ".join(f"{t} quality / $" for t in tasks) + " |",
+        + " | ".join(f"{t} quality / $" for t in tasks)
+        + " |",
         "|---|---|---|---|---|" + "---|" * len(tasks),
     ]
     shown = [r for r in results if r.family != "single" or r.name == reference.name]
@@ -428,32 +529,58 @@ def _table(results: Sequence[Result], reference: Result, title: str) -> list[str
             f"{r.per_task[t][0]:.3f} / ${r.per_task[t][1]:.6f}" if t in r.per_task else "-"
             for t in tasks
         )
-        lines.append(f"| {r.name} | {budget} | {r.quality:.3f} | ${r.cost:.6f} | "
-                     f"{r.cost / reference.cost:.2f} | {per} |")  # fmt: skip
-    lines += ["", "Single models on the evaluation part:", "", "| model | quality | $/prompt |",
-              "|---|---|---|"]  # fmt: skip
+        lines.append(
+            f"| {r.name} | {budget} | {r.quality:.3f} | ${r.cost:.6f} | "
+            f"{r.cost / reference.cost:.2f} | {per} |"
+        )
+    lines += [
+        "",
+        "Single models on the evaluation part:",
+        "",
+        "| model | quality | $/prompt |",
+        "|---|---|---|",
+    ]
     for r in sorted((r for r in results if r.family == "single"), key=lambda r: r.cost):
         lines.append(f"| {r.name.removeprefix('always ')} | {r.quality:.3f} | ${r.cost:.6f} |")
     return lines
 
 
-def render(sections: Sequence[tuple[str, list[Result], dict[str, object]]], *, command: str,
-           plot: str | None) -> str:  # fmt: skip
+def render(
+    sections: Sequence[tuple[str, list[Result], dict[str, object]]],
+    *,
+    command: str,
+    plot: str | None,
+) -> str:
     """The Markdown report."""
-    lines = ["# Learning replay: policies fitted on the development part, scored on evaluation",
-             "", f"Command: `{command}`", "",
-             (__doc__ or "").split("\n\n", 2)[1].replace("\n", " "), ""]  # fmt: skip
+    lines = [
+        "# Learning replay: policies fitted on the development part, scored on evaluation",
+        "",
+        f"Command: `{command}`",
+        "",
+        (__doc__ or "").split("\n\n", 2)[1].replace("\n", " "),
+        "",
+    ]
     for title, results, chosen in sections:
         reference = next(r for r in results if r.name == f"always {GPT4}")
-        target = [r for r in results if r.family in ("select", "cascade", "knn", "static")
-                  and r.quality >= reference.quality and r.cost <= reference.cost / 4]  # fmt: skip
+        target = [
+            r
+            for r in results
+            if r.family in ("select", "cascade", "knn", "static")
+            and r.quality >= reference.quality
+            and r.cost <= reference.cost / 4
+        ]
         lines += _table(results, reference, title)
-        lines += ["", f"Target (quality >= {reference.quality:.3f} at <= "
-                  f"${reference.cost / 4:.6f} per prompt on the evaluation part) met by: "
-                  + (", ".join(f"{r.name} @ budget ${r.budget:.6f}" for r in target) or "none"),
-                  "", "Chosen on the development part by cross-validation: `"
-                  + json.dumps({k: v for k, v in chosen.items() if not k.startswith("cascade@")})
-                  + "`", ""]  # fmt: skip
+        lines += [
+            "",
+            f"Target (quality >= {reference.quality:.3f} at <= "
+            f"${reference.cost / 4:.6f} per prompt on the evaluation part) met by: "
+            + (", ".join(f"{r.name} @ budget ${r.budget:.6f}" for r in target) or "none"),
+            "",
+            "Chosen on the development part by cross-validation: `"
+            + json.dumps({k: v for k, v in chosen.items() if not k.startswith("cascade@")})
+            + "`",
+            "",
+        ]
         for key, value in chosen.items():
             if key.startswith("cascade@"):
                 lines.append(f"- cascade plans at budget {key[8:]}: `{json.dumps(value)}`")
@@ -463,8 +590,9 @@ def render(sections: Sequence[tuple[str, list[Result], dict[str, object]]], *, c
     return "\n".join(lines)
 
 
-def plot_frontiers(sections: Sequence[tuple[str, list[Result], dict[str, object]]], path: Path
-                   ) -> Path:  # fmt: skip
+def plot_frontiers(
+    sections: Sequence[tuple[str, list[Result], dict[str, object]]], path: Path
+) -> Path:
     """Quality against cost per prompt (log scale), one panel per data set."""
     import matplotlib
 
@@ -477,19 +605,37 @@ def plot_frontiers(sections: Sequence[tuple[str, list[Result], dict[str, object]
             for r in results:
                 if r.family == "single":
                     axis.scatter(r.cost, r.quality, color="0.6", s=20)
-                    axis.annotate(r.name.removeprefix("always ").split("/")[-1], (r.cost, r.quality),
-                                  fontsize=6, xytext=(3, -7), textcoords="offset points")  # fmt: skip
+                    axis.annotate(
+                        r.name.removeprefix("always ").split("/")[-1],
+                        (r.cost, r.quality),
+                        fontsize=6,
+                        xytext=(3, -7),
+                        textcoords="offset points",
+                    )
             for family, (label, color, marker) in _FAMILIES.items():
                 points = sorted((r for r in results if r.family == family), key=lambda r: r.cost)
-                axis.plot([r.cost for r in points], [r.quality for r in points], marker=marker,
-                          color=color, label=label)  # fmt: skip
+                axis.plot(
+                    [r.cost for r in points],
+                    [r.quality for r in points],
+                    marker=marker,
+                    color=color,
+                    label=label,
+                )
             oracle_r = next(r for r in results if r.family == "oracle")
-            axis.scatter(oracle_r.cost, oracle_r.quality, marker="*", s=120, color="k", label="oracle")
+            axis.scatter(
+                oracle_r.cost, oracle_r.quality, marker="*", s=120, color="k", label="oracle"
+            )
             reference = next(r for r in results if r.name == f"always {GPT4}")
             axis.axhline(reference.quality, color="0.3", linestyle=":", linewidth=1)
             axis.axvline(reference.cost / 4, color="0.3", linestyle=":", linewidth=1)
-            axis.fill_between([min(r.cost for r in results) / 2, reference.cost / 4],
-                              reference.quality, 1.0, color="C1", alpha=0.1, label="target")  # fmt: skip
+            axis.fill_between(
+                [min(r.cost for r in results) / 2, reference.cost / 4],
+                reference.quality,
+                1.0,
+                color="C1",
+                alpha=0.1,
+                label="target",
+            )
             axis.set_xscale("log")
             axis.set_ylim(max(0.0, min(r.quality for r in results) - 0.05), 1.0)
             axis.set_xlabel("cost per prompt (USD, log scale)")
@@ -515,17 +661,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     sections = []
-    for name, title in (("routerbench_train.jsonl", "RouterBench (11 models, 3 tasks)"),
-                        ("routellm_gsm8k.jsonl", "GSM8K (Mixtral vs GPT-4; Mixtral priced at "
-                         f"{GSM_PRICE_RATIO:g} x GPT-4)")):  # fmt: skip
+    for name, title in (
+        ("routerbench_train.jsonl", "RouterBench (11 models, 3 tasks)"),
+        (
+            "routellm_gsm8k.jsonl",
+            f"GSM8K (Mixtral vs GPT-4; Mixtral priced at {GSM_PRICE_RATIO:g} x GPT-4)",
+        ),
+    ):
         path = args.data / name
         if not path.is_file():
             print(f"{path}: not found, skipped", file=sys.stderr)
             continue
         queries = load_queries(path, limit=args.limit)
         results, chosen = run_all(queries, folds=args.folds)
-        sections.append((f"{title}: {chosen['dev']} dev / {chosen['evaluation']} eval prompts",
-                         results, chosen))  # fmt: skip
+        sections.append(
+            (f"{title}: {chosen['dev']} dev / {chosen['evaluation']} eval prompts", results, chosen)
+        )
     if not sections:
         print("no data found", file=sys.stderr)
         return 1

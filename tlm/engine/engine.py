@@ -132,6 +132,7 @@ class Engine:
         self._retry = retry
         self._verification_policy = verification_policy
         self._histories: dict[str, tuple[float, TaskHistory]] = {}
+        self._cascade_plans: Mapping[str, Any] = {}
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
         self._runtime: Runtime | None = None
         self._pool: ProviderPool | None = None
@@ -232,6 +233,17 @@ class Engine:
             self._estimates = load_estimator(
                 data_dir, catalog=self._catalog, models=self.config.models, registry=self._registry
             )
+        # Input-aware selection and learned cascades (``tlm update-rankings`` writes both).
+        from tlm.learn.selector import SELECTOR_FILE
+        from tlm.learn.updates import load_cascade_plans, load_selector
+
+        if await anyio.Path(data_dir / SELECTOR_FILE).is_file() and not hasattr(
+            self._estimates, "select"
+        ):
+            self._estimates = load_selector(
+                data_dir, fallback=self._estimates, catalog=self._catalog
+            )
+        self._cascade_plans = load_cascade_plans(data_dir)
 
     async def aclose(self) -> None:
         """Close providers, flush and close the store; always releases, even after errors."""
@@ -307,6 +319,7 @@ class Engine:
                     functions=self._functions,
                     review_queue=runtime.review_queue,
                     session=self._http_session() if _calls_out(spec) else None,
+                    cascade_plans=self._cascade_plans,
                 )
 
             verifier = build(definition.verification)

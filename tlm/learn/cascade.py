@@ -91,7 +91,9 @@ class CascadePlan:
 
     def accepts(self, rung: int, size: int, answers: int) -> bool:
         """Whether the rule accepts such a group below the top rung."""
-        return size >= self.agreement and self.confidence(rung, size, answers) >= self.min_confidence
+        return (
+            size >= self.agreement and self.confidence(rung, size, answers) >= self.min_confidence
+        )
 
 
 @attrs.frozen
@@ -230,8 +232,10 @@ def candidate_ladders(
     # cheap models that are not on the frontier still agree usefully: add the next best few
     by_value = sorted(
         (m for m in models if m not in cheap and m != best),
-        key=lambda m: -np.mean([o.correct.get(m, 0.0) for o in outcomes])
-        / (np.mean([o.cost.get(m, 0.0) for o in outcomes]) + 1e-9),
+        key=lambda m: (
+            -np.mean([o.correct.get(m, 0.0) for o in outcomes])
+            / (np.mean([o.cost.get(m, 0.0) for o in outcomes]) + 1e-9)
+        ),
     )
     pool = [m for m in cheap if m != best] + by_value[: max(0, shortlist - len(cheap))]
     ladders: list[tuple[tuple[str, ...], ...]] = [((best,),)]

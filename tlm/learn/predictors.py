@@ -56,8 +56,10 @@ def probit(p: float) -> float:
         return -probit(1.0 - p)
     q = p - 0.5
     r = q * q
-    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (
-        ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0
+    return (
+        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+        * q
+        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
     )
 
 
@@ -163,7 +165,9 @@ class SuccessPredictor:
     def from_dict(cls, data: Mapping[str, Any]) -> SuccessPredictor:
         """Inverse of :meth:`to_dict`."""
         predictor = cls(
-            int(data["dims"]), prior_variance=float(data["prior_variance"]), beta=float(data["beta"])
+            int(data["dims"]),
+            prior_variance=float(data["prior_variance"]),
+            beta=float(data["beta"]),
         )
         indices = np.asarray(data["indices"], dtype=np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= predictor.dims):
@@ -206,7 +210,7 @@ class CostPredictor:
         x = np.array([1.0, tokens / 1000.0])
         rhs = self.precision @ self.theta + weight * cost * x
         self.precision = self.precision + weight * np.outer(x, x)
-        self.theta = np.linalg.solve(self.precision, rhs)
+        self.theta = np.asarray(np.linalg.solve(self.precision, rhs), dtype=np.float64)
         self.known = True
         self.observations += weight
 

@@ -379,9 +379,7 @@ class InputAwareSelector:
         return target
 
     @classmethod
-    def from_dict(
-        cls, data: Any, *, source: str = "<memory>", **kwargs: Any
-    ) -> InputAwareSelector:
+    def from_dict(cls, data: Any, *, source: str = "<memory>", **kwargs: Any) -> InputAwareSelector:
         """Rebuild from :meth:`to_dict`; ``kwargs`` override settings (policy, fallback, ...).
 
         Raises:
@@ -431,11 +429,12 @@ def _tokens(text: str) -> int:
 
 
 def _tokens_of(x: FeatureVector) -> int:
+    """The prompt size a feature vector was made from (its length feature)."""
     from tlm.learn.features import LENGTH
 
     hit = np.nonzero(x.indices == LENGTH)[0]
     chars = math.expm1(float(x.values[hit[0]]) * 10.0) if hit.size else 0.0
-    return estimate_tokens("x" * int(round(chars)))
+    return round(chars) * 2 // 7 + 8
 
 
 def _call_costs(record: ExecutionRecord) -> dict[str, float]:

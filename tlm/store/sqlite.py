@@ -82,6 +82,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX feedback_execution ON feedback (execution_id)",
     ),
+    # 2: why the models were ordered as they were (the input-aware selector's explanation)
+    ("ALTER TABLE executions ADD COLUMN selection TEXT",),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -110,6 +112,7 @@ _COLUMNS: Final = (
     "trace_id",
     "prompt",
     "system_prompt",
+    "selection",
 )
 _UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -181,6 +184,7 @@ def _to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         record.trace_id,
         record.prompt,
         record.system_prompt,
+        None if record.selection is None else _dumps(record.selection),
     )
 
 
@@ -210,6 +214,7 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id,
         prompt,
         system_prompt,
+        selection_json,
     ) = row
     verification = (
         None
@@ -241,6 +246,7 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id=trace_id,
         prompt=prompt,
         system_prompt=system_prompt,
+        selection=json.loads(selection_json) if selection_json else None,
     )
 
 

@@ -224,4 +224,12 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         trace_id=None if context is None else format(context.trace_id, "032x"),
         prompt=attrs.get(c.TLM_PROMPT),
         system_prompt=attrs.get(c.TLM_PROMPT_SYSTEM),
+        selection=_selection(attrs.get(c.TLM_SELECTION)),
     )
+
+
+def _selection(text: Any) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    loaded = _load(text)
+    return loaded if isinstance(loaded, dict) else {"raw": loaded}

@@ -117,6 +117,8 @@ class ExecutionRecord:
     """The rendered user prompt (kept for fine-tuning export)."""
     system_prompt: str | None = None
     """The rendered system prompt, if any."""
+    selection: Mapping[str, Any] | None = None
+    """Why the models were ordered as they were (the input-aware selector's explanation)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

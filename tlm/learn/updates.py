@@ -1,0 +1,176 @@
+"""The learned state on disk and its update from the execution log.
+
+``tlm update-rankings`` writes, beside ``rankings.json``:
+
+* ``selector.json``: the input-aware selector (:mod:`tlm.learn.selector`), its predictors learned
+  record by record from the log (every answer a record holds);
+* ``cascades.json``: per task whose definition declares ``"ladder": "learned"``, the cascade plan
+  (:mod:`tlm.learn.cascade`) learned from the records in which every candidate model answered
+  (consensus records, cascades that reached their top) — the only rows whose counterfactuals are
+  known. A task with fewer than ``min_outcomes`` such records keeps its cold-start ladder.
+
+The engine loads both when it opens (:func:`load_selector`, :func:`load_cascade_plans`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tlm.errors import ConfigurationError
+from tlm.learn.cascade import CascadePlan, Outcome, plan_cascade
+from tlm.learn.evidence import answer_evidence, answers_of
+from tlm.learn.selector import SELECTOR_FILE, InputAwareSelector
+from tlm.telemetry.records import ExecutionRecord
+
+if TYPE_CHECKING:
+    from tlm.catalog import Catalog
+    from tlm.definition.model import TaskDefinition
+    from tlm.engine.selection import ModelEstimate
+
+__all__ = (
+    "CASCADES_FILE",
+    "load_selector",
+    "load_cascade_plans",
+    "save_cascade_plans",
+    "outcomes_from_records",
+    "learn_cascade_plans",
+    "build_selector",
+)
+
+CASCADES_FILE = "cascades.json"
+FORMAT_VERSION = 1
+
+
+def load_selector(
+    data_dir: str | os.PathLike[str],
+    *,
+    fallback: Callable[[str], Mapping[str, ModelEstimate]] | None = None,
+    catalog: Catalog | None = None,
+    **kwargs: Any,
+) -> InputAwareSelector:
+    """The selector saved in ``<data_dir>/selector.json``, over the ``fallback`` rankings hook;
+    with a ``catalog``, models not yet observed on a task are costed at its prices.
+
+    Raises:
+        ConfigurationError: the file is unreadable or malformed.
+    """
+    return InputAwareSelector.load(
+        Path(data_dir) / SELECTOR_FILE, fallback=fallback, prior_cost=_prices(catalog), **kwargs
+    )
+
+
+def _prices(catalog: Catalog | None) -> Callable[[str, int], float | None] | None:
+    if catalog is None:
+        return None
+    from tlm.providers.base import Usage
+
+    def prior_cost(model: str, tokens: int) -> float | None:
+        return catalog.get(model).cost(Usage(tokens, 500)) if model in catalog else None
+
+    return prior_cost
+
+
+def build_selector(
+    records: Iterable[ExecutionRecord], *, catalog: Catalog | None = None, **kwargs: Any
+) -> InputAwareSelector:
+    """A selector learned from ``records`` in order (oldest first)."""
+    priors = {card.id: card.prior_quality for card in catalog} if catalog is not None else {}
+    selector = InputAwareSelector(prior_quality=priors, prior_cost=_prices(catalog), **kwargs)
+    selector.observe_all(records)
+    return selector
+
+
+def load_cascade_plans(data_dir: str | os.PathLike[str]) -> dict[str, CascadePlan]:
+    """Learned cascade plans by task id from ``<data_dir>/cascades.json`` (empty without it).
+
+    Raises:
+        ConfigurationError: the file is unreadable or malformed.
+    """
+    path = Path(data_dir) / CASCADES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(task): CascadePlan.from_dict(plan) for task, plan in data["plans"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"{path}: invalid cascade plans ({exc})") from None
+
+
+def save_cascade_plans(data_dir: str | os.PathLike[str], plans: Mapping[str, CascadePlan]) -> Path:
+    """Write ``plans`` to ``<data_dir>/cascades.json`` atomically."""
+    target = Path(data_dir) / CASCADES_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    body = {"format": FORMAT_VERSION, "plans": {t: p.to_dict() for t, p in sorted(plans.items())}}
+    temporary.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
+def outcomes_from_records(
+    records: Iterable[ExecutionRecord], models: Sequence[str]
+) -> list[Outcome]:
+    """Rows for :func:`~tlm.learn.cascade.plan_cascade`: records in which every one of
+    ``models`` answered, with each answer's cluster, judged correctness and cost."""
+    wanted = set(models)
+    rows = []
+    for record in records:
+        answers, _ = answers_of(record)
+        if not answers or not wanted <= {m for m, _ in answers}:
+            continue
+        evidence = {e.model: e for e in answer_evidence(record)}
+        if not evidence:
+            continue
+        correct = {m: e.successes / (e.successes + e.failures) for m, e in evidence.items()}
+        details = record.verification_results.details if record.verification_results else {}
+        cost = {
+            v["model"]: float(v.get("cost_usd") or 0.0)
+            for v in details.get("votes", ())
+            if isinstance(v, Mapping) and isinstance(v.get("model"), str)
+        }
+        digest = int(hashlib.sha256(record.execution_id.encode("utf-8")).hexdigest(), 16)
+        rows.append(
+            Outcome(
+                answers={m: c for m, c in answers if m in wanted},
+                correct={m: correct.get(m, 0.0) for m in models},
+                cost={m: cost.get(m, 0.0) for m in models},
+                fold=digest,
+            )
+        )
+    return rows
+
+
+def learn_cascade_plans(
+    records: Sequence[ExecutionRecord],
+    definitions: Iterable[TaskDefinition],
+    *,
+    models: Sequence[str] = (),
+    min_outcomes: int = 30,
+) -> dict[str, CascadePlan]:
+    """A plan per task whose definition asks for a learned ladder and has enough outcomes."""
+    from tlm.definition.model import CascadeParams
+
+    plans: dict[str, CascadePlan] = {}
+    for definition in definitions:
+        params = definition.verification.parameters
+        if not isinstance(params, CascadeParams) or not params.learned:
+            continue
+        candidates = list(params.models or models)
+        if len(candidates) < 2:
+            continue
+        mine = [r for r in records if r.task_id == definition.id]
+        outcomes = outcomes_from_records(mine, candidates)
+        if len(outcomes) < min_outcomes:
+            continue
+        plans[definition.id] = plan_cascade(
+            outcomes,
+            candidates,
+            target_quality=params.target_quality,
+            max_cost=params.max_cost_usd,
+        )
+    return plans
