@@ -101,8 +101,18 @@ def configure_converter(converter: cattrs.Converter) -> None:
             )
         )
         accept = converter.structure(raw.pop("accept", {}) or {}, CascadeAccept)
-        rest = converter.structure(raw, CascadeParams)
-        return attrs.evolve(rest, ladder=rungs, learned=learned, accept=accept)
+        target = raw.get("target_quality")
+        max_cost = raw.get("max_cost_usd")
+        return CascadeParams(
+            ladder=rungs,
+            learned=learned,
+            models=tuple(str(m) for m in raw.get("models", ())),
+            accept=accept,
+            similarity_metric=str(raw.get("similarity_metric", "structured")),
+            similarity_threshold=float(raw.get("similarity_threshold", 0.9)),
+            target_quality=None if target is None else float(target),
+            max_cost_usd=None if max_cost is None else float(max_cost),
+        )
 
     def unstructure_cascade(params: CascadeParams) -> dict[str, Any]:
         data: dict[str, Any] = {
