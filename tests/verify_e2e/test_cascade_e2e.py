@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from tlm.learn.cascade import CascadePlan
 from tlm.learn.rankings import build_rankings
 from tlm.learn.selector import InputAwareSelector
 from tlm.learn.updates import save_cascade_plans
-from tlm.learn.cascade import CascadePlan
 
 from .support import CALL_USD, POSTING, EngineFactory, Fleet, task
 from .support import answer as reply_with
@@ -107,8 +107,12 @@ async def test_learned_ladder_comes_from_the_plan_file(
     engine_factory: EngineFactory, fleet: Fleet, tmp_path: Any
 ) -> None:
     data_dir = tmp_path / "learned"
-    plan = CascadePlan(ladder=(("model-d",), ("model-b",)), agreement=1, min_confidence=0.6,
-                       table={(0, 1, 1): (9.0, 10.0)})
+    plan = CascadePlan(
+        ladder=(("model-d",), ("model-b",)),
+        agreement=1,
+        min_confidence=0.6,
+        table={(0, 1, 1): (9.0, 10.0)},
+    )
     save_cascade_plans(data_dir, {"title_extraction": plan})
     fleet.handlers["model-d"] = always(ENGINEER)
     fleet.handlers["model-b"] = always(MANAGER)
