@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,9 @@ from tlm.telemetry.records import ExecutionRecord
 if TYPE_CHECKING:
     from tlm.catalog import Catalog
     from tlm.definition.model import TaskDefinition
+    from tlm.definition.registry import DefinitionRegistry
     from tlm.engine.selection import ModelEstimate
+    from tlm.store.sqlite import ExecutionStore
 
 __all__ = (
     "CASCADES_FILE",
@@ -40,6 +43,7 @@ __all__ = (
     "outcomes_from_records",
     "learn_cascade_plans",
     "build_selector",
+    "update_learning",
 )
 
 CASCADES_FILE = "cascades.json"
@@ -174,3 +178,28 @@ def learn_cascade_plans(
             max_cost=params.max_cost_usd,
         )
     return plans
+
+
+def update_learning(
+    store: ExecutionStore,
+    data_dir: str | os.PathLike[str],
+    *,
+    period: timedelta | None = timedelta(days=30),
+    registry: DefinitionRegistry | None = None,
+    catalog: Catalog | None = None,
+    now: datetime | None = None,
+) -> tuple[InputAwareSelector, dict[str, CascadePlan]]:
+    """Learn the selector and the learned cascades from the store's records of the last
+    ``period`` (oldest first) and write ``selector.json`` and ``cascades.json`` in ``data_dir``."""
+    now = now or datetime.now(UTC)
+    since = None if period is None else now - period
+    records = list(store.iter_query(since=since))
+    selector = build_selector(records, catalog=catalog)
+    selector.save(Path(data_dir) / SELECTOR_FILE)
+    definitions = (
+        [registry.get(task_id) for task_id in registry.task_ids()] if registry is not None else []
+    )
+    models = catalog.ids() if catalog is not None else ()
+    plans = learn_cascade_plans(records, definitions, models=models)
+    save_cascade_plans(data_dir, plans)
+    return selector, plans
