@@ -58,6 +58,8 @@ class CascadePlan:
     expected_cost: float | None = None
     table: Mapping[tuple[int, int, int], tuple[float, float]] = attrs.field(factory=dict)
     """The agreement model's counts ``(rung, group size, answers) -> (right, seen)``."""
+    patterns: Mapping[tuple[int, str, int], tuple[float, float]] = attrs.field(factory=dict)
+    """The same by which models agreed: ``(rung, "model+model", answers) -> (right, seen)``."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -68,6 +70,7 @@ class CascadePlan:
             "expected_quality": self.expected_quality,
             "expected_cost": self.expected_cost,
             "table": [[list(k), list(v)] for k, v in sorted(self.table.items())],
+            "patterns": [[list(k), list(v)] for k, v in sorted(self.patterns.items())],
         }
 
     @classmethod
@@ -83,28 +86,54 @@ class CascadePlan:
                 (int(k[0]), int(k[1]), int(k[2])): (float(v[0]), float(v[1]))
                 for k, v in data.get("table", ())
             },
+            patterns={
+                (int(k[0]), str(k[1]), int(k[2])): (float(v[0]), float(v[1]))
+                for k, v in data.get("patterns", ())
+            },
         )
 
-    def confidence(self, rung: int, size: int, answers: int) -> float:
-        """P(an agreeing group of ``size`` among ``answers`` after ``rung`` is right)."""
-        return AgreementModel(self.table).probability(rung, size, answers)
+    def confidence(self, rung: int, group: Sequence[str], answers: int) -> float:
+        """P(the agreeing ``group`` of models among ``answers`` after ``rung`` is right)."""
+        return AgreementModel(self.table, self.patterns).probability(rung, group, answers)
 
-    def accepts(self, rung: int, size: int, answers: int) -> bool:
+    def accepts(self, rung: int, group: Sequence[str], answers: int) -> bool:
         """Whether the rule accepts such a group below the top rung."""
         return (
-            size >= self.agreement and self.confidence(rung, size, answers) >= self.min_confidence
+            len(group) >= self.agreement
+            and self.confidence(rung, group, answers) >= self.min_confidence
         )
+
+
+PATTERN_PRIOR = 4.0
+"""How many observations the size-level estimate is worth against a model pattern's own."""
 
 
 @attrs.frozen
 class AgreementModel:
-    """P(the largest agreeing group is right | rung, its size, answers so far): Beta(1, 1)."""
+    """P(the largest agreeing group is right | rung, which models agree, answers so far).
+
+    The estimate for a group's size (Beta(1, 1) prior) is the prior of the estimate for the
+    group's exact models, worth :data:`PATTERN_PRIOR` observations: a pattern seen often speaks
+    for itself, a rare one borrows from its size.
+    """
 
     table: Mapping[tuple[int, int, int], tuple[float, float]]
+    patterns: Mapping[tuple[int, str, int], tuple[float, float]] = attrs.field(factory=dict)
 
-    def probability(self, rung: int, size: int, answers: int) -> float:
+    def probability(self, rung: int, group: Sequence[str] | int, answers: int) -> float:
+        """``group``: the agreeing models (or only their number)."""
+        size = group if isinstance(group, int) else len(group)
         right, seen = self.table.get((rung, size, answers), (0.0, 0.0))
-        return (right + 1.0) / (seen + 2.0)
+        by_size = (right + 1.0) / (seen + 2.0)
+        if isinstance(group, int):
+            return by_size
+        right, seen = self.patterns.get((rung, pattern_of(group), answers), (0.0, 0.0))
+        return (right + PATTERN_PRIOR * by_size) / (seen + PATTERN_PRIOR)
+
+
+def pattern_of(group: Sequence[str]) -> str:
+    """The key of an agreeing group of models (order-free)."""
+    return "+".join(sorted(group))
 
 
 def _group(answers: Sequence[Hashable | None]) -> tuple[int, int]:
@@ -127,6 +156,7 @@ class _Trace:
     size: np.ndarray  # (n, rungs)
     asked: np.ndarray  # (n, rungs)
     cost: np.ndarray  # (n, rungs) cumulative
+    pattern: list[list[str]]  # (n, rungs) the agreeing models
 
 
 def _trace(ladder: Sequence[Sequence[str]], outcomes: Sequence[Outcome]) -> _Trace:
@@ -135,7 +165,9 @@ def _trace(ladder: Sequence[Sequence[str]], outcomes: Sequence[Outcome]) -> _Tra
     size = np.zeros((n, rungs), dtype=np.int64)
     asked = np.zeros((n, rungs), dtype=np.int64)
     cost = np.zeros((n, rungs))
+    pattern: list[list[str]] = []
     for i, o in enumerate(outcomes):
+        pattern.append([])
         models: list[str] = []
         spent = 0.0
         for k, rung in enumerate(ladder):
@@ -149,34 +181,48 @@ def _trace(ladder: Sequence[Sequence[str]], outcomes: Sequence[Outcome]) -> _Tra
             else:
                 pick = models[first] if first >= 0 else models[0]
             quality[i, k] = o.correct.get(pick, 0.0)
+            agreed = answers[first] if first >= 0 else None
+            pattern[i].append(
+                pattern_of(
+                    [
+                        m
+                        for m, a in zip(models, answers, strict=True)
+                        if a is not None and a == agreed
+                    ]
+                )
+            )
             size[i, k] = group
             asked[i, k] = len(models)
             cost[i, k] = spent
-    return _Trace(quality, size, asked, cost)
+    return _Trace(quality, size, asked, cost, pattern)
 
 
-def _fit_table(trace: _Trace, rows: np.ndarray) -> dict[tuple[int, int, int], tuple[float, float]]:
+def _fit_table(trace: _Trace, rows: np.ndarray) -> AgreementModel:
     table: dict[tuple[int, int, int], tuple[float, float]] = {}
+    patterns: dict[tuple[int, str, int], tuple[float, float]] = {}
     for k in range(trace.quality.shape[1] - 1):
         for i in rows:
-            key = (k, int(trace.size[i, k]), int(trace.asked[i, k]))
+            asked = int(trace.asked[i, k])
+            good = float(trace.quality[i, k])
+            key = (k, int(trace.size[i, k]), asked)
             right, seen = table.get(key, (0.0, 0.0))
-            table[key] = (right + float(trace.quality[i, k]), seen + 1.0)
-    return table
+            table[key] = (right + good, seen + 1.0)
+            pkey = (k, trace.pattern[i][k], asked)
+            right, seen = patterns.get(pkey, (0.0, 0.0))
+            patterns[pkey] = (right + good, seen + 1.0)
+    return AgreementModel(table, patterns)
 
 
-def _probabilities(
-    trace: _Trace, rows: np.ndarray, table: Mapping[tuple[int, int, int], tuple[float, float]]
-) -> np.ndarray:
-    model = AgreementModel(table)
+def _probabilities(trace: _Trace, rows: np.ndarray, model: AgreementModel) -> np.ndarray:
     rungs = trace.quality.shape[1]
     probs = np.ones((len(rows), rungs))
-    cache: dict[tuple[int, int, int], float] = {}
+    cache: dict[tuple[int, str, int], float] = {}
     for j, i in enumerate(rows):
         for k in range(rungs - 1):
-            key = (k, int(trace.size[i, k]), int(trace.asked[i, k]))
+            key = (k, trace.pattern[i][k], int(trace.asked[i, k]))
             if key not in cache:
-                cache[key] = model.probability(*key)
+                group = key[1].split("+") if key[1] else []
+                cache[key] = model.probability(k, group, key[2])
             probs[j, k] = cache[key]
     return probs
 
@@ -197,7 +243,7 @@ def run_plan(plan: CascadePlan, outcomes: Sequence[Outcome]) -> tuple[float, flo
         return 0.0, 0.0
     trace = _trace(plan.ladder, outcomes)
     rows = np.arange(len(outcomes))
-    probs = _probabilities(trace, rows, plan.table)
+    probs = _probabilities(trace, rows, AgreementModel(plan.table, plan.patterns))
     quality, cost = _simulate(trace, rows, probs, plan.agreement, plan.min_confidence)
     return float(quality.mean()), float(cost.mean())
 
@@ -299,9 +345,11 @@ def cascade_frontier(
             min_confidence=threshold,
             expected_quality=quality,
             expected_cost=cost,
-            table=_fit_table(_trace(ladder, outcomes), everything),
+            table=model.table,
+            patterns=model.patterns,
         )
         for quality, cost, ladder, agreement, threshold in efficient
+        for model in (_fit_table(_trace(ladder, outcomes), everything),)
     ]
 
 

@@ -132,8 +132,9 @@ class CascadeVerifier:
                 self._join(answers, clusters, len(answers) - 1)
             focus = max(range(len(clusters)), key=lambda c: (len(clusters[c]), -clusters[c][0]))
             size = len(clusters[focus])
+            group = [answers[i].model for i in clusters[focus]]
             confidence = (
-                plan.confidence(k, size, len(answers)) if plan is not None else size / len(answers)
+                plan.confidence(k, group, len(answers)) if plan is not None else size / len(answers)
             )
             agreement = plan.agreement if plan is not None else self.params.accept.agreement
             threshold = (
