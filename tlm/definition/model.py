@@ -189,6 +189,8 @@ class CascadeParams:
     accept: CascadeAccept = attrs.field(factory=CascadeAccept)
     similarity_metric: str = "structured"
     similarity_threshold: float = 0.9
+    field_weights: Mapping[str, float] = attrs.field(factory=dict)
+    """For the structured metric: weight per top-level field (default 1; 0 ignores a field)."""
     target_quality: float | None = None
     max_cost_usd: float | None = None
 

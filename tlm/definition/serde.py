@@ -110,6 +110,7 @@ def configure_converter(converter: cattrs.Converter) -> None:
             accept=accept,
             similarity_metric=str(raw.get("similarity_metric", "structured")),
             similarity_threshold=float(raw.get("similarity_threshold", 0.9)),
+            field_weights={str(k): float(v) for k, v in (raw.get("field_weights") or {}).items()},
             target_quality=None if target is None else float(target),
             max_cost_usd=None if max_cost is None else float(max_cost),
         )
@@ -126,6 +127,8 @@ def configure_converter(converter: cattrs.Converter) -> None:
         }
         if params.models:
             data["models"] = list(params.models)
+        if params.field_weights:
+            data["field_weights"] = dict(params.field_weights)
         if params.target_quality is not None:
             data["target_quality"] = params.target_quality
         if params.max_cost_usd is not None:

@@ -2,9 +2,10 @@
 
 An execution verified by consensus or a cascade holds several models' answers, grouped into
 clusters of agreeing answers (``verification_results.details["votes"]``, each with its
-``model`` and ``cluster``). The record's judgement — people's and systems' feedback when there is
-any, else the automatic verdict — is about the answer the execution returned (the cluster's
-``representative``, else the primary's). It is credited to every model by its cluster:
+``model`` and ``cluster``). The record's judgement — people's and systems' feedback when there
+is any, else the automatic verdict — is about the answer the execution returned (the cluster's
+``representative``, else the verifier's primary answer). It is credited to every model by its
+cluster:
 
 * the judged answer was good: models in its cluster succeeded, models in other clusters failed
   (they disagreed with a good answer);
@@ -100,7 +101,10 @@ def answers_of(record: ExecutionRecord) -> tuple[list[tuple[str, int]], str | No
             answers.append((vote["model"], cluster if isinstance(cluster, int) else -1))
     judged = details.get("representative")
     if not isinstance(judged, str) or all(m != judged for m, _ in answers):
-        judged = primary_model(record)
+        # the verifier's primary: the vote marked so, else its first vote (after a fallback the
+        # verified candidate is not necessarily the record's first model)
+        marked = [v["model"] for v in votes if isinstance(v, Mapping) and v.get("primary")]
+        judged = marked[0] if marked and isinstance(marked[0], str) else answers[0][0]
     return answers, judged
 
 
@@ -135,7 +139,7 @@ def answer_evidence(record: ExecutionRecord) -> list[ModelEvidence]:
         evidence.append(
             ModelEvidence(model, successes, failures, judgement.human, model == primary)
         )
-    if primary not in seen:
+    if primary not in seen and record.fallback is None:
         evidence.append(
             ModelEvidence(primary, judgement.successes, judgement.failures, judgement.human, True)
         )

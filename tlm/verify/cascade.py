@@ -31,7 +31,7 @@ import anyio
 import attrs
 
 from tlm.errors import BudgetExceeded, ExecutionError
-from tlm.similarity import MetricRegistry, default_metrics
+from tlm.similarity import MetricRegistry, StructuredSimilarity, default_metrics
 from tlm.similarity.base import SimilarityMetric
 from tlm.verify.base import Candidate, Verdict, VerificationContext
 
@@ -81,9 +81,12 @@ class CascadeVerifier:
         *,
         plans: PlanSource | Mapping[str, CascadePlan] | None = None,
     ) -> CascadeVerifier:
-        """A verifier whose metric is ``params.similarity_metric`` from ``registry``."""
-        return cls(params, (registry or default_metrics()).get(params.similarity_metric),
-                   plans=plans)  # fmt: skip
+        """A verifier whose metric is ``params.similarity_metric`` from ``registry`` (a
+        structured metric gets ``params.field_weights``)."""
+        metric = (registry or default_metrics()).get(params.similarity_metric)
+        if params.field_weights and isinstance(metric, StructuredSimilarity):
+            metric = metric.with_weights(params.field_weights)
+        return cls(params, metric, plans=plans)
 
     def plan(self, task_id: str) -> CascadePlan | None:
         """The learned plan for ``task_id`` (only for a learned ladder)."""
