@@ -185,28 +185,45 @@ def _lambda_for(spend: Callable[[float], float], budget: float) -> float:
 # --- static policies ---------------------------------------------------------------------------
 
 
+def best_combination(
+    options: Mapping[str, Sequence[tuple[float, float]]], share: Mapping[str, float], budget: float
+) -> dict[str, int]:
+    """One option per task maximising the share-weighted quality within the budget (exhaustive:
+    a frontier need not be convex, so a cost weight alone can miss the best mix)."""
+    import itertools
+
+    tasks = sorted(options)
+    budget *= 1.0 + 1e-9  # an option costing exactly the budget is within it
+    best: tuple[float, float, tuple[int, ...]] | None = None
+    for combo in itertools.product(*(range(len(options[t])) for t in tasks)):
+        cost = sum(share[t] * options[t][i][1] for t, i in zip(tasks, combo, strict=True))
+        if cost > budget:
+            continue
+        quality = sum(share[t] * options[t][i][0] for t, i in zip(tasks, combo, strict=True))
+        if best is None or (quality, -cost) > (best[0], -best[1]):
+            best = (quality, cost, combo)
+    if best is None:  # nothing fits: the cheapest option everywhere
+        return {t: min(range(len(options[t])), key=lambda i: options[t][i][1]) for t in tasks}
+    return dict(zip(tasks, best[2], strict=True))
+
+
 def static_mix(
     dev: Sequence[Query], evaluation: Sequence[Query], models: Sequence[str], budget: float
 ) -> Result:
-    """One model per task, chosen on dev: max quality - lambda * cost, lambda meeting the budget."""
+    """One model per task, chosen on dev: the best mix whose dev spend meets the budget."""
     tasks = sorted({q.task for q in dev})
-    stats = {
-        (t, m): (
-            np.mean([q.quality[m] for q in dev if q.task == t]),
-            np.mean([q.cost[m] for q in dev if q.task == t]),
-        )
+    options = {
+        t: [
+            (
+                float(np.mean([q.quality[m] for q in dev if q.task == t])),
+                float(np.mean([q.cost[m] for q in dev if q.task == t])),
+            )
+            for m in models
+        ]
         for t in tasks
-        for m in models
     }
     share = {t: sum(q.task == t for q in dev) / len(dev) for t in tasks}
-
-    def choice(lam: float) -> dict[str, str]:
-        return {t: max(models, key=lambda m: stats[t, m][0] - lam * stats[t, m][1]) for t in tasks}
-
-    def spend(lam: float) -> float:
-        return float(sum(share[t] * stats[t, m][1] for t, m in choice(lam).items()))
-
-    pick = choice(_lambda_for(spend, budget))
+    pick = {t: models[i] for t, i in best_combination(options, share, budget).items()}
     return _score(
         "static",
         "best static choice per task (dev)",
@@ -374,18 +391,12 @@ def cascade_plans(
 def choose_plans(
     plans: Mapping[str, list[CascadePlan]], share: Mapping[str, float], budget: float
 ) -> dict[str, CascadePlan]:
-    """One plan per task: max CV quality - lambda * CV cost, lambda meeting the budget."""
-
-    def choice(lam: float) -> dict[str, CascadePlan]:
-        return {
-            t: max(ps, key=lambda p: (p.expected_quality or 0.0) - lam * (p.expected_cost or 0.0))
-            for t, ps in plans.items()
-        }
-
-    def spend(lam: float) -> float:
-        return sum(share[t] * (p.expected_cost or 0.0) for t, p in choice(lam).items())
-
-    return choice(_lambda_for(spend, budget))
+    """One plan per task: the best CV quality whose CV spend meets the budget."""
+    options = {
+        t: [(p.expected_quality or 0.0, p.expected_cost or 0.0) for p in ps]
+        for t, ps in plans.items()
+    }
+    return {t: plans[t][i] for t, i in best_combination(options, share, budget).items()}
 
 
 # --- everything --------------------------------------------------------------------------------
