@@ -172,3 +172,46 @@ async def test_selector_without_history_falls_back_and_says_so(
     assert record.selection is not None
     assert record.selection["learned"] is False
     assert "fallback" in record.selection["reason"]
+
+
+async def test_a_failing_model_is_a_non_answer_and_the_climb_goes_on(
+    engine_factory: EngineFactory, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    from tlm.providers import pool as pool_module
+    from tlm.providers.retry import RetryPolicy
+    from tlm.testing.replies import server_error
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(pool_module, "RetryPolicy", functools.partial(RetryPolicy, sleep=no_sleep))
+    fleet.handlers["model-c"] = always(ENGINEER)
+    fleet.handlers["model-d"] = lambda body: server_error(503)
+    fleet.handlers["model-b"] = always(ENGINEER)
+    definition = task(cascade([["model-c", "model-d"], "model-b"]))
+    async with engine_factory(definition) as engine:
+        result = await engine.execute("title_extraction", POSTING)
+    assert result.status == "verified"
+    assert result.verdict is not None
+    assert result.verdict.details["rung"] == 1
+    assert [f["model"] for f in result.verdict.details["failures"]] == ["model-d"]
+    assert result.cost_usd == pytest.approx(2 * CALL_USD)  # the failed calls are not paid
+
+
+async def test_budget_stops_the_climb_and_says_so(
+    engine_factory: EngineFactory, fleet: Fleet
+) -> None:
+    from tlm.errors import BudgetExceeded
+
+    fleet.handlers["model-c"] = always(ENGINEER)
+    fleet.handlers["model-d"] = always(MANAGER)
+    fleet.handlers["model-a"] = always(ENGINEER)
+    definition = task(cascade([["model-c", "model-d"], "model-a"]))
+    budget = {"max_cost_usd": 2 * CALL_USD + 1e-7}  # the first rung, not the top
+    async with engine_factory(definition) as engine:
+        with pytest.raises(BudgetExceeded) as caught:
+            await engine.execute("title_extraction", POSTING, options={"budget": budget})
+    assert "cascade" in str(caught.value)
+    assert fleet.calls("model-a") == 0
