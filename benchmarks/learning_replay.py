@@ -486,7 +486,7 @@ def run_all(
         )
         picked = choose_plans(plans, share, budget)
         chosen[f"cascade@{budget:.6f}"] = {
-            t: p.to_dict() | {"table": None} for t, p in picked.items()
+            t: p.to_dict() | {"table": None, "patterns": None} for t, p in picked.items()
         }
         picks: list[tuple[float, float]] = []
         ordered: list[Query] = []
