@@ -1,6 +1,6 @@
 """Learning that cannot leak: policies fitted on a development part, measured on an evaluation part.
 
-``python -m benchmarks.learning_replay [--data DIR] [--limit N] [--folds K] [--out FILE]``
+``python -m benchmarks.learning_replay [--data DIR] [--eval FILE] [--limit N] [--folds K]``
 
 ``routerbench_train.jsonl`` holds, per prompt of three tasks (arc-challenge, winogrande, mbpp),
 the real answer, grade and cost of 11 models. The split is fixed by the prompt id:
@@ -23,6 +23,9 @@ Policies, each at budgets that are fractions of always-GPT-4's development cost 
 * TLM learned cascade (:func:`tlm.learn.cascade.cascade_frontier`): per task, cheap rungs first,
   accept when enough answers agree and the learned P(right | agreement) clears the threshold,
   else climb; the per-task plans that together meet the budget at the best CV quality.
+
+``--eval FILE`` scores prompts from elsewhere (RouterBench's format) with everything learned from
+all of ``--data``'s RouterBench rows (then they are all development data).
 
 ``routellm_gsm8k.jsonl`` (Mixtral vs GPT-4, no recorded cost) is the two-model case: costs are
 taken as the two models' RouterBench price ratio (Mixtral = 1/20 of GPT-4), said in the report.
@@ -410,9 +413,14 @@ def run_all(
     variances: Sequence[float] = (0.003, 0.01, 0.03, 0.1),
     ks: Sequence[int] = (5, 15, 40),
     reference: str = GPT4,
+    held_out: Sequence[Query] | None = None,
 ) -> tuple[list[Result], dict[str, object]]:
-    """Every policy on the evaluation part; also what cross-validation chose."""
-    dev, evaluation = split(queries)
+    """Every policy on the evaluation part; also what cross-validation chose.
+
+    With ``held_out`` (prompts from elsewhere, e.g. a file nobody here has seen), every one of
+    ``queries`` is development data and ``held_out`` is the evaluation part.
+    """
+    dev, evaluation = (list(queries), list(held_out)) if held_out else split(queries)
     if not dev or not evaluation:
         raise ValueError("need prompts in both the development and the evaluation part")
     models = tuple(sorted(queries[0].quality))
@@ -568,7 +576,7 @@ def render(
         "",
         f"Command: `{command}`",
         "",
-        (__doc__ or "").split("\n\n", 2)[1].replace("\n", " "),
+        (__doc__ or "").split("\n\n")[2].replace("\n", " "),
         "",
     ]
     for title, results, chosen in sections:
@@ -670,6 +678,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--eval",
+        type=Path,
+        default=None,
+        help="a RouterBench-format file to evaluate on: all of --data's RouterBench rows become "
+        "the development part",
+    )
     args = parser.parse_args(argv)
     sections = []
     for name, title in (
@@ -684,7 +699,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: not found, skipped", file=sys.stderr)
             continue
         queries = load_queries(path, limit=args.limit)
-        results, chosen = run_all(queries, folds=args.folds)
+        held_out = None
+        if args.eval is not None and name.startswith("routerbench"):
+            held_out = load_queries(args.eval, limit=args.limit)
+            title += f", evaluated on {args.eval.name}"
+        results, chosen = run_all(queries, folds=args.folds, held_out=held_out)
         sections.append(
             (f"{title}: {chosen['dev']} dev / {chosen['evaluation']} eval prompts", results, chosen)
         )

@@ -101,3 +101,21 @@ def test_command_writes_report_and_plot(tmp_path: Path) -> None:
     assert "TLM input-aware selection" in report
     assert "GSM8K" in report
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prompts_from_elsewhere_are_scored_with_everything_learned_from_the_data(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_rows(data / "routerbench_train.jsonl", n=160, seed=1)
+    elsewhere = write_rows(tmp_path / "unseen.jsonl", n=60, seed=2)
+    queries = load_queries(data / "routerbench_train.jsonl")
+    held_out = load_queries(elsewhere)
+    results, chosen = run_all(
+        queries, folds=3, fractions=(0.5,), reference="big", held_out=held_out
+    )
+    assert chosen["dev"] == 160
+    assert chosen["evaluation"] == 60
+    big = next(r for r in results if r.name == "always big")
+    assert big.quality == sum(q.quality["big"] for q in held_out) / 60
