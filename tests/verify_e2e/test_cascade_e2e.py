@@ -215,3 +215,31 @@ async def test_budget_stops_the_climb_and_says_so(
             await engine.execute("title_extraction", POSTING, options={"budget": budget})
     assert "cascade" in str(caught.value)
     assert fleet.calls("model-a") == 0
+
+
+async def test_the_selector_keeps_learning_from_the_running_engine(
+    engine_factory: EngineFactory, fleet: Fleet, tmp_path: Any
+) -> None:
+    data_dir = tmp_path / "online"
+    InputAwareSelector(min_history=12, policy="greedy").save(data_dir / "selector.json")
+    fleet.handlers["model-c"] = always(MANAGER)
+    fleet.handlers["model-d"] = always(ENGINEER)
+    fleet.handlers["model-a"] = always(ENGINEER)
+    definition = task(cascade([["model-c", "model-d"], "model-a"]))
+    async with engine_factory(definition, data_dir=data_dir) as engine:
+        first = await engine.execute("title_extraction", POSTING)
+        for _ in range(4):  # three answers each: 15 learned outcomes after five executions
+            await engine.execute("title_extraction", POSTING)
+        later = await engine.execute("title_extraction", POSTING)
+        engine.flush()
+        assert engine.store is not None
+        first_record = engine.store.get(first.execution_id)
+        later_record = engine.store.get(later.execution_id)
+    assert first_record is not None
+    assert first_record.selection is not None
+    assert first_record.selection["learned"] is False
+    assert later_record is not None
+    assert later_record.selection is not None
+    assert later_record.selection["learned"] is True  # no update-rankings in between
+    considered = {c["model"]: c["quality"] for c in later_record.selection["considered"]}
+    assert considered["model-d"] > considered["model-c"]

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
 
     from tlm.learn.coldstart import TaskHistory, VerificationPolicy
+    from tlm.learn.updates import LearningSink
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
     from tlm.similarity import MetricRegistry
@@ -133,6 +134,7 @@ class Engine:
         self._verification_policy = verification_policy
         self._histories: dict[str, tuple[float, TaskHistory]] = {}
         self._cascade_plans: Mapping[str, Any] = {}
+        self._learning_sink: LearningSink | None = None
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
         self._runtime: Runtime | None = None
         self._pool: ProviderPool | None = None
@@ -215,8 +217,14 @@ class Engine:
         if self._tracer_provider is None:
             from tlm.telemetry.setup import create_execution_tracer_provider
 
+            sink: Any = self._store
+            learns = hasattr(self._estimates, "observe") or (data_dir / "selector.json").is_file()
+            if self._store is not None and learns:
+                from tlm.learn.updates import LearningSink  # the selector learns as it runs
+
+                sink = self._learning_sink = LearningSink(self._store)
             self._tracer_provider = create_execution_tracer_provider(
-                store=self._store,
+                store=sink,
                 otlp_endpoint=self.config.otlp_endpoint,
                 extra_processors=self._span_processors,
             )
@@ -244,6 +252,9 @@ class Engine:
                 data_dir, fallback=self._estimates, catalog=self._catalog
             )
         self._cascade_plans = load_cascade_plans(data_dir)
+        observe = getattr(self._estimates, "observe", None)
+        if self._learning_sink is not None and observe is not None:
+            self._learning_sink.observer = observe
 
     async def aclose(self) -> None:
         """Close providers, flush and close the store; always releases, even after errors."""

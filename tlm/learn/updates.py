@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from tlm.definition.registry import DefinitionRegistry
     from tlm.engine.selection import ModelEstimate
     from tlm.store.sqlite import ExecutionStore
+    from tlm.telemetry.processor import RecordSink
 
 __all__ = (
     "CASCADES_FILE",
@@ -44,10 +46,12 @@ __all__ = (
     "learn_cascade_plans",
     "build_selector",
     "update_learning",
+    "LearningSink",
 )
 
 CASCADES_FILE = "cascades.json"
 FORMAT_VERSION = 1
+_log = logging.getLogger(__name__)
 
 
 def load_selector(
@@ -203,3 +207,30 @@ def update_learning(
     plans = learn_cascade_plans(records, definitions, models=models)
     save_cascade_plans(data_dir, plans)
     return selector, plans
+
+
+class LearningSink:
+    """A record sink in front of the store that also feeds each record to a learner.
+
+    The engine puts it between its span processor and its store when an input-aware selector is
+    in use, so the selector keeps learning from every execution of the running process (after the
+    record is handed to the store, so a learner's failure never costs a record).
+    """
+
+    def __init__(self, store: RecordSink) -> None:
+        self.store = store
+        self.observer: Callable[[ExecutionRecord], object] | None = None
+
+    def write(self, record: ExecutionRecord, /) -> None:
+        """Hand ``record`` to the store, then to the learner."""
+        self.store.write(record)
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer(record)
+            except Exception:  # learning is best effort; the record is already kept
+                _log.exception("cannot learn from execution record %s", record.execution_id)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Flush the store."""
+        return self.store.flush(timeout)
