@@ -217,14 +217,13 @@ class Engine:
         if self._tracer_provider is None:
             from tlm.telemetry.setup import create_execution_tracer_provider
 
-            sink: Any = self._store
-            learns = hasattr(self._estimates, "observe") or (data_dir / "selector.json").is_file()
-            if self._store is not None and learns:
+            selects = hasattr(self._estimates, "observe") or (data_dir / "selector.json").is_file()
+            if selects and self._store is not None:
                 from tlm.learn.updates import LearningSink  # the selector learns as it runs
 
-                sink = self._learning_sink = LearningSink(self._store)
+                self._learning_sink = LearningSink(self._store)
             self._tracer_provider = create_execution_tracer_provider(
-                store=sink,
+                store=self._learning_sink or self._store,
                 otlp_endpoint=self.config.otlp_endpoint,
                 extra_processors=self._span_processors,
             )
@@ -241,20 +240,15 @@ class Engine:
             self._estimates = load_estimator(
                 data_dir, catalog=self._catalog, models=self.config.models, registry=self._registry
             )
-        # Input-aware selection and learned cascades (``tlm update-rankings`` writes both).
-        from tlm.learn.selector import SELECTOR_FILE
-        from tlm.learn.updates import load_cascade_plans, load_selector
+        learned = [
+            await anyio.Path(data_dir / f).is_file() for f in ("selector.json", "cascades.json")
+        ]
+        if any(learned) or hasattr(self._estimates, "observe"):
+            from tlm.learn.updates import open_learned  # input-aware selection, learned cascades
 
-        if await anyio.Path(data_dir / SELECTOR_FILE).is_file() and not hasattr(
-            self._estimates, "select"
-        ):
-            self._estimates = load_selector(
-                data_dir, fallback=self._estimates, catalog=self._catalog
+            self._estimates, self._cascade_plans = await anyio.to_thread.run_sync(
+                open_learned, data_dir, self._estimates, self._catalog, self._learning_sink
             )
-        self._cascade_plans = load_cascade_plans(data_dir)
-        observe = getattr(self._estimates, "observe", None)
-        if self._learning_sink is not None and observe is not None:
-            self._learning_sink.observer = observe
 
     async def aclose(self) -> None:
         """Close providers, flush and close the store; always releases, even after errors."""

@@ -47,6 +47,7 @@ __all__ = (
     "build_selector",
     "update_learning",
     "LearningSink",
+    "open_learned",
 )
 
 CASCADES_FILE = "cascades.json"
@@ -234,3 +235,23 @@ class LearningSink:
     def flush(self, timeout: float | None = None) -> bool:
         """Flush the store."""
         return self.store.flush(timeout)
+
+
+def open_learned(
+    data_dir: str | os.PathLike[str],
+    estimates: Callable[[str], Mapping[str, ModelEstimate]] | None,
+    catalog: Catalog | None,
+    sink: LearningSink | None,
+) -> tuple[Callable[[str], Mapping[str, ModelEstimate]] | None, dict[str, CascadePlan]]:
+    """The engine's learned state: the selector of ``selector.json`` over ``estimates`` (unless
+    ``estimates`` already selects), fed by ``sink``; and the plans of ``cascades.json``.
+
+    Raises:
+        ConfigurationError: a malformed file (named).
+    """
+    if (Path(data_dir) / SELECTOR_FILE).is_file() and not hasattr(estimates, "select"):
+        estimates = load_selector(data_dir, fallback=estimates, catalog=catalog)
+    observe = getattr(estimates, "observe", None)
+    if sink is not None and observe is not None:
+        sink.observer = observe
+    return estimates, load_cascade_plans(data_dir)
