@@ -98,3 +98,21 @@ def test_update_learning_plans_learned_cascades(tmp_path: Path) -> None:
     loaded = load_cascade_plans(data_dir)
     assert loaded["title_extraction"].ladder == plans["title_extraction"].ladder
     assert {m for rung in loaded["title_extraction"].ladder for m in rung} <= {"model-a", "model-b"}
+
+
+def test_executions_show_prints_why_the_model_was_chosen(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    explained = attrs.evolve(
+        record(execution_id="chosen-one"),
+        selection={"chosen": "model-c", "reason": "model-c: highest greedy P(success)"},
+    )
+    with ExecutionStore(data_dir / "tlm.db") as store:
+        store_records(store, [explained])
+    result = CliRunner().invoke(
+        main,
+        ["executions", "show", "chosen-one", "--data-dir", str(data_dir)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("selection"))
+    assert '"chosen": "model-c"' in line
