@@ -243,3 +243,18 @@ async def test_the_selector_keeps_learning_from_the_running_engine(
     assert later_record.selection["learned"] is True  # no update-rankings in between
     considered = {c["model"]: c["quality"] for c in later_record.selection["considered"]}
     assert considered["model-d"] > considered["model-c"]
+
+
+async def test_a_failed_top_without_agreement_fails_verification_then_the_fallback(
+    engine_factory: EngineFactory, fleet: Fleet
+) -> None:
+    fleet.handlers["model-c"] = always(MANAGER)  # model-b is not scripted: it answers HTTP 400
+    definition = task(cascade(["model-c", "model-b"], fallback="use_highest_ranked_model"))
+    async with engine_factory(definition) as engine:
+        result = await engine.execute("title_extraction", POSTING)
+    assert result.status == "fallback"
+    assert result.output == MANAGER
+    assert result.verdict is not None
+    assert result.verdict.passed is False
+    assert result.verdict.details["reason"] == "the top of the ladder failed and nothing agreed"
+    assert [f["model"] for f in result.verdict.details["failures"]] == ["model-b"]

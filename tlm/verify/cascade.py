@@ -14,7 +14,8 @@ How one verification runs:
    else the share of answers that agree — is at least ``accept.min_confidence``.
 4. At the top rung the largest cluster of two or more wins; with no agreement the top model's
    answer is returned, marked ``unchecked`` (it passes: it is the best answer the ladder has, but
-   it is no automatic evidence of quality).
+   it is no automatic evidence of quality). If the top model failed too, the verdict fails and
+   the definition's fallback applies.
 5. A budget that forbids the next rung stops the climb: the verdict fails with
    ``budget_exhausted`` (the engine's fallback then applies).
 
@@ -150,13 +151,16 @@ class CascadeVerifier:
                 break
             if top:
                 accepted_at = k
-        unchecked = False
+        unchecked = top_failed = False
         if accepted_at is not None and accepted_at == len(rungs) - 1 and len(clusters[focus]) < 2:
             # the top of the ladder without agreement: its own (best-placed) model's answer
-            top_models = rungs[accepted_at] if rungs else ()
-            mine = [i for i, a in enumerate(answers) if a.model in top_models] or [len(answers) - 1]
-            focus = answers[mine[-1]].cluster
-            unchecked = True
+            mine = [i for i, a in enumerate(answers) if a.model in rungs[accepted_at]]
+            if mine:
+                focus = answers[mine[-1]].cluster
+                unchecked = True
+            else:  # the top failed too: no answer the ladder can stand behind
+                top_failed = True
+                accepted_at = None
         chosen = max((answers[i] for i in clusters[focus]), key=lambda a: a.rung)
         passed = accepted_at is not None and budget_reason is None
         details: dict[str, Any] = {
@@ -187,8 +191,12 @@ class CascadeVerifier:
             "reason": (
                 budget_reason
                 if budget_reason is not None
+                else "the top of the ladder failed and nothing agreed"
+                if top_failed
                 else "top of the ladder without agreement"
                 if unchecked
+                else "an empty ladder"
+                if not rungs
                 else f"{len(clusters[focus])} agreeing answers at rung {accepted_at}"
             ),
         }
