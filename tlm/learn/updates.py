@@ -63,13 +63,19 @@ def load_selector(
     **kwargs: Any,
 ) -> InputAwareSelector:
     """The selector saved in ``<data_dir>/selector.json``, over the ``fallback`` rankings hook;
-    with a ``catalog``, models not yet observed on a task are costed at its prices.
+    with a ``catalog``, models not yet observed on a task start from its prior quality and
+    prices.
 
     Raises:
         ConfigurationError: the file is unreadable or malformed.
     """
+    priors = {card.id: card.prior_quality for card in catalog} if catalog is not None else {}
     return InputAwareSelector.load(
-        Path(data_dir) / SELECTOR_FILE, fallback=fallback, prior_cost=_prices(catalog), **kwargs
+        Path(data_dir) / SELECTOR_FILE,
+        fallback=fallback,
+        prior_cost=_prices(catalog),
+        prior_quality=priors,
+        **kwargs,
     )
 
 
