@@ -268,6 +268,8 @@ def test_cascade_definition_syntax_round_trips_and_bad_ladders_are_located() -> 
     assert learned.verification.parameters.learned
     with pytest.raises(TaskSchemaError, match=r"t\.json.*\$\.verification"):
         parse_definition(_cascade_document({"ladder": "cheapest"}), source="t.json")
+    with pytest.raises(TaskSchemaError, match=r"ladder\[0\]\[1\]: '' should be non-empty"):
+        parse_definition(_cascade_document({"ladder": [["a", ""]]}), source="t.json")
     with pytest.raises(TaskSchemaError, match=r"t\.json"):
         parse_definition(
             _cascade_document({"ladder": [], "accept": {"agreement": 0}}), source="t.json"
