@@ -123,7 +123,7 @@ class SelfAssessmentFeedbackOutput(TypedDict):
 
 
 class SeniorityClassificationInput(TypedDict):
-    """Input of ``seniority_classification`` 1.0.0."""
+    """Input of ``seniority_classification`` 1.1.0."""
 
     job_title: str
     job_description: str
@@ -131,7 +131,7 @@ class SeniorityClassificationInput(TypedDict):
 
 
 class SeniorityClassificationOutput(TypedDict):
-    """Output of ``seniority_classification`` 1.0.0."""
+    """Output of ``seniority_classification`` 1.1.0."""
 
     seniority: Literal["intern", "junior", "mid", "senior", "staff", "principal", "unknown"]
     confidence: float
@@ -176,7 +176,7 @@ SELF_ASSESSMENT_FEEDBACK: Final = TaskRef[
 
 SENIORITY_CLASSIFICATION: Final = TaskRef[
     SeniorityClassificationInput, SeniorityClassificationOutput
-]("seniority_classification", "1.0.0")
+]("seniority_classification", "1.1.0")
 
 SKILL_DECOMPOSITION: Final = TaskRef[SkillDecompositionInput, SkillDecompositionOutput](
     "skill_decomposition", "1.0.0"

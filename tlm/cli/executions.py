@@ -171,7 +171,15 @@ def show_execution(execution_id: str, as_json: bool, data_dir: Path) -> None:
         click.echo(escape_surrogates(json.dumps(record.to_dict(), indent=2, ensure_ascii=False)))
         return
     data = record.to_dict()
-    for key in ("input", "output", "verification_results", "performance", "feedback", "error"):
+    for key in (
+        "input",
+        "output",
+        "verification_results",
+        "performance",
+        "feedback",
+        "error",
+        "selection",
+    ):
         data[key] = escape_surrogates(json.dumps(data[key], ensure_ascii=False))
     width = max(len(k) for k in data)
     for key, value in data.items():

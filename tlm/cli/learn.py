@@ -146,9 +146,14 @@ def update_rankings(
     config = _config()
     registry = _definitions(config, required=False)
     catalog = _catalog(config)
+    from tlm.learn.updates import update_learning
+
     with _open_store(data_dir) as store:
         rankings = build(
             store, period=period, half_life=half_life, registry=registry, catalog=catalog
+        )
+        selector, plans = update_learning(
+            store, data_dir, period=period, registry=registry, catalog=catalog
         )
     target = rankings.save(out or data_dir / RANKINGS_FILE)
     table = Table("task", "rank", "model", "quality", "samples", "human", "latency s", "cost $")
@@ -169,6 +174,16 @@ def update_rankings(
     click.echo(
         f"{len(rankings.tasks)} task(s) from {rankings.records} record(s) written to {target}"
     )
+    learned = ", ".join(f"{t} ({h:g})" for t, h in sorted(selector.history.items())) or "none"
+    click.echo(f"input-aware selector: learned outcomes per task: {learned}")
+    if plans:
+        click.echo(
+            "learned cascades: "
+            + ", ".join(
+                f"{t}: {' -> '.join('+'.join(rung) for rung in p.ladder)}"
+                for t, p in sorted(plans.items())
+            )
+        )
 
 
 async def propose_rewrite(

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from tlm.definition.model import (
     FALLBACK_STRATEGIES,
     VERIFICATION_METHODS,
+    CascadeParams,
     ChainParams,
     ConsensusParams,
     HierarchicalParams,
@@ -250,6 +251,15 @@ def _check_verification(
         problems += _check_consensus(params, where, definition, metrics, source)
     elif isinstance(params, HierarchicalParams):
         problems += _check_hierarchical(params, where, definition, source)
+    elif isinstance(params, CascadeParams):
+        if params.similarity_metric not in metrics:
+            problems.append(
+                Problem(
+                    source,
+                    f"{where}.similarity_metric",
+                    f"unknown similarity metric {params.similarity_metric!r}",
+                )
+            )
     elif isinstance(params, ChainParams):
         for i, sub in enumerate(params.steps):
             problems += _check_verification(

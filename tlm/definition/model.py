@@ -20,6 +20,8 @@ __all__ = (
     "ExternalParams",
     "HumanParams",
     "ChainParams",
+    "CascadeParams",
+    "CascadeAccept",
     "NoParams",
     "VerificationParams",
     "VerificationSpec",
@@ -37,7 +39,15 @@ __all__ = (
 JSON = Any
 """A JSON value as :func:`json.loads` returns it."""
 
-VERIFICATION_METHODS = ("none", "consensus", "hierarchical", "external", "human", "chain")
+VERIFICATION_METHODS = (
+    "none",
+    "consensus",
+    "hierarchical",
+    "external",
+    "human",
+    "chain",
+    "cascade",
+)
 FALLBACK_STRATEGIES = (
     "use_highest_ranked_model",
     "next_model",
@@ -151,12 +161,58 @@ class ChainParams:
 
 
 @attrs.frozen
+class CascadeAccept:
+    """When a cascade accepts an answer below the top of its ladder."""
+
+    agreement: int = 2
+    """Answers (from distinct models, so far) that must agree."""
+    min_confidence: float = 0.0
+    """The learned probability that such an agreeing answer is right, at least (0: agreement
+    alone decides, as before anything is learned)."""
+
+
+@attrs.frozen
+class CascadeParams:
+    """A verified cascade: cheap models first, escalating up a ladder until an answer is trusted.
+
+    ``ladder`` is a list of rungs (a model id, or several asked together), cheapest first; with
+    ``learned`` the ladder and the acceptance thresholds come from the execution log (see
+    :mod:`tlm.learn.cascade`), chosen among ``models`` to reach ``target_quality`` at least cost,
+    or the best quality within ``max_cost_usd`` per execution.
+    """
+
+    ladder: tuple[tuple[str, ...], ...] = ()
+    """The rungs, cheapest first; empty when ``learned``."""
+    learned: bool = False
+    models: tuple[str, ...] = ()
+    """Candidates of a learned ladder (default: the configured models)."""
+    accept: CascadeAccept = attrs.field(factory=CascadeAccept)
+    similarity_metric: str = "structured"
+    similarity_threshold: float = 0.9
+    field_weights: Mapping[str, float] = attrs.field(factory=dict)
+    """For the structured metric: weight per top-level field (default 1; 0 ignores a field)."""
+    target_quality: float | None = None
+    max_cost_usd: float | None = None
+
+    @property
+    def first_rung(self) -> tuple[str, ...]:
+        """The models asked first (empty for a learned ladder)."""
+        return self.ladder[0] if self.ladder else ()
+
+
+@attrs.frozen
 class NoParams:
     """No verification beyond the output schema and rules."""
 
 
 VerificationParams = (
-    ConsensusParams | HierarchicalParams | ExternalParams | HumanParams | ChainParams | NoParams
+    ConsensusParams
+    | HierarchicalParams
+    | ExternalParams
+    | HumanParams
+    | ChainParams
+    | CascadeParams
+    | NoParams
 )
 
 

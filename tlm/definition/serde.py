@@ -15,6 +15,8 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from tlm.definition.model import (
+    CascadeAccept,
+    CascadeParams,
     ChainParams,
     ConsensusParams,
     ExternalParams,
@@ -35,6 +37,7 @@ PARAMETER_CLASSES: Mapping[str, type[VerificationParams]] = {
     "external": ExternalParams,
     "human": HumanParams,
     "chain": ChainParams,
+    "cascade": CascadeParams,
 }
 """The parameter class for each verification method."""
 
@@ -84,6 +87,56 @@ def configure_converter(converter: cattrs.Converter) -> None:
     def unstructure_chain(params: ChainParams) -> dict[str, Any]:
         return {"steps": [unstructure_step(step) for step in params.steps]}
 
+    def structure_cascade(value: Mapping[str, Any], _: type) -> CascadeParams:
+        raw = dict(value)
+        ladder = raw.pop("ladder", ())
+        learned = ladder == "learned"
+        if not learned and (isinstance(ladder, str) or not isinstance(ladder, list | tuple)):
+            raise ValueError(f"ladder must be a list of rungs or 'learned', not {ladder!r}")
+        rungs = (
+            ()
+            if learned
+            else tuple(
+                (rung,) if isinstance(rung, str) else tuple(str(m) for m in rung) for rung in ladder
+            )
+        )
+        accept = converter.structure(raw.pop("accept", {}) or {}, CascadeAccept)
+        target = raw.get("target_quality")
+        max_cost = raw.get("max_cost_usd")
+        return CascadeParams(
+            ladder=rungs,
+            learned=learned,
+            models=tuple(str(m) for m in raw.get("models", ())),
+            accept=accept,
+            similarity_metric=str(raw.get("similarity_metric", "structured")),
+            similarity_threshold=float(raw.get("similarity_threshold", 0.9)),
+            field_weights={str(k): float(v) for k, v in (raw.get("field_weights") or {}).items()},
+            target_quality=None if target is None else float(target),
+            max_cost_usd=None if max_cost is None else float(max_cost),
+        )
+
+    def unstructure_cascade(params: CascadeParams) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "ladder": "learned" if params.learned else [list(rung) for rung in params.ladder],
+            "accept": {
+                "agreement": params.accept.agreement,
+                "min_confidence": params.accept.min_confidence,
+            },
+            "similarity_metric": params.similarity_metric,
+            "similarity_threshold": params.similarity_threshold,
+        }
+        if params.models:
+            data["models"] = list(params.models)
+        if params.field_weights:
+            data["field_weights"] = dict(params.field_weights)
+        if params.target_quality is not None:
+            data["target_quality"] = params.target_quality
+        if params.max_cost_usd is not None:
+            data["max_cost_usd"] = params.max_cost_usd
+        return data
+
+    converter.register_structure_hook(CascadeParams, structure_cascade)
+    converter.register_unstructure_hook(CascadeParams, unstructure_cascade)
     converter.register_structure_hook(FallbackSpec, structure_fallback)
     converter.register_unstructure_hook(FallbackSpec, unstructure_fallback)
     converter.register_structure_hook(VerificationSpec, structure_verification)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
     from tlm.engine.recording import Recorder
     from tlm.learn.coldstart import TaskHistory, VerificationPolicy
+    from tlm.learn.updates import LearningSink
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
     from tlm.rollout.router import RolloutRouter
@@ -142,6 +143,8 @@ class Engine:
         self._retry = retry
         self._verification_policy = verification_policy
         self._histories: dict[str, tuple[float, TaskHistory]] = {}
+        self._cascade_plans: Mapping[str, Any] = {}
+        self._learning_sink: LearningSink | None = None
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
         self._runtime: Runtime | None = None
         self._pool: ProviderPool | None = None
@@ -252,8 +255,13 @@ class Engine:
         if self._tracer_provider is None:
             from tlm.telemetry.setup import create_execution_tracer_provider
 
+            selects = hasattr(self._estimates, "observe") or (data_dir / "selector.json").is_file()
+            if selects and self._store is not None:
+                from tlm.learn.updates import LearningSink  # the selector learns as it runs
+
+                self._learning_sink = LearningSink(self._store)
             self._tracer_provider = create_execution_tracer_provider(
-                store=self._store,
+                store=self._learning_sink or self._store,
                 otlp_endpoint=self.config.otlp_endpoint,
                 extra_processors=self._span_processors,
                 dialects=self.config.telemetry_compat,
@@ -284,6 +292,15 @@ class Engine:
 
             self._estimates = load_estimator(
                 data_dir, catalog=self._catalog, models=self.config.models, registry=self._registry
+            )
+        learned = [
+            await anyio.Path(data_dir / f).is_file() for f in ("selector.json", "cascades.json")
+        ]
+        if any(learned) or hasattr(self._estimates, "observe"):
+            from tlm.learn.updates import open_learned  # input-aware selection, learned cascades
+
+            self._estimates, self._cascade_plans = await anyio.to_thread.run_sync(
+                open_learned, data_dir, self._estimates, self._catalog, self._learning_sink
             )
 
     async def aclose(self) -> None:
@@ -380,6 +397,7 @@ class Engine:
                     review_queue=runtime.review_queue,
                     session=self._http_session() if _calls_out(spec) else None,
                     policy=external_policy(self.config),
+                    cascade_plans=self._cascade_plans,
                 )
 
             verifier = build(definition.verification)

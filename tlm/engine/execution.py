@@ -249,7 +249,9 @@ def _prepare(job: Job) -> None:
         raise InputInvalid(job.definition.id, problems)
     job.variant = task.choose_variant(job.input, job.options)
     job.prompt = task.render(job.variant, job.input)
-    job.ranked = job.runtime.rank(job.task, job.prompt, job.options)
+    job.ranked, selection = job.runtime.rank_explained(job.task, job.prompt, job.options)
+    if selection is not None and job.span is not None:
+        job.span.set_selection(selection)
     if not job.ranked:
         raise ConfigurationError(
             f"no configured model can run task {job.definition.id!r} "

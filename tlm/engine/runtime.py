@@ -307,6 +307,35 @@ class Runtime:
 
     def rank(self, task: CompiledTask, prompt: str, options: ExecuteOptions) -> list[str]:
         """Model ids for this execution, best first (the options may restrict and order them)."""
+        return self.rank_explained(task, prompt, options)[0]
+
+    def rank_explained(
+        self, task: CompiledTask, prompt: str, options: ExecuteOptions
+    ) -> tuple[list[str], Mapping[str, Any] | None]:
+        """:meth:`rank`, plus the input-aware selector's explanation when one decided.
+
+        A cascade asks its first rung first; an estimates hook with a ``select`` method (the
+        learning system's :class:`~tlm.learn.selector.InputAwareSelector`) reorders the models
+        for this prompt once the task has enough history.
+        """
+        ranked = self._rank(task, prompt, options)
+        if options.models:
+            return ranked, None
+        explanation: Mapping[str, Any] | None = None
+        select = getattr(self.estimates, "select", None)
+        if select is not None and ranked:
+            criteria = task.definition.model_ranking_criteria
+            weight = criteria.cost_priority / (criteria.quality_priority or 1.0)
+            selection = select(task.definition.id, prompt, ranked, cost_weight=weight)
+            ranked = list(selection.order)
+            explanation = selection.to_dict()
+        first = getattr(task.verifier, "first_models", None)
+        if first is not None:
+            leading = [m for m in first(task.definition.id) if m in ranked]
+            ranked = leading + [m for m in ranked if m not in leading]
+        return ranked, explanation
+
+    def _rank(self, task: CompiledTask, prompt: str, options: ExecuteOptions) -> list[str]:
         if options.models:
             self._check_requested(options.models)
             candidates = [self.card(m) for m in options.models]

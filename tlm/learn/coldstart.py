@@ -53,6 +53,7 @@ METHOD_STRICTNESS: Mapping[str, int] = {
     "external": 1,
     "hierarchical": 2,
     "consensus": 3,
+    "cascade": 3,
     "human": 4,
 }
 """How thorough each method is; a chain counts as its strictest step."""

@@ -1,7 +1,8 @@
 """Learned model rankings: per task x model posterior quality, latency and cost, with exploration.
 
-Quality is a Beta posterior over "this model's output for this task is good". Each execution whose
-primary model is the model adds evidence, weighted by its source and discounted by its age
+Quality is a Beta posterior over "this model's output for this task is good". Each execution in
+which the model answered adds evidence (:mod:`tlm.learn.evidence`: consensus and cascade voters
+too, by their agreement with the judged answer), weighted by its source and discounted by its age
 (weight ``0.5 ** (age / half_life)``):
 
 ========================================  ===================  ======================
@@ -42,6 +43,7 @@ from tlm.definition.model import RankingCriteria
 from tlm.engine.selection import ModelEstimate
 from tlm.errors import ConfigurationError
 from tlm.learn.analysis import primary_model, verdict_of
+from tlm.learn.evidence import answer_evidence
 from tlm.providers.base import Usage
 from tlm.telemetry.records import ExecutionRecord, format_timestamp, parse_timestamp
 
@@ -382,12 +384,12 @@ def build_rankings(
         decay = 0.5 ** (age / half_life_s)
         model = primary_model(record)
         slot = acc[record.task_id][model]
-        evidence = evidence_of(record)
-        if evidence is not None:
-            slot.successes += decay * evidence.successes
-            slot.failures += decay * evidence.failures
-            slot.samples += 1
-            slot.human += evidence.human
+        for evidence in answer_evidence(record):  # every model that answered, not only the primary
+            answered = acc[record.task_id][evidence.model]
+            answered.successes += decay * evidence.successes
+            answered.failures += decay * evidence.failures
+            answered.samples += 1
+            answered.human += evidence.human
         if record.status == "ok" and not record.cache_hit:
             slot.weight += decay
             slot.latency += decay * record.performance.execution_time

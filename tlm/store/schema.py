@@ -94,6 +94,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE executions ADD COLUMN tags TEXT",
         "ALTER TABLE executions ADD COLUMN metadata TEXT",
     ),
+    # 5: why the models were ordered as they were (the input-aware selector's explanation)
+    ("ALTER TABLE executions ADD COLUMN selection TEXT",),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -129,6 +131,7 @@ COLUMNS: Final = (
     "user_id",
     "tags",
     "metadata",
+    "selection",
 )
 UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -221,6 +224,7 @@ def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         "user_id": record.user_id,
         "tags": _json(record.tags) if record.tags else None,
         "metadata": _json(dict(record.metadata)) if record.metadata else None,
+        "selection": None if record.selection is None else _json(record.selection),
     }
     return tuple(values[column] for column in COLUMNS)
 
@@ -283,6 +287,7 @@ def from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRec
         user_id=r["user_id"],
         tags=tuple(_load(r["tags"])) if r["tags"] else (),
         metadata=_load(r["metadata"]) if r["metadata"] else {},
+        selection=_load(r["selection"]) if r["selection"] else None,
     )
 
 

@@ -77,6 +77,7 @@ __all__ = (
     "TLM_USAGE_OUTPUT_TOKENS",
     "TLM_CACHE_HIT",
     "TLM_FALLBACK",
+    "TLM_SELECTION",
     "TLM_ATTEMPTS",
     "TLM_ATTEMPT_OUTCOMES",
     "TLM_ATTEMPT_COSTS_USD",
@@ -183,6 +184,8 @@ TLM_USAGE_INPUT_TOKENS: Final = "tlm.usage.input_tokens"
 TLM_USAGE_OUTPUT_TOKENS: Final = "tlm.usage.output_tokens"
 TLM_CACHE_HIT: Final = "tlm.cache_hit"
 TLM_FALLBACK: Final = "tlm.fallback"
+TLM_SELECTION: Final = "tlm.selection"
+"""Why the models were ordered as they were (the input-aware selector's explanation, JSON)."""
 TLM_ATTEMPTS: Final = "tlm.attempts"
 TLM_ATTEMPT_OUTCOMES: Final = "tlm.attempt.outcomes"
 """Per request sent for one model call: ``ok`` or the error class, with the HTTP status."""

@@ -257,9 +257,17 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         user_id=attrs.get(c.USER_ID),
         tags=tuple(attrs.get(c.TAG_TAGS, ())),
         metadata=_metadata(attrs.get(c.METADATA)),
+        selection=_selection(attrs.get(c.TLM_SELECTION)),
     )
 
 
 def _metadata(text: Any) -> dict[str, str]:
     loaded = _load(text) if text is not None else {}
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+def _selection(text: Any) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    loaded = _load(text)
+    return loaded if isinstance(loaded, dict) else {"raw": loaded}

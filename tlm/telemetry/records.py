@@ -130,6 +130,8 @@ class ExecutionRecord:
     user_id: str | None = None
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, str] = attrs.field(factory=dict)
+    selection: Mapping[str, Any] | None = None
+    """Why the models were ordered as they were (the input-aware selector's explanation)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

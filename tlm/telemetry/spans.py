@@ -97,6 +97,11 @@ class ExecutionSpan(SpanScope):
         else:
             span.set_attribute(c.TLM_PROMPT, prompt)
 
+    def set_selection(self, explanation: Mapping[str, Any]) -> None:
+        """Record why the models were ordered as they were (``tlm.selection``, JSON)."""
+        if self.span.is_recording():
+            self.span.set_attribute(c.TLM_SELECTION, to_json(explanation))
+
     def set_result(
         self,
         *,

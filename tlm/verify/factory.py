@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tlm.definition.model import (
+    CascadeParams,
     ChainParams,
     ConsensusParams,
     ExternalParams,
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
     import aiohttp
 
     from tlm.engine.config import EngineConfig
+    from tlm.learn.cascade import CascadePlan
     from tlm.similarity import MetricRegistry
+    from tlm.verify.cascade import PlanSource
 
 __all__ = (
     "METHOD_COST_RANK",
@@ -47,6 +50,7 @@ METHOD_COST_RANK: Mapping[str, int] = {
     "external": 1,
     "hierarchical": 2,
     "consensus": 3,
+    "cascade": 3,
     "human": 4,
 }
 """How expensive each method is, relative to the others (a chain ranks as its dearest step)."""
@@ -58,6 +62,7 @@ _PARAMS_TYPE: Mapping[str, type] = {
     "external": ExternalParams,
     "human": HumanParams,
     "chain": ChainParams,
+    "cascade": CascadeParams,
 }
 
 
@@ -91,6 +96,7 @@ def create_verifier(
     review_queue: ReviewQueue | None = None,
     session: aiohttp.ClientSession | None = None,
     policy: ExternalPolicy | None = None,
+    cascade_plans: PlanSource | Mapping[str, CascadePlan] | None = None,
     _path: str = "$.verification",
 ) -> Verifier:
     """The verifier for ``spec``.
@@ -104,6 +110,7 @@ def create_verifier(
         session: an aiohttp session ``external`` endpoints are called through.
         policy: what ``external`` verifiers may reach, expand and send (default: loopback
             only, no environment variables; see :mod:`tlm.verify.egress`).
+        cascade_plans: learned cascade plans by task id, for ``"ladder": "learned"``.
 
     Raises:
         DefinitionError: unknown method, or parameters that do not belong to the method.
@@ -141,6 +148,13 @@ def create_verifier(
         return HumanVerifier(params, review_queue)
     if isinstance(params, ConsensusParams):
         return _consensus(params, metrics, _path)
+    if isinstance(params, CascadeParams):
+        from tlm.verify.cascade import CascadeVerifier  # lazy, like consensus
+
+        try:
+            return CascadeVerifier.from_params(params, metrics, plans=cascade_plans)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc} @ {_path}.parameters.similarity_metric") from None
     assert isinstance(params, ChainParams)
     indexed = sorted(enumerate(params.steps), key=lambda pair: _rank(pair[1]))
     steps = [
@@ -151,6 +165,7 @@ def create_verifier(
             review_queue=review_queue,
             session=session,
             policy=policy,
+            cascade_plans=cascade_plans,
             _path=f"{_path}.parameters.steps[{index}]",
         )
         for index, step in indexed

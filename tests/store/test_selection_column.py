@@ -1,0 +1,36 @@
+"""The selection explanation column: added to older stores by migration, round-tripped."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import attrs
+
+from tests.learn.records import record
+from tlm.store.sqlite import MIGRATIONS, ExecutionStore
+
+
+def test_an_older_store_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "tlm.db"
+    old = record(execution_id="old")
+    with ExecutionStore(path) as store:
+        store.write(old)
+        store.flush()
+    conn = sqlite3.connect(path)  # make it look like a store of schema version 1
+    conn.execute("ALTER TABLE executions DROP COLUMN selection")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    explanation = {"chosen": "model-a", "considered": [{"model": "model-a", "quality": 0.9}]}
+    with ExecutionStore(path) as store:
+        assert store.get("old") is not None
+        assert store.get("old").selection is None  # type: ignore[union-attr]
+        store.write(attrs.evolve(record(execution_id="new"), selection=explanation))
+        store.flush()
+        got = store.get("new")
+    assert got is not None
+    assert got.selection == explanation
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
