@@ -17,9 +17,9 @@ def test_an_older_store_is_migrated_and_keeps_its_records(tmp_path: Path) -> Non
     with ExecutionStore(path) as store:
         store.write(old)
         store.flush()
-    conn = sqlite3.connect(path)  # make it look like a store of schema version 1
+    conn = sqlite3.connect(path)  # make it look like a store from before the selection column
     conn.execute("ALTER TABLE executions DROP COLUMN selection")
-    conn.execute("PRAGMA user_version = 1")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
     conn.commit()
     conn.close()
     explanation = {"chosen": "model-a", "considered": [{"model": "model-a", "quality": 0.9}]}
