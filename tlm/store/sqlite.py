@@ -82,6 +82,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX feedback_execution ON feedback (execution_id)",
     ),
+    # 2: the span tree of each execution (JSON), for the console's waterfall
+    ("ALTER TABLE executions ADD COLUMN spans TEXT",),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -110,6 +112,7 @@ _COLUMNS: Final = (
     "trace_id",
     "prompt",
     "system_prompt",
+    "spans",
 )
 _UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -181,6 +184,7 @@ def _to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         record.trace_id,
         record.prompt,
         record.system_prompt,
+        _dumps(record.spans) if record.spans else None,
     )
 
 
@@ -210,6 +214,7 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id,
         prompt,
         system_prompt,
+        spans_json,
     ) = row
     verification = (
         None
@@ -241,6 +246,7 @@ def _from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRe
         trace_id=trace_id,
         prompt=prompt,
         system_prompt=system_prompt,
+        spans=tuple(json.loads(spans_json)) if spans_json else (),
     )
 
 

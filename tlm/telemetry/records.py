@@ -4,8 +4,9 @@
 ``{method_used, passed, confidence, details}``, ``performance {execution_time, tokens_used,
 cost}``, ``timestamp`` (ISO 8601, UTC) and ``feedback`` are the design document's fields; TLM adds
 ``execution_id``, ``prompt_variant``, ``attempts``, ``error``, ``status``, ``cache_hit``,
-``fallback`` and ``trace_id``, and the rendered ``prompt``/``system_prompt`` (for fine-tuning
-export).
+``fallback`` and ``trace_id``, the rendered ``prompt``/``system_prompt`` (for fine-tuning
+export), and ``spans``: the execution's span tree as plain data, without message content (for the
+console's timing waterfall).
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ class ExecutionRecord:
     """The rendered user prompt (kept for fine-tuning export)."""
     system_prompt: str | None = None
     """The rendered system prompt, if any."""
+    spans: tuple[Mapping[str, Any], ...] = ()
+    """The span tree, root first: ``{"name", "parent"`` (index, ``None`` for the root),
+    ``"start_ms"`` (from the root's start), ``"duration_ms"``, ``"status"``, ``"kind"``,
+    ``"attributes"}``; content attributes (input, output, prompts) are left out."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""
