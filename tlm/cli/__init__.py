@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, str] = {
     "analyze": "tlm.cli.learn",
     "update-rankings": "tlm.cli.learn",
     "suggest-prompts": "tlm.cli.learn",
+    "ui": "tlm.cli.ui",
 }
 
 
