@@ -80,9 +80,7 @@ async def serve(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        bound = sockets[0].getsockname()[1] if sockets else port
+        bound = int(runner.addresses[0][1]) if runner.addresses else port
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/"
         if guard.token is not None:

@@ -31,6 +31,8 @@ INDEXES: Final = (
     SKIPPED_INDEX,
 )
 """Indexes for the console's filters (created on open when missing)."""
+SEARCH_WINDOW: Final = 10_000
+"""Executions a text search reads per page at most (the next page goes on from there)."""
 
 Verdict = Literal["", "pass", "fail", "pending", "none"]
 FeedbackFilter = Literal["", "any", "none", "correct", "incorrect"]
@@ -143,6 +145,8 @@ class Page:
     """The cursor of the next (older) page, or ``None`` at the end."""
     newer: str | None
     """The cursor of the previous (newer) page, or ``None`` at the start."""
+    searched_to: str | None = None
+    """When a text search stopped at its window before filling the page: the time it reached."""
 
 
 @attrs.frozen
@@ -212,21 +216,37 @@ class ExecutionQueries:
         size: int = 50,
         after: str | None = None,
         before: str | None = None,
+        search_window: int = SEARCH_WINDOW,
     ) -> Page:
-        """Up to ``size`` rows matching ``flt``, older than ``after`` or newer than ``before``."""
+        """Up to ``size`` rows matching ``flt``, older than ``after`` or newer than ``before``.
+
+        A text search reads at most ``search_window`` executions (those matching the other
+        filters) per page; when it finds fewer than ``size`` in them, the page says how far it
+        searched and its older (newer) cursor continues from there.
+        """
         clauses, args = flt.where()
         boundary = decode_cursor(after or before or "")
         forward = before is None or boundary is None
-        if boundary is not None:
-            clauses.append("(timestamp, e.execution_id) " + ("< (?, ?)" if forward else "> (?, ?)"))
-            args += list(boundary)
         order = "DESC" if forward else "ASC"
-        sql = (
-            f"SELECT {_ROW_COLUMNS} FROM executions e"
-            + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
-            + f" ORDER BY timestamp {order}, e.execution_id {order} LIMIT ?"
-        )
         with self._cursor() as conn:
+            window = None
+            if flt.text:
+                window = self._window(conn, flt, boundary, forward, search_window)
+            if boundary is not None:
+                clauses.append(
+                    "(timestamp, e.execution_id) " + ("< (?, ?)" if forward else "> (?, ?)")
+                )
+                args += list(boundary)
+            if window is not None:
+                clauses.append(
+                    "(timestamp, e.execution_id) " + (">= (?, ?)" if forward else "<= (?, ?)")
+                )
+                args += list(window)
+            sql = (
+                f"SELECT {_ROW_COLUMNS} FROM executions e"
+                + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+                + f" ORDER BY timestamp {order}, e.execution_id {order} LIMIT ?"
+            )
             raw = conn.execute(sql, [*args, size + 1]).fetchall()
             more = len(raw) > size
             raw = raw[:size]
@@ -234,16 +254,43 @@ class ExecutionQueries:
                 raw.reverse()
             feedback = self._feedback([r[0] for r in raw], conn)
         rows = tuple(_row(r, feedback.get(r[0], ())) for r in raw)
+        cut = window is not None and not more  # the window ended the page, not the data
+        resume = encode_cursor(*window) if window is not None else None
         if not rows:
-            return Page((), None, None)
+            if not cut:
+                return Page((), None, None)
+            return Page((), resume if forward else None, None if forward else resume, window[0])
         first, last = rows[0], rows[-1]
-        has_older = more if forward else True
-        has_newer = (boundary is not None) if forward else more
-        return Page(
-            rows,
-            encode_cursor(last.timestamp, last.execution_id) if has_older else None,
-            encode_cursor(first.timestamp, first.execution_id) if has_newer else None,
-        )
+        older = encode_cursor(last.timestamp, last.execution_id) if (more or not forward) else None
+        newer = encode_cursor(first.timestamp, first.execution_id)
+        if not (boundary is not None if forward else more):
+            newer = None
+        if cut:
+            older, newer = (resume, newer) if forward else (older, resume)
+        return Page(rows, older, newer, window[0] if cut and window else None)
+
+    def _window(
+        self,
+        conn: sqlite3.Connection,
+        flt: ExecutionFilter,
+        boundary: tuple[str, str] | None,
+        forward: bool,
+        limit: int,
+    ) -> tuple[str, str] | None:
+        """The last of the next ``limit`` executions matching ``flt`` but its text (``None``:
+        fewer remain)."""
+        clauses, args = attrs.evolve(flt, text="").where()
+        if boundary is not None:
+            clauses.append("(timestamp, e.execution_id) " + ("< (?, ?)" if forward else "> (?, ?)"))
+            args += list(boundary)
+        order = "DESC" if forward else "ASC"
+        row = conn.execute(
+            "SELECT timestamp, e.execution_id FROM executions e"
+            + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+            + f" ORDER BY timestamp {order}, e.execution_id {order} LIMIT 1 OFFSET ?",
+            [*args, limit - 1],
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def _feedback(
         self, ids: Sequence[str], conn: sqlite3.Connection

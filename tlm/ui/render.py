@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tlm.ui.security import CSRF_FIELD, CSRF_HEADER
+from tlm.ui.security import CSRF_FIELD, CSRF_HEADER, CSRF_KEY
 
 __all__ = ("create_environment", "install", "render", "render_fragment", "is_htmx")
 
@@ -82,7 +82,7 @@ def is_htmx(request: web.Request) -> bool:
 
 def _context(request: web.Request, context: dict[str, Any]) -> dict[str, Any]:
     return {
-        "csrf_token": request.get("csrf_token", ""),
+        "csrf_token": request.get(CSRF_KEY, ""),
         "path": request.path,
         "nav": context.pop("nav", ""),
         **context,

@@ -27,6 +27,7 @@ __all__ = (
     "SESSION_COOKIE",
     "CSRF_HEADER",
     "CSRF_FIELD",
+    "CSRF_KEY",
     "CSP",
     "Guard",
     "is_loopback",
@@ -44,6 +45,8 @@ CSP: Final = (
     "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
+CSRF_KEY: Final = web.RequestKey("tlm_ui_csrf", str)
+"""Where the guard leaves the request's CSRF token for the templates."""
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
@@ -148,7 +151,8 @@ def guard_middleware(
         if guard.token is not None and query_token is not None and request.method == "GET":
             if hmac.compare_digest(query_token.encode(), guard.token.encode()):
                 # keep the token in a cookie and drop it from the address bar
-                target = request.rel_url.without_query("token")
+                url = request.rel_url
+                target = url.with_query([(k, v) for k, v in url.query.items() if k != "token"])
                 redirect = web.HTTPSeeOther(str(target))
                 redirect.set_cookie(
                     TOKEN_COOKIE, guard.token, httponly=True, samesite="Strict", path="/"
@@ -162,7 +166,7 @@ def guard_middleware(
             _secure(response)
             return response
         session, new_session = _session_of(request)
-        request["csrf_token"] = guard.csrf_for(session)
+        request[CSRF_KEY] = guard.csrf_for(session)
         if request.method not in _SAFE_METHODS:
             if not guard.origin_allowed(request):
                 response = _refuse(403, "cross-origin request refused")
@@ -174,7 +178,7 @@ def guard_middleware(
                 "multipart/form-data",
             ):
                 given = str((await request.post()).get(CSRF_FIELD, ""))
-            if new_session or not given or not hmac.compare_digest(given, request["csrf_token"]):
+            if new_session or not given or not hmac.compare_digest(given, request[CSRF_KEY]):
                 response = _refuse(403, "missing or wrong CSRF token: reload the page")
                 _secure(response)
                 return response
