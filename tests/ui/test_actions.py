@@ -102,9 +102,7 @@ async def test_new_reviews_appear_in_the_polled_list(site: Site) -> None:
 
 
 def _cli_problems(definitions: Path, file: Path) -> list[str]:
-    result = CliRunner().invoke(
-        validate_task, [str(file), "--definitions", str(definitions)]
-    )
+    result = CliRunner().invoke(validate_task, [str(file), "--definitions", str(definitions)])
     return [line for line in result.output.splitlines() if "problem(s) found" not in line]
 
 

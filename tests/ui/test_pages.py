@@ -53,6 +53,7 @@ async def test_model_and_user_content_is_escaped(site: Site, path: str) -> None:
 
 async def test_injection_record_shows_every_field_as_text(site: Site) -> None:
     text = await (await site.client.get(f"/executions/{INJECTION_ID}")).text()
+
     def escaped(raw: str) -> str:
         return raw.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;")
 

@@ -98,11 +98,15 @@ async def test_a_foreign_host_name_is_refused_on_a_loopback_bind(
         assert rebound.status == 421
 
 
-async def test_no_secret_reaches_a_page(
-    site: Site, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_no_secret_reaches_a_page(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    for path in ("/tasks", "/tasks/title_extraction", "/tasks/title_extraction/playground",
-                 f"/executions/{INJECTION_ID}", "/reviews", "/analysis/title_extraction"):
+    for path in (
+        "/tasks",
+        "/tasks/title_extraction",
+        "/tasks/title_extraction/playground",
+        f"/executions/{INJECTION_ID}",
+        "/reviews",
+        "/analysis/title_extraction",
+    ):
         assert secret not in await (await site.client.get(path)).text(), path

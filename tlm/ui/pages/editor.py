@@ -75,15 +75,30 @@ def check_document(
     return definition, problems, target
 
 
+def _next_draft(text: str, newest: str) -> str:
+    """``text`` with its version set to the next minor after ``newest`` (a ready draft)."""
+    try:
+        document = json.loads(text)
+        current = parse_version(newest)
+    except ValueError:
+        return text
+    if not isinstance(document, dict):
+        return text
+    document["version"] = f"{current.major}.{current.minor + 1}.0"
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
 @routes.get("/tasks/{task_id}/edit")
 async def editor(request: web.Request) -> web.Response:
-    """The editor, holding the newest version's file (or the version asked for)."""
+    """The editor, holding the newest version's file (or the one asked for) as the next minor
+    version: a draft to change and save."""
     definition = definition_or_404(request, request.query.get("version"))
+    newest = definition_or_404(request)
     text = ""
     if definition.source:
         source = anyio.Path(definition.source)
         if await source.is_file():
-            text = await source.read_text(encoding="utf-8")
+            text = _next_draft(await source.read_text(encoding="utf-8"), newest.version)
     return render(
         request, "editor.html", nav="tasks", task=definition, text=text, problems=None, saved=None
     )
