@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 from click.testing import CliRunner
 
 from tests.ui.conftest import Site
-from tests.ui.support import INJECTION_ID, title_task, write_task
+from tests.ui.support import title_task, write_task
 from tlm.cli import main
 from tlm.cli.tasks import validate_task
 from tlm.verify.review_queue import ReviewQueue
@@ -44,7 +45,8 @@ async def test_feedback_needs_something_and_a_finite_score(site: Site) -> None:
     nan = await site.post(f"/executions/{execution_id}/feedback", {"score": "nan"}, headers=htmx)
     assert "finite" in await nan.text()
     record = site.console.store.get(execution_id)
-    assert record is not None and record.feedback == ()
+    assert record is not None
+    assert record.feedback == ()
     missing = await site.post("/executions/nope/feedback", {"note": "x"}, headers=htmx)
     assert missing.status == 404
 
@@ -60,7 +62,8 @@ async def test_approving_a_review_records_the_decision_and_feedback(site: Site) 
     assert response.status == 204
     assert response.headers["HX-Redirect"] == "/reviews"
     decision = queue.decision(review_id)
-    assert decision is not None and decision.action == "approve"
+    assert decision is not None
+    assert decision.action == "approve"
     assert decision.note == "looks right"
     record = site.console.store.get(site.ids[20])
     assert record is not None
@@ -90,7 +93,8 @@ async def test_reject_needs_a_note_and_edit_must_fit_the_output_schema(site: Sit
     edited = await site.post(path, {"action": "edit", "output": '{"title": "Staff Engineer"}'})
     assert edited.status == 303
     decision = queue.decision(review_id)
-    assert decision is not None and decision.output == {"title": "Staff Engineer"}
+    assert decision is not None
+    assert decision.output == {"title": "Staff Engineer"}
 
 
 async def test_new_reviews_appear_in_the_polled_list(site: Site) -> None:
@@ -98,7 +102,8 @@ async def test_new_reviews_appear_in_the_polled_list(site: Site) -> None:
     queue = ReviewQueue.in_data_dir(site.data_dir)
     review_id = queue.enqueue(site.ids[22], "skill_decomposition", "1.0.0", {}, {})
     after = await (await site.client.get("/reviews/items")).text()
-    assert review_id not in before and review_id in after
+    assert review_id not in before
+    assert review_id in after
 
 
 def _cli_problems(definitions: Path, file: Path) -> list[str]:
@@ -158,7 +163,7 @@ async def test_diff_shows_a_breaking_minor_bump_as_such(site: Site) -> None:
     breaking["input"]["schema"]["properties"]["posting"]["maxLength"] = 10
     breaking["input"]["examples"] = [{"posting": "short"}]
     write_task(site.definitions / "tasks", breaking)
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     page = await (await site.client.get("/tasks/title_extraction/diff?a=1.0.0&b=1.1.0")).text()
     assert "breaking without a major version bump" in page
     assert "input maxLength 10 added" in page

@@ -80,7 +80,8 @@ class FakeModelThread:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
+        assert self._loop is not None
+        assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
@@ -194,7 +195,8 @@ def test_every_page_opens_without_console_errors(
     page: Page, environment: dict[str, Any], name: str, path: str, ready: str
 ) -> None:
     response = page.goto(environment["url"] + path.format(injection=INJECTION_ID))
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     page.wait_for_selector(ready)
     if name == "analysis":
         assert page.locator("canvas").count() >= 3  # the three charts were drawn
@@ -239,7 +241,9 @@ def test_playground_runs_the_task_on_the_fake_server(
     page.wait_for_selector("#playground-output")
     assert json.loads(page.inner_text("#playground-output")) == {"title": "Senior Engineer"}
     facts = page.inner_text("#playground-facts")
-    assert FAKE_MODEL in facts and "terse" in facts and "$0.000" in facts
+    assert FAKE_MODEL in facts
+    assert "terse" in facts
+    assert "$0.000" in facts
     assert "chat " + FAKE_MODEL in page.inner_text(".waterfall")
     _shot(page, "playground")
     link = page.locator("#result a[href^='/executions/']")
@@ -329,9 +333,11 @@ def test_a_token_console_refuses_requests_without_the_token(
             urllib.request.urlopen(console.root + "/executions", timeout=10)
         assert refused.value.code == 401
         bare = page.goto(console.root + "/tasks")
-        assert bare is not None and bare.status == 401
+        assert bare is not None
+        assert bare.status == 401
         entered = page.goto(console.url)
-        assert entered is not None and entered.status == 200
+        assert entered is not None
+        assert entered.status == 200
         assert page.url == console.root + "/tasks"  # the token left the address bar
         assert "title_extraction" in page.inner_text("main")
         posted = page.evaluate(

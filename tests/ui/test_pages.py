@@ -31,7 +31,8 @@ async def test_page_renders_with_security_headers(site: Site, path: str, expecte
     assert response.status == 200, text
     assert expected in text
     csp = response.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
@@ -71,7 +72,8 @@ async def test_unknown_things_are_404(site: Site) -> None:
 async def test_task_list_counts_recent_executions(site: Site) -> None:
     text = await (await site.client.get("/tasks")).text()
     # 150 seeded records over 30 days, 25 per shipped task; about 7/30 of them are recent
-    assert "job_detail_extraction" in text and "Playground" in text
+    assert "job_detail_extraction" in text
+    assert "Playground" in text
 
 
 async def test_static_assets_are_served(site: Site) -> None:
