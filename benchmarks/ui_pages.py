@@ -26,7 +26,10 @@ from tlm.telemetry.records import (
     format_timestamp,
 )
 
-__all__ = ("TASKS", "MODELS", "synthetic_records", "seed", "measure_pages", "PAGES")
+__all__ = ("TASKS", "MODELS", "TARGET_MS", "synthetic_records", "seed", "measure_pages", "PAGES")
+
+TARGET_MS = 100.0
+"""The issue's target: every page's server time at most 100 ms."""
 
 TASKS = (
     "job_detail_extraction",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -174,7 +175,7 @@ def test_figures_equal_tlm_analyze(
 
 
 def test_waterfall_lays_out_the_span_tree() -> None:
-    spans = (
+    spans: tuple[dict[str, Any], ...] = (
         {"name": "root", "parent": None, "start_ms": 0, "duration_ms": 200, "status": "ok",
          "kind": "internal", "attributes": {}},
         {"name": "verify", "parent": 0, "start_ms": 150, "duration_ms": 40, "status": "error",

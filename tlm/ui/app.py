@@ -33,9 +33,8 @@ async def _home(request: web.Request) -> web.Response:
 
 def create_app(console: Console, guard: Guard | None = None) -> web.Application:
     """The application over ``console``; ``guard`` defaults to a loopback-only one (no token)."""
-    app = web.Application(
-        middlewares=[guard_middleware(guard or Guard())], client_max_size=4 * 1024 * 1024
-    )
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.middlewares.append(guard_middleware(guard or Guard()))  # type: ignore[arg-type]
     app[CONSOLE] = console
     render.install(app)
     app.router.add_get("/", _home)

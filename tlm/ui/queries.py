@@ -254,20 +254,23 @@ class ExecutionQueries:
                 raw.reverse()
             feedback = self._feedback([r[0] for r in raw], conn)
         rows = tuple(_row(r, feedback.get(r[0], ())) for r in raw)
-        cut = window is not None and not more  # the window ended the page, not the data
-        resume = encode_cursor(*window) if window is not None else None
+        # a text search whose window ended the page (not the data): go on from the window's end
+        cut = window if window is not None and not more else None
+        resume = encode_cursor(*cut) if cut is not None else None
         if not rows:
-            if not cut:
+            if resume is None or cut is None:
                 return Page((), None, None)
-            return Page((), resume if forward else None, None if forward else resume, window[0])
+            return Page((), resume if forward else None, None if forward else resume, cut[0])
         first, last = rows[0], rows[-1]
-        older = encode_cursor(last.timestamp, last.execution_id) if (more or not forward) else None
-        newer = encode_cursor(first.timestamp, first.execution_id)
-        if not (boundary is not None if forward else more):
+        older: str | None = encode_cursor(last.timestamp, last.execution_id)
+        newer: str | None = encode_cursor(first.timestamp, first.execution_id)
+        if forward and not more:
+            older = None
+        if (boundary is None) if forward else not more:
             newer = None
-        if cut:
+        if resume is not None:
             older, newer = (resume, newer) if forward else (older, resume)
-        return Page(rows, older, newer, window[0] if cut and window else None)
+        return Page(rows, older, newer, cut[0] if cut is not None else None)
 
     def _window(
         self,

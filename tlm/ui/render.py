@@ -24,6 +24,10 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
+def _jsontext(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def _when(value: str | float | None) -> str:
     if value is None or value == "":
         return "-"
@@ -65,7 +69,9 @@ def create_environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pretty=_pretty, when=_when, usd=_usd, seconds=_seconds, pct=_pct)
+    env.filters.update(
+        jsontext=_jsontext, pretty=_pretty, when=_when, usd=_usd, seconds=_seconds, pct=_pct
+    )
     env.globals.update(csrf_field=CSRF_FIELD, csrf_header=CSRF_HEADER)
     return env
 

@@ -79,12 +79,15 @@
       series.push({ label: model + " 95% low", stroke: color, width: 0, dash: [4, 4], points: { show: false }, value: pct });
       bands.push({ series: [base + 1, base + 2], fill: color + "22" });
     });
-    new uPlot({
+    var plot = new uPlot({
       width: chartWidth(el), height: 260, series: series, bands: bands,
       scales: { y: { range: [0, 1] } },
       axes: [{}, { values: function (u, ticks) { return ticks.map(function (t) { return Math.round(t * 100) + "%"; }); } }],
       legend: { live: false }
     }, columns, el);
+    /* the interval bounds draw the bands; the legend names only the models */
+    var rows = plot.root.querySelectorAll(".u-legend .u-series");
+    Array.prototype.forEach.call(rows, function (row, i) { if (i > 0 && (i - 1) % 3 !== 0) row.style.display = "none"; });
   }
 
   function pct(u, v) { return v == null ? "-" : (v * 100).toFixed(1) + "%"; }
@@ -105,8 +108,8 @@
       width: chartWidth(el), height: 240, series: series,
       scales: { x: { time: false, range: [-0.6, groups.length - 0.4] }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [
-        { values: function (u, ticks) { return ticks.map(function (t) { var g = groups[t]; return Number.isInteger(t) && g ? g.label : ""; }); }, size: 40, incrs: [1] },
-        { values: function (u, ticks) { return ticks.map(unit); }, size: 70 }
+        { values: function (u, ticks) { return ticks.map(function (t) { return Number.isInteger(t) && groups[t] ? "#" + (t + 1) : ""; }); }, size: 40, incrs: [1] },
+        { values: function (u, ticks) { return ticks.map(unit); }, size: 90 }
       ],
       legend: { live: false }
     }, columns, el);
