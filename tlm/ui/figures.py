@@ -29,7 +29,7 @@ from tlm.learn.analysis import (
 from tlm.learn.stats import percentile, wilson_interval
 from tlm.telemetry.records import ErrorInfo, ExecutionRecord, Performance, VerificationResults
 
-__all__ = ("ANALYSIS_INDEX", "SKIPPED_INDEX", "SKIPPED", "compute_analysis")
+__all__ = ("ANALYSIS_INDEX", "SKIPPED_INDEX", "FAILURES_INDEX", "SKIPPED", "compute_analysis")
 
 SKIPPED: Final = "instr(coalesce(verification_details, ''), '\"skipped\":true') > 0"
 """Whether verification was skipped as reliable (the store writes compact JSON)."""
@@ -44,6 +44,15 @@ SKIPPED_INDEX: Final = (
     f" WHERE {SKIPPED}"
 )
 """A partial index of the (few) executions whose verification was skipped."""
+FAILED: Final = "(status = 'error' OR passed = 0)"
+FAILURES_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS executions_failures ON executions (task_id, timestamp,"
+    " task_version, prompt_variant, models_used, status, error_type, error_message,"
+    " verification_method,"
+    f" passed, verification_details, execution_id) WHERE {FAILED}"
+)
+"""A partial index covering what the failure patterns read, for the failed executions only
+(their texts are read without touching the records' inputs, outputs and prompts)."""
 
 
 def _where(task_id: str, since: str | None, version: str | None) -> tuple[str, list[Any]]:
@@ -177,50 +186,65 @@ def compute_analysis(
 ) -> Analysis:
     """The :class:`Analysis` ``analyze`` would give for ``task_id``'s records since ``since``."""
     where, args = _where(task_id, since, version)
-    skipped = {
-        rowid
-        for (rowid,) in conn.execute(
-            f"SELECT rowid FROM executions INDEXED BY executions_skipped"
-            f" WHERE {where} AND {SKIPPED}",
-            args,
-        )
-    }
     overall = _Tally()
     groups: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
     days: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     primary: dict[str, str] = {}
-    keys: dict[int, tuple[str, str, str]] = {}
-    for row in conn.execute(
-        "SELECT rowid, models_used, prompt_variant, task_version, status, passed,"
-        " execution_time, tokens_used, cost, fallback, cache_hit, substr(timestamp, 1, 10)"
-        f" FROM executions INDEXED BY executions_analysis WHERE {where}",
-        args,
-    ):
-        rowid, models, variant, ver, status, passed, latency, tokens, cost, fb, cache, day = row
+
+    def model_of(models: str) -> str:
         model = primary.get(models)
         if model is None:
             used = json.loads(models)
             model = primary[models] = str(used[0]) if used else NO_MODEL
-        key = (model, variant or NO_VARIANT, ver)
-        keys[rowid] = key
-        decided = passed is not None and rowid not in skipped
-        for tally in (overall, groups[key], days[(day, model)]):
-            tally.n += 1
-            tally.errors += status == "error"
-            if decided:
-                tally.decided += 1
-                tally.passed += passed
-            tally.latencies.append(latency)
+        return model
+
+    # one pass over the covering index, summed per day and group in SQL; the latencies come
+    # along as exact text (%!.17g round-trips) for the percentiles
+    for (
+        day,
+        models,
+        variant,
+        ver,
+        n,
+        errors,
+        decided,
+        passed,
+        tokens,
+        cost,
+        fb,
+        cache,
+        lat,
+    ) in conn.execute(
+        "SELECT substr(timestamp, 1, 10), models_used, prompt_variant, task_version,"
+        " count(*), sum(status = 'error'), count(verdict), coalesce(sum(verdict), 0),"
+        " sum(tokens_used), sum(cost), sum(fallback IS NOT NULL AND fallback != ''),"
+        " sum(cache_hit), group_concat(printf('%!.17g', execution_time))"
+        " FROM (SELECT *, CASE WHEN passed IS NULL OR rowid IN (SELECT rowid FROM executions"
+        f" INDEXED BY executions_skipped WHERE {where} AND {SKIPPED}) THEN NULL"
+        " ELSE passed END AS verdict"
+        f" FROM executions INDEXED BY executions_analysis WHERE {where})"
+        " GROUP BY 1, 2, 3, 4",
+        args * 2,
+    ):
+        model = model_of(models)
+        latencies = [float(v) for v in lat.split(",")]
+        for tally in (overall, groups[(model, variant or NO_VARIANT, ver)], days[(day, model)]):
+            tally.n += n
+            tally.errors += errors
+            tally.decided += decided
+            tally.passed += passed
             tally.tokens += tokens
             tally.cost += cost
-            tally.fallback += bool(fb)
+            tally.fallback += fb
             tally.cache += cache
-    for rowid, score, correct in conn.execute(
-        "SELECT e.rowid, f.score, f.correct FROM feedback f JOIN executions e"
-        " ON e.execution_id = f.execution_id WHERE " + "e." + where.replace(" AND ", " AND e."),
+            tally.latencies += latencies
+    for models, variant, ver, score, correct in conn.execute(
+        "SELECT e.models_used, e.prompt_variant, e.task_version, f.score, f.correct"
+        " FROM feedback f JOIN executions e ON e.execution_id = f.execution_id"
+        " WHERE " + "e." + where.replace(" AND ", " AND e."),
         args,
     ):
-        for tally in (overall, groups[keys[rowid]]):
+        for tally in (overall, groups[(model_of(models), variant or NO_VARIANT, ver)]):
             tally.feedback += 1
             if score is not None:
                 tally.scores.append(score)
@@ -244,7 +268,9 @@ def compute_analysis(
     failed = conn.execute(  # identical failures once, their ids in time order
         f"SELECT {_VARIANT}, {_MODEL}, NULL, error_type, error_message, verification_method,"
         " passed, verification_details, count(*), group_concat(timestamp || ' ' || execution_id)"
-        f" FROM (SELECT * FROM executions WHERE {where} AND (status = 'error' OR passed = 0)"
+        " FROM (SELECT timestamp, execution_id, prompt_variant, models_used, error_type,"
+        " error_message, verification_method, passed, verification_details"
+        f" FROM executions INDEXED BY executions_failures WHERE {where} AND {FAILED}"
         " ORDER BY timestamp) GROUP BY 1, 2, 4, 5, 6, 7, 8",
         args,
     ).fetchall()

@@ -21,7 +21,7 @@ import attrs
 
 from tlm.errors import StoreError
 from tlm.learn.analysis import Analysis
-from tlm.ui.figures import ANALYSIS_INDEX, SKIPPED_INDEX, compute_analysis
+from tlm.ui.figures import ANALYSIS_INDEX, FAILURES_INDEX, SKIPPED_INDEX, compute_analysis
 
 __all__ = ("INDEXES", "ExecutionFilter", "ExecutionRow", "Page", "TaskSummary", "ExecutionQueries")
 
@@ -29,6 +29,7 @@ INDEXES: Final = (
     "CREATE INDEX IF NOT EXISTS executions_time_id ON executions (timestamp, execution_id)",
     ANALYSIS_INDEX,
     SKIPPED_INDEX,
+    FAILURES_INDEX,
 )
 """Indexes for the console's filters (created on open when missing)."""
 SEARCH_WINDOW: Final = 10_000
