@@ -87,7 +87,7 @@
     }, columns, el);
     /* the interval bounds draw the bands; the legend names only the models */
     var rows = plot.root.querySelectorAll(".u-legend .u-series");
-    Array.prototype.forEach.call(rows, function (row, i) { if (i > 0 && (i - 1) % 3 !== 0) row.style.display = "none"; });
+    Array.prototype.forEach.call(rows, function (row) { if (row.textContent.indexOf("95%") >= 0) row.style.display = "none"; });
   }
 
   function pct(u, v) { return v == null ? "-" : (v * 100).toFixed(1) + "%"; }
