@@ -397,6 +397,9 @@ async def ui(settings: Settings, step: Step) -> ScenarioResult:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         ids = await anyio.to_thread.run_sync(lambda: ui_pages.seed(data_dir, n))
+        await anyio.to_thread.run_sync(
+            lambda: ui_pages.seed_reviews_and_runs(data_dir, ids, reviews=1_000, runs=200)
+        )
         step()
         samples = await ui_pages.measure_pages(
             data_dir, REPO / "definitions", ids[len(ids) // 2], repeats=max(5, settings.repeats)

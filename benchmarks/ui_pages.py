@@ -26,7 +26,16 @@ from tlm.telemetry.records import (
     format_timestamp,
 )
 
-__all__ = ("TASKS", "MODELS", "TARGET_MS", "synthetic_records", "seed", "measure_pages", "PAGES")
+__all__ = (
+    "TASKS",
+    "MODELS",
+    "TARGET_MS",
+    "synthetic_records",
+    "seed",
+    "seed_reviews_and_runs",
+    "measure_pages",
+    "PAGES",
+)
 
 TARGET_MS = 100.0
 """The issue's target: every page's server time at most 100 ms."""
@@ -110,6 +119,31 @@ def synthetic_records(
         )
 
 
+def seed_reviews_and_runs(data_dir: Path, ids: list[str], *, reviews: int, runs: int) -> None:
+    """``reviews`` decided reviews and 20 pending ones; ``runs`` workflow runs of 5 steps."""
+    from tlm.verify.review_queue import ReviewQueue
+    from tlm.workflow.record import StepRun, WorkflowRun
+    from tlm.workflow.store import WorkflowStore
+
+    queue = ReviewQueue.in_data_dir(data_dir)
+    for i in range(reviews + 20):
+        output = {"title": f"Engineer {i}", "skills": ["python", "sql"]}
+        review = queue.enqueue(ids[i % len(ids)], TASKS[0], "1.0.0", {"job_posting": "..."}, output)
+        if i < reviews:
+            queue.approve(review, note="ok", reviewer="bench")
+    store = WorkflowStore(data_dir / "workflows.db")
+    for i in range(runs):
+        steps = tuple(
+            StepRun(f"{TASKS[1]}[{k}]", "task", "succeeded", 0.1 * k, 0.5, 0.0002, TASKS[1],
+                    "1.0.0", ids[(i * 5 + k) % len(ids)], "verified")
+            for k in range(5)
+        )  # fmt: skip
+        store.write(
+            WorkflowRun(f"run{i:013d}", "job_assessment", "succeeded",
+                        format_timestamp(datetime.now(UTC)), 2.5, 0.001, steps)
+        )  # fmt: skip
+
+
 def seed(data_dir: Path, n: int, *, now: datetime | None = None) -> list[str]:
     """Write ``n`` synthetic records (with their feedback) into ``<data_dir>/tlm.db``."""
     ids: list[str] = []
@@ -141,9 +175,11 @@ PAGES = (
     "/executions?q=no-such-text-anywhere",
     "/executions/{execution_id}",
     "/reviews",
+    "/reviews/items",
     "/analysis/job_detail_extraction?period=7d",
     "/analysis/job_detail_extraction?period=30d",
     "/workflows",
+    "/workflows/run0000000000007",
 )
 """The pages timed (``{execution_id}`` is filled with a seeded id)."""
 
