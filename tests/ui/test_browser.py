@@ -350,3 +350,28 @@ def test_a_token_console_refuses_requests_without_the_token(
         context.close()
         console.close()
     assert INJECTION  # the same seeded data served both consoles
+
+
+def test_filters_update_the_list_in_place_and_pages_go_older(
+    page: Page, environment: dict[str, Any]
+) -> None:
+    page.goto(environment["url"] + "/executions")
+    first_page = page.locator("#executions-table tbody tr").first.inner_text()
+    page.select_option("select[name=verdict]", "fail")
+    page.wait_for_url("**/executions?*verdict=fail*")  # htmx pushed the filtered address
+    page.locator("#executions-table tbody tr").first.wait_for()
+    verdicts = page.locator("#executions-table tbody tr td:nth-child(6)").all_inner_texts()
+    assert verdicts
+    assert set(verdicts) == {"fail"}
+    page.click("#older")
+    page.wait_for_url("**after=*")
+    older = page.locator("#executions-table tbody tr td:nth-child(6)").all_inner_texts()
+    assert older
+    assert set(older) == {"fail"}
+    assert page.locator("#executions-table tbody tr").first.inner_text() != first_page
+    page.goto(environment["url"] + "/analysis/job_detail_extraction?period=7d")
+    page.select_option("#analysis-period", "30d")
+    page.wait_for_url("**/analysis/job_detail_extraction?period=30d")
+    page.select_option("#analysis-task", "skill_decomposition")
+    page.wait_for_url("**/analysis/skill_decomposition?period=30d")
+    assert "skill_decomposition" in page.inner_text("h1")
