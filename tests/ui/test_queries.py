@@ -165,23 +165,61 @@ def _approx(stats: Any) -> Any:
     )
 
 
+def _assert_same_figures(got: Any, expected: Any) -> None:
+    # sums of costs are added in another order (SQL): equal up to rounding
+    assert _approx(got.overall) == expected.overall
+    assert [_approx(g) for g in got.groups] == list(expected.groups)
+    assert [_approx(t) for t in got.trend] == list(expected.trend)
+    assert got.variant_executions == expected.variant_executions
+    assert got.failures == expected.failures
+
+
+def test_figures_stay_right_when_a_past_day_changes(
+    store_and_queries: tuple[list[ExecutionRecord], ExecutionQueries], tmp_path: Path
+) -> None:
+    records, queries = store_and_queries
+    task_id = "job_detail_extraction"
+    first = queries.analysis(task_id, since=None)
+    _assert_same_figures(first, analyze(records, task_id=task_id))
+    assert queries.analysis(task_id, since=None) == first  # the days came from the cache
+    # a late record five days back, and a replaced one (same id, now failed): both are seen
+    late = attrs.evolve(
+        next(r for r in records if r.task_id == task_id),
+        execution_id="late0000000000000000000000000001",
+        feedback=(),  # feedback is not written with a record
+        timestamp=format_timestamp(NOW - timedelta(days=5, hours=3)),
+    )
+    replaced = next(r for r in records if r.task_id == task_id and r.passed is True)
+    replaced = attrs.evolve(
+        replaced,
+        verification_results=VerificationResults("consensus", False, 0.1, {"issues": ["bad"]}),
+    )
+    with ExecutionStore(tmp_path / "tlm.db") as store:
+        store.write(late)
+        store.write(replaced)
+    changed = [replaced if r.execution_id == replaced.execution_id else r for r in records]
+    changed.append(late)
+    second = queries.analysis(task_id, since=None)
+    assert second.overall.executions == first.overall.executions + 1
+    _assert_same_figures(second, analyze(changed, task_id=task_id))
+
+
 def test_figures_equal_tlm_analyze(
     store_and_queries: tuple[list[ExecutionRecord], ExecutionQueries],
 ) -> None:
     records, queries = store_and_queries
-    since = NOW - timedelta(days=6)
+    since = NOW - timedelta(days=6, hours=5)
     for task_id in ("job_detail_extraction", "skill_decomposition"):
         for version in (None, "1.1.0"):
             chosen = [r for r in records if r.timestamp >= format_timestamp(since)]
             expected = analyze(chosen, task_id=task_id, since=since, version=version)
             got = queries.analysis(task_id, since=format_timestamp(since), version=version)
-            # sums of costs are added in another order (SQL): equal up to rounding
-            assert _approx(got.overall) == expected.overall
-            assert [_approx(g) for g in got.groups] == list(expected.groups)
-            assert [_approx(t) for t in got.trend] == list(expected.trend)
-            assert got.variant_executions == expected.variant_executions
-            assert got.failures == expected.failures
+            _assert_same_figures(got, expected)
             assert got.failures  # the synthetic data has failures
+            _assert_same_figures(  # again, from the day cache
+                queries.analysis(task_id, since=format_timestamp(since), version=version),
+                expected,
+            )
 
 
 def test_waterfall_lays_out_the_span_tree() -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
 from typing import Any, Final
 
 from tlm.learn.analysis import (
@@ -29,16 +31,23 @@ from tlm.learn.analysis import (
 from tlm.learn.stats import percentile, wilson_interval
 from tlm.telemetry.records import ErrorInfo, ExecutionRecord, Performance, VerificationResults
 
-__all__ = ("ANALYSIS_INDEX", "SKIPPED_INDEX", "FAILURES_INDEX", "SKIPPED", "compute_analysis")
+__all__ = (
+    "DayCache",
+    "ANALYSIS_INDEX",
+    "SKIPPED_INDEX",
+    "FAILURES_INDEX",
+    "SKIPPED",
+    "compute_analysis",
+)
 
 SKIPPED: Final = "instr(coalesce(verification_details, ''), '\"skipped\":true') > 0"
 """Whether verification was skipped as reliable (the store writes compact JSON)."""
 ANALYSIS_INDEX: Final = (
     "CREATE INDEX IF NOT EXISTS executions_analysis ON executions (task_id, timestamp,"
     " task_version, prompt_variant, models_used, status, passed, execution_time, tokens_used,"
-    " cost, fallback, cache_hit)"
+    " cost, fallback, cache_hit, execution_id)"
 )
-"""Covers every column the figures read (the rowid comes with it)."""
+"""Covers every column the figures read, and the id that feedback joins on."""
 SKIPPED_INDEX: Final = (
     "CREATE INDEX IF NOT EXISTS executions_skipped ON executions (task_id, timestamp)"
     f" WHERE {SKIPPED}"
@@ -175,6 +184,118 @@ def _patterns(failed: Iterable[Sequence[Any]], n: int, top: int) -> tuple[Failur
     return tuple(patterns[:top])
 
 
+_SIGNATURE = (
+    "count(*), max(rowid), total(execution_time), count(passed), total(passed), total(cost),"
+    " total(status = 'error'), total(tokens_used)"
+)
+_DayRow = tuple[Any, ...]
+"""Sums of one (day, models, variant, version) group, its latencies as a list at the end."""
+
+
+class DayCache:
+    """Per-day group sums, reused while the day's rows are unchanged (past days rarely change).
+
+    A day is looked up with a signature of its rows (count, greatest rowid, sums of latency,
+    verdicts, cost, errors, tokens, skipped count), read from the covering index in one cheap
+    range query; only days whose signature changed are summed again. Thread-safe; bounded.
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self._items: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], list[_DayRow]]] = (
+            OrderedDict()
+        )
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], signature: tuple[Any, ...]) -> list[_DayRow] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] != signature:
+                return None
+            self._items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple[Any, ...], signature: tuple[Any, ...], rows: list[_DayRow]) -> None:
+        with self._lock:
+            self._items[key] = (signature, rows)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+def _next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def _segments(
+    conn: sqlite3.Connection, where: str, args: list[Any], since: str | None
+) -> list[tuple[str, str | None]]:
+    """``[lower, upper)`` timestamp ranges, one per UTC day with records (the last one open)."""
+    first, last = conn.execute(
+        f"SELECT min(timestamp), max(timestamp) FROM executions INDEXED BY executions_analysis"
+        f" WHERE {where}",
+        args,
+    ).fetchone()
+    if first is None:
+        return []
+    segments: list[tuple[str, str | None]] = []
+    day = first[:10]
+    while day <= last[:10]:
+        following = _next_day(day)
+        lower = f"{day}T00:00:00.000000Z"
+        if since is not None and since > lower:
+            lower = since
+        segments.append((lower, f"{following}T00:00:00.000000Z"))
+        day = following
+    segments[-1] = (segments[-1][0], None)
+    return segments
+
+
+def _day_rows(
+    conn: sqlite3.Connection,
+    where: str,
+    args: list[Any],
+    cache: DayCache | None,
+    key: tuple[Any, ...],
+) -> list[_DayRow]:
+    """The group sums of one day (from ``cache`` while its signature holds)."""
+    signature = (
+        *conn.execute(
+            f"SELECT {_SIGNATURE} FROM executions INDEXED BY executions_analysis WHERE {where}",
+            args,
+        ).fetchone(),
+        *conn.execute(
+            f"SELECT count(*) FROM executions INDEXED BY executions_skipped"
+            f" WHERE {where} AND {SKIPPED}",
+            args,
+        ).fetchone(),
+    )
+    if not signature[0]:
+        return []
+    if cache is not None:
+        found = cache.get(key, signature)
+        if found is not None:
+            return found
+    rows = [
+        (*row[:-1], [float(v) for v in row[-1].split(",")])
+        for row in conn.execute(
+            "SELECT substr(timestamp, 1, 10), models_used, prompt_variant, task_version,"
+            " count(*), sum(status = 'error'), count(verdict), coalesce(sum(verdict), 0),"
+            " sum(tokens_used), sum(cost), sum(fallback IS NOT NULL AND fallback != ''),"
+            " sum(cache_hit), group_concat(printf('%!.17g', execution_time))"
+            " FROM (SELECT *, CASE WHEN passed IS NULL OR rowid IN (SELECT rowid FROM executions"
+            f" INDEXED BY executions_skipped WHERE {where} AND {SKIPPED}) THEN NULL"
+            " ELSE passed END AS verdict"
+            f" FROM executions INDEXED BY executions_analysis WHERE {where})"
+            " GROUP BY 1, 2, 3, 4",
+            args * 2,
+        )
+    ]
+    if cache is not None:
+        cache.put(key, signature, rows)
+    return rows
+
+
 def compute_analysis(
     conn: sqlite3.Connection,
     task_id: str,
@@ -183,8 +304,13 @@ def compute_analysis(
     until: str | None = None,
     version: str | None = None,
     top: int = 10,
+    cache: DayCache | None = None,
 ) -> Analysis:
-    """The :class:`Analysis` ``analyze`` would give for ``task_id``'s records since ``since``."""
+    """The :class:`Analysis` ``analyze`` would give for ``task_id``'s records since ``since``.
+
+    The records are summed day by day (group sums and latencies, in SQL over the covering
+    index); with ``cache``, days whose rows did not change are not summed again.
+    """
     where, args = _where(task_id, since, version)
     overall = _Tally()
     groups: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
@@ -198,8 +324,13 @@ def compute_analysis(
             model = primary[models] = str(used[0]) if used else NO_MODEL
         return model
 
-    # one pass over the covering index, summed per day and group in SQL; the latencies come
-    # along as exact text (%!.17g round-trips) for the percentiles
+    rows: list[_DayRow] = []
+    base, base_args = _where(task_id, None, version)
+    for lower, upper in _segments(conn, where, args, since):
+        day_where = f"{base} AND timestamp >= ?" + ("" if upper is None else " AND timestamp < ?")
+        day_args = [*base_args, lower, *([] if upper is None else [upper])]
+        key = (task_id, version, lower, upper)
+        rows += _day_rows(conn, day_where, day_args, cache, key)
     for (
         day,
         models,
@@ -212,22 +343,10 @@ def compute_analysis(
         tokens,
         cost,
         fb,
-        cache,
+        cache_,
         lat,
-    ) in conn.execute(
-        "SELECT substr(timestamp, 1, 10), models_used, prompt_variant, task_version,"
-        " count(*), sum(status = 'error'), count(verdict), coalesce(sum(verdict), 0),"
-        " sum(tokens_used), sum(cost), sum(fallback IS NOT NULL AND fallback != ''),"
-        " sum(cache_hit), group_concat(printf('%!.17g', execution_time))"
-        " FROM (SELECT *, CASE WHEN passed IS NULL OR rowid IN (SELECT rowid FROM executions"
-        f" INDEXED BY executions_skipped WHERE {where} AND {SKIPPED}) THEN NULL"
-        " ELSE passed END AS verdict"
-        f" FROM executions INDEXED BY executions_analysis WHERE {where})"
-        " GROUP BY 1, 2, 3, 4",
-        args * 2,
-    ):
+    ) in rows:
         model = model_of(models)
-        latencies = [float(v) for v in lat.split(",")]
         for tally in (overall, groups[(model, variant or NO_VARIANT, ver)], days[(day, model)]):
             tally.n += n
             tally.errors += errors
@@ -236,11 +355,12 @@ def compute_analysis(
             tally.tokens += tokens
             tally.cost += cost
             tally.fallback += fb
-            tally.cache += cache
-            tally.latencies += latencies
+            tally.cache += cache_
+            tally.latencies += lat
     for models, variant, ver, score, correct in conn.execute(
         "SELECT e.models_used, e.prompt_variant, e.task_version, f.score, f.correct"
-        " FROM feedback f JOIN executions e ON e.execution_id = f.execution_id"
+        " FROM executions e INDEXED BY executions_analysis"
+        " JOIN feedback f ON f.execution_id = e.execution_id"
         " WHERE " + "e." + where.replace(" AND ", " AND e."),
         args,
     ):

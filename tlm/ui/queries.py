@@ -21,7 +21,13 @@ import attrs
 
 from tlm.errors import StoreError
 from tlm.learn.analysis import Analysis
-from tlm.ui.figures import ANALYSIS_INDEX, FAILURES_INDEX, SKIPPED_INDEX, compute_analysis
+from tlm.ui.figures import (
+    ANALYSIS_INDEX,
+    FAILURES_INDEX,
+    SKIPPED_INDEX,
+    DayCache,
+    compute_analysis,
+)
 
 __all__ = ("INDEXES", "ExecutionFilter", "ExecutionRow", "Page", "TaskSummary", "ExecutionQueries")
 
@@ -196,6 +202,7 @@ class ExecutionQueries:
             raise StoreError(f"{self.path}: cannot open for reading: {exc}") from exc
         self._conn = conn
         self._lock = threading.Lock()
+        self._days = DayCache()
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Connection]:
@@ -340,7 +347,7 @@ class ExecutionQueries:
     def analysis(self, task_id: str, *, since: str | None, version: str | None = None) -> Analysis:
         """``tlm analyze``'s figures for ``task_id`` since ``since`` (see :mod:`tlm.ui.figures`)."""
         with self._cursor() as conn:
-            return compute_analysis(conn, task_id, since=since, version=version)
+            return compute_analysis(conn, task_id, since=since, version=version, cache=self._days)
 
 
 def _row(
