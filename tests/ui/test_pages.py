@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.ui.conftest import Site
-from tests.ui.support import INJECTION, INJECTION_ID
+from tests.ui.conftest import Site, make_console
+from tests.ui.support import INJECTION, INJECTION_ID, make_definitions
+from tlm.ui.app import create_app
+from tlm.ui.security import Guard
 
 PAGES = [
     ("/tasks", "title_extraction"),
@@ -86,3 +90,23 @@ async def test_static_assets_are_served(site: Site) -> None:
         response = await site.client.get(path)
         assert response.status == 200, path
         assert len(await response.read()) > 1000
+
+
+async def test_every_page_works_on_an_empty_data_directory(tmp_path: Path) -> None:
+    definitions = make_definitions(tmp_path / "definitions")
+    console = make_console(tmp_path / "empty", definitions)
+    async with TestClient(TestServer(create_app(console, Guard()))) as client:
+        for path in (
+            "/tasks",
+            "/executions",
+            "/executions?q=x&verdict=fail",
+            "/reviews",
+            "/analysis/title_extraction?period=all",
+            "/workflows",
+            "/tasks/title_extraction/diff",
+            "/tasks/title_extraction/playground",
+        ):
+            response = await client.get(path)
+            assert response.status == 200, (path, await response.text())
+        assert "No executions match." in await (await client.get("/executions")).text()
+        assert "Nothing to review" in await (await client.get("/reviews")).text()
