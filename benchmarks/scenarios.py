@@ -557,6 +557,41 @@ async def configured_throughput(settings: Settings, step: Step) -> ScenarioResul
     )
 
 
+async def ui(settings: Settings, step: Step) -> ScenarioResult:
+    """(f) The console's pages with 100,000 executions in the store (20,000 with --quick)."""
+    from benchmarks import ui_pages
+
+    n = 20_000 if settings.quick else 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        ids = await anyio.to_thread.run_sync(lambda: ui_pages.seed(data_dir, n))
+        await anyio.to_thread.run_sync(
+            lambda: ui_pages.seed_reviews_and_runs(data_dir, ids, reviews=1_000, runs=200)
+        )
+        step()
+        samples = await ui_pages.measure_pages(
+            data_dir, REPO / "definitions", ids[len(ids) // 2], repeats=max(5, settings.repeats)
+        )
+        step()
+    figures = {page: figure(values, "ms") for page, values in samples.items()}
+    return ScenarioResult(
+        name="ui",
+        title=f"Console pages with {n:,} executions: server time per page",
+        description=ui_pages.__doc__ or "",
+        tables=(
+            Table(
+                "Server time per page request (ms)",
+                ("page", "server time"),
+                tuple((page, fig.text(2)) for page, fig in figures.items()),
+            ),
+        ),
+        targets=tuple(
+            Target(f"console page {page}", fig, ui_pages.TARGET_MS) for page, fig in figures.items()
+        ),
+        figures=figures,
+    )
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "overhead": (engine_overhead, lambda s: 2),
     "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
@@ -568,5 +603,6 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "durability": (durability_cost, lambda s: 1),
     "soak": (soak, lambda s: 1),
     "configured": (configured_throughput, lambda s: s.repeats),
+    "ui": (ui, lambda s: 2),
 }
 """Name -> (scenario, how many progress steps it reports)."""

@@ -55,6 +55,10 @@ def comparable(record: ExecutionRecord) -> dict[str, Any]:
     data = attrs.asdict(record)
     for volatile in ("timestamp", "trace_id", "performance"):
         data.pop(volatile)
+    data["spans"] = [  # the span tree, without its timings
+        {k: v for k, v in span.items() if k not in ("start_ms", "duration_ms")}
+        for span in data["spans"]
+    ]
     return data
 
 
@@ -68,6 +72,11 @@ def test_light_and_sdk_providers_give_the_same_records() -> None:
     assert ok.output == {"b": 2}
     assert ok.verification_results is not None
     assert ok.verification_results.confidence == 0.8
+    names = [(s["name"], s["parent"], s["status"]) for s in failed.spans]
+    assert names == [("tlm.execute t", None, "error"), ("chat m1", 0, "ok"),
+                     ("tlm.verify consensus", 0, "ok")]  # fmt: skip
+    assert ok.spans[1]["attributes"]["gen_ai.usage.input_tokens"] == 30
+    assert all("tlm.input" not in s["attributes"] for s in ok.spans)
     assert failed.status == "error"
     assert failed.error is not None
     assert failed.error.type == "ValueError"

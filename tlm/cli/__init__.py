@@ -34,6 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
     "suggest-prompts": "tlm.cli.learn",
     "eval": "tlm.cli.rollout",
     "rollout": "tlm.cli.rollout",
+    "ui": "tlm.cli.ui",
 }
 
 

@@ -96,6 +96,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 5: why the models were ordered as they were (the input-aware selector's explanation)
     ("ALTER TABLE executions ADD COLUMN selection TEXT",),
+    # 6: the span tree of each execution (JSON), for the console's waterfall
+    ("ALTER TABLE executions ADD COLUMN spans TEXT",),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 
@@ -132,6 +134,7 @@ COLUMNS: Final = (
     "tags",
     "metadata",
     "selection",
+    "spans",
 )
 UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -225,6 +228,7 @@ def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         "tags": _json(record.tags) if record.tags else None,
         "metadata": _json(dict(record.metadata)) if record.metadata else None,
         "selection": None if record.selection is None else _json(record.selection),
+        "spans": _json(record.spans) if record.spans else None,
     }
     return tuple(values[column] for column in COLUMNS)
 
@@ -288,6 +292,7 @@ def from_row(row: Sequence[Any], feedback: tuple[Feedback, ...]) -> ExecutionRec
         tags=tuple(_load(r["tags"])) if r["tags"] else (),
         metadata=_load(r["metadata"]) if r["metadata"] else {},
         selection=_load(r["selection"]) if r["selection"] else None,
+        spans=tuple(_load(r["spans"])) if r["spans"] else (),
     )
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import Span
 
-__all__ = ("RecordSink", "ExecutionRecordProcessor", "record_from_spans")
+__all__ = ("RecordSink", "ExecutionRecordProcessor", "record_from_spans", "span_tree")
 
 _log = logging.getLogger(__name__)
 _ROOT_PREFIX = c.EXECUTE_SPAN + " "
@@ -258,6 +258,7 @@ def record_from_spans(root: ReadableSpan, children: Sequence[ReadableSpan]) -> E
         tags=tuple(attrs.get(c.TAG_TAGS, ())),
         metadata=_metadata(attrs.get(c.METADATA)),
         selection=_selection(attrs.get(c.TLM_SELECTION)),
+        spans=span_tree(root, children),
     )
 
 
@@ -271,3 +272,53 @@ def _selection(text: Any) -> dict[str, Any] | None:
         return None
     loaded = _load(text)
     return loaded if isinstance(loaded, dict) else {"raw": loaded}
+
+
+def _span_entry(span: ReadableSpan, parent: int | None, origin: int) -> dict[str, Any]:
+    start = span.start_time or origin
+    end = span.end_time or start
+    status = span.status.status_code
+    attributes = {
+        key: value
+        for key, value in _attributes(span).items()
+        if key not in c.CONTENT_ATTRIBUTES and isinstance(value, str | int | float | bool)
+    }
+    return {
+        "name": span.name,
+        "parent": parent,
+        "start_ms": round((start - origin) / 1e6, 3),
+        "duration_ms": round((end - start) / 1e6, 3),
+        "status": "error" if status is StatusCode.ERROR else "ok",
+        "kind": getattr(span.kind, "name", str(span.kind)).lower(),
+        "attributes": attributes,
+    }
+
+
+def span_tree(root: ReadableSpan, children: Sequence[ReadableSpan]) -> tuple[dict[str, Any], ...]:
+    """The root and its descendants as plain data, parents before children, by start time.
+
+    Content attributes (:data:`~tlm.telemetry.conventions.CONTENT_ATTRIBUTES`) and non-scalar
+    values are left out: the record keeps the redacted input, output and prompt on its own.
+    """
+    origin = root.start_time or 0
+    index: dict[int, int] = {}
+    entries = [_span_entry(root, None, origin)]
+    if root.context is not None:
+        index[root.context.span_id] = 0
+    pending = sorted(children, key=lambda s: s.start_time or 0)
+    while pending:  # parents first: a child ending before its parent still finds it
+        left: list[ReadableSpan] = []
+        for span in pending:
+            parent = span.parent.span_id if span.parent is not None else None
+            if parent not in index:
+                left.append(span)
+                continue
+            if span.context is not None:
+                index[span.context.span_id] = len(entries)
+            entries.append(_span_entry(span, index[parent], origin))
+        if len(left) == len(pending):  # orphans (their parent never ended): hang on the root
+            for span in left:
+                entries.append(_span_entry(span, 0, origin))
+            break
+        pending = left
+    return tuple(entries)

@@ -5,8 +5,9 @@
 cost}``, ``timestamp`` (ISO 8601, UTC) and ``feedback`` are the design document's fields; TLM adds
 ``execution_id``, ``prompt_variant``, ``attempts``, ``error``, ``status``, ``cache_hit``,
 ``fallback``, ``trace_id``, ``queue_wait_ms``, ``batch_id`` and ``batch_custom_id``, the rendered
-``prompt``/``system_prompt`` (for fine-tuning export), and the caller's ``session_id``,
-``user_id``, ``tags`` and ``metadata``.
+``prompt``/``system_prompt`` (for fine-tuning export), the caller's ``session_id``, ``user_id``,
+``tags`` and ``metadata``, the selector's ``selection``, and ``spans``: the execution's span tree
+as plain data, without message content (for the console's timing waterfall).
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ class ExecutionRecord:
     metadata: Mapping[str, str] = attrs.field(factory=dict)
     selection: Mapping[str, Any] | None = None
     """Why the models were ordered as they were (the input-aware selector's explanation)."""
+    spans: tuple[Mapping[str, Any], ...] = ()
+    """The span tree, root first: ``{"name", "parent"`` (index, ``None`` for the root),
+    ``"start_ms"`` (from the root's start), ``"duration_ms"``, ``"status"``, ``"kind"``,
+    ``"attributes"}``; content attributes (input, output, prompts) are left out."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

@@ -1,0 +1,157 @@
+"""Reviews: the human review queue; approve, reject or edit an output.
+
+Decisions go through :class:`~tlm.verify.review_queue.ReviewQueue` exactly as ``tlm review`` does:
+the queue records the decision (the waiting execution, polling the queue, wakes up) and its hook
+records it as human feedback on the execution. An edited output must be JSON valid against the
+task's output schema before it is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import anyio.to_thread
+import jsonschema
+from aiohttp import web
+
+from tlm.errors import DefinitionError, StoreError
+from tlm.ui.render import is_htmx, render, render_fragment
+from tlm.ui.state import Console, console_of
+from tlm.verify.review_queue import Review, ReviewNotFound
+
+__all__ = ("routes", "output_problems")
+
+routes = web.RouteTableDef()
+MAX_OUTPUT_CHARS = 1_000_000
+
+
+def _output_schema(console: Console, review: Review) -> Any:
+    try:
+        return console.registry.get(review.task_id, f"={review.task_version}").output.schema
+    except DefinitionError:
+        return None
+
+
+def output_problems(text: str, schema: Any) -> tuple[Any, list[str]]:
+    """The edited output parsed, and its problems against ``schema`` (JSON path: message)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return None, [f"not valid JSON: {exc}"]
+    if not isinstance(schema, dict):
+        return value, []
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [
+        f"{error.json_path}: {error.message}"
+        for error in sorted(validator.iter_errors(value), key=lambda e: e.json_path)
+    ]
+    return value, problems
+
+
+def _pending(console: Console) -> list[Review]:
+    return console.reviews.list(status="pending")
+
+
+@routes.get("/reviews")
+async def review_page(request: web.Request) -> web.Response:
+    """The queue with the first pending review (or the one asked for) open."""
+    console = console_of(request)
+    pending = await anyio.to_thread.run_sync(_pending, console)
+    wanted = request.query.get("id")
+    current: Review | None = None
+    if wanted:
+        try:
+            current = await anyio.to_thread.run_sync(console.reviews.get, wanted)
+        except ReviewNotFound:
+            raise web.HTTPNotFound(text=f"no review {wanted!r}") from None
+    elif pending:
+        current = pending[0]
+    decided = await anyio.to_thread.run_sync(lambda: console.reviews.list(status=None)[-20:])
+    return render(
+        request,
+        "reviews.html",
+        nav="reviews",
+        pending=pending,
+        current=current,
+        output=console.redacted(current.output) if current else None,
+        input=console.redacted(current.input) if current else None,
+        schema=_output_schema(console, current) if current else None,
+        decided=[r for r in reversed(decided) if r.status != "pending"],
+        problems=[],
+    )
+
+
+@routes.get("/reviews/items")
+async def review_items(request: web.Request) -> web.Response:
+    """The pending list alone (polled by the page, so new reviews appear without reloading)."""
+    console = console_of(request)
+    pending = await anyio.to_thread.run_sync(_pending, console)
+    html = render_fragment(
+        request, "review_items.html", pending=pending, current_id=request.query.get("current")
+    )
+    return web.Response(text=html, content_type="text/html")
+
+
+@routes.post("/reviews/{review_id}/validate")
+async def validate_output(request: web.Request) -> web.Response:
+    """Problems of the edited output against the task's output schema (an htmx fragment)."""
+    console = console_of(request)
+    try:
+        review_id = request.match_info["review_id"]
+        review = await anyio.to_thread.run_sync(console.reviews.get, review_id)
+    except ReviewNotFound as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    form = await request.post()
+    text = str(form.get("output", ""))[:MAX_OUTPUT_CHARS]
+    _, problems = output_problems(text, _output_schema(console, review))
+    html = render_fragment(request, "review_problems.html", problems=problems)
+    return web.Response(text=html, content_type="text/html")
+
+
+@routes.post("/reviews/{review_id}/decide")
+async def decide(request: web.Request) -> web.Response:
+    """Approve, reject (a note is required) or edit (the output must fit the schema)."""
+    console = console_of(request)
+    review_id = request.match_info["review_id"]
+    try:
+        review = await anyio.to_thread.run_sync(console.reviews.get, review_id)
+    except ReviewNotFound as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    form = await request.post()
+    action = str(form.get("action", ""))
+    note = str(form.get("note", "")).strip()[:4000] or None
+    reviewer = str(form.get("reviewer", "")).strip()[:200] or "console"
+    problems: list[str] = []
+    queue = console.reviews
+    call: Callable[[], Any] | None = None
+    if action == "approve":
+        call = partial(queue.approve, review.id, note=note, reviewer=reviewer)
+    elif action == "reject":
+        if note is None:
+            problems.append("a rejection needs a note saying what is wrong")
+        call = partial(queue.reject, review.id, note=note or "", reviewer=reviewer)
+    elif action == "edit":
+        text = str(form.get("output", ""))[:MAX_OUTPUT_CHARS]
+        value, problems = output_problems(text, _output_schema(console, review))
+        call = partial(queue.edit, review.id, value, note=note, reviewer=reviewer)
+    else:
+        problems.append(f"unknown action {action!r}")
+    if call is not None and not problems:
+        try:
+            await anyio.to_thread.run_sync(call)
+        except (StoreError, ValueError) as exc:
+            problems.append(str(exc))
+    if problems:
+        if is_htmx(request):
+            html = render_fragment(request, "review_problems.html", problems=problems)
+            return web.Response(
+                text=html, content_type="text/html", headers={"HX-Retarget": "#review-problems"}
+            )
+        raise web.HTTPBadRequest(text="; ".join(problems))
+    location = "/reviews"
+    if is_htmx(request):
+        return web.Response(status=204, headers={"HX-Redirect": location})
+    raise web.HTTPSeeOther(location)
