@@ -17,9 +17,14 @@ def test_an_older_store_is_migrated_and_keeps_its_records(tmp_path: Path) -> Non
     with ExecutionStore(path) as store:
         store.write(old)
         store.flush()
-    conn = sqlite3.connect(path)  # make it look like a store from before the selection column
-    conn.execute("ALTER TABLE executions DROP COLUMN selection")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    # make it look like a store from before the selection column (and the migrations after it)
+    step = next(i for i, m in enumerate(MIGRATIONS) if any("selection" in sql for sql in m))
+    conn = sqlite3.connect(path)
+    for statements in MIGRATIONS[step:]:
+        for sql in statements:
+            column = sql.split("ADD COLUMN ")[1].split()[0]
+            conn.execute(f"ALTER TABLE executions DROP COLUMN {column}")
+    conn.execute(f"PRAGMA user_version = {step}")
     conn.commit()
     conn.close()
     explanation = {"chosen": "model-a", "considered": [{"model": "model-a", "quality": 0.9}]}

@@ -89,7 +89,6 @@ def write_task(tasks: Path, document: Mapping[str, Any]) -> Path:
 def make_definitions(root: Path, base_url: str = "http://127.0.0.1:9/v1") -> Path:
     """A definitions directory: the shipped tasks, two test tasks and a fake-model catalog."""
     shutil.copytree(REPO / "definitions" / "tasks", root / "tasks")
-    shutil.copytree(REPO / "definitions" / "schema", root / "schema")
     write_task(root / "tasks", title_task("title_extraction", {"method": "none"}))
     write_task(
         root / "tasks",

@@ -244,7 +244,7 @@ def test_playground_runs_the_task_on_the_fake_server(
     assert FAKE_MODEL in facts
     assert "terse" in facts
     assert "$0.000" in facts
-    assert "chat " + FAKE_MODEL in page.inner_text(".waterfall")
+    assert "chat wire-fake" in page.inner_text(".waterfall")  # the model name sent
     _shot(page, "playground")
     link = page.locator("#result a[href^='/executions/']")
     link.click()

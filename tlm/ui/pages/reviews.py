@@ -20,7 +20,7 @@ from aiohttp import web
 from tlm.errors import DefinitionError, StoreError
 from tlm.ui.render import is_htmx, render, render_fragment
 from tlm.ui.state import Console, console_of
-from tlm.verify.review_queue import Review, ReviewNotFound
+from tlm.verify.review_queue import AmbiguousReviewId, Review, ReviewNotFound
 
 __all__ = ("routes", "output_problems")
 
@@ -65,7 +65,7 @@ async def review_page(request: web.Request) -> web.Response:
     if wanted:
         try:
             current = await anyio.to_thread.run_sync(console.reviews.get, wanted)
-        except ReviewNotFound:
+        except (ReviewNotFound, AmbiguousReviewId):
             raise web.HTTPNotFound(text=f"no review {wanted!r}") from None
     elif pending:
         current = pending[0]
@@ -102,7 +102,7 @@ async def validate_output(request: web.Request) -> web.Response:
     try:
         review_id = request.match_info["review_id"]
         review = await anyio.to_thread.run_sync(console.reviews.get, review_id)
-    except ReviewNotFound as exc:
+    except (ReviewNotFound, AmbiguousReviewId) as exc:
         raise web.HTTPNotFound(text=str(exc)) from None
     form = await request.post()
     text = str(form.get("output", ""))[:MAX_OUTPUT_CHARS]
@@ -118,7 +118,7 @@ async def decide(request: web.Request) -> web.Response:
     review_id = request.match_info["review_id"]
     try:
         review = await anyio.to_thread.run_sync(console.reviews.get, review_id)
-    except ReviewNotFound as exc:
+    except (ReviewNotFound, AmbiguousReviewId) as exc:
         raise web.HTTPNotFound(text=str(exc)) from None
     form = await request.post()
     action = str(form.get("action", ""))
