@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -233,3 +234,37 @@ def test_export_masks_records_kept_before_redaction_was_configured(tmp_path: Pat
     assert line["input"] == {"email": "[REDACTED]", "note": "n"}
     assert line["output"]["token"] == "***"
     assert SECRET not in exported.output
+
+
+def _echo_email(body: dict[str, Any]) -> str:
+    """The model's reply: the summary repeats the email its own prompt carries."""
+    prompt = str(body["messages"][-1]["content"])
+    email = prompt.split("for ", 1)[1].split(":", 1)[0]
+    return json.dumps({"summary": f"mail {email}"})
+
+
+async def test_map_records_nothing_redacted_either(tmp_path: Path) -> None:
+    async with FakeOpenAIServer(_echo_email, api_key=KEY) as server:
+        definitions, catalog = write_project(tmp_path, server.base_url, contact_task())
+        config = EngineConfig(
+            definitions_dir=definitions,
+            catalog_path=catalog,
+            data_dir=tmp_path / "data",
+            models=(MODEL,),
+            redact=("email",),
+            env={KEY_ENV: KEY},
+        )
+        secrets = [f"map-secret-{i:03d}@x.com" for i in range(12)]
+        inputs: list[dict[str, object]] = [{"email": s, "note": f"for {s}"} for s in secrets]
+        inputs[5] = {"email": [secrets[5]], "note": "x"}  # invalid: an error result, recorded
+        async with Engine(config) as engine:
+            async with engine.map("contact_summary", inputs, max_in_flight=4) as results:
+                collected = [result async for result in results]
+            engine.flush()
+    assert len(collected) == 12
+    failed = [r for r in collected if r.error is not None]
+    assert len(failed) == 1
+    assert collected[0].output == {"summary": f"mail {secrets[0]}"}
+    assert secrets[5] not in str(failed[0].error)
+    for secret in secrets:
+        assert not leaks_in_files(tmp_path / "data", secret), secret

@@ -193,7 +193,7 @@ class Redaction:
             return True
         if self._plain:
             text = to_json(value)
-            return _key_scrubber()(text, self.secrets) != text
+            return _scrub_fast(text, self.secrets) != text
         return any(
             leaf in self.values or (isinstance(leaf, str) and self.text(leaf) != leaf)
             for leaf in _leaves(value, keys=True)
@@ -206,7 +206,7 @@ class Redaction:
                 text = text.replace(form, REDACTED)
         if "…" in text and self._forms:
             text = _mask_truncated(text, self._forms)
-        return _key_scrubber()(text, self.secrets)
+        return _scrub_fast(text, self.secrets)
 
     def value(self, value: Any) -> Any:
         """``value`` (JSON-like) with redacted fields replaced and masked values scrubbed."""
@@ -232,7 +232,7 @@ class Redaction:
         if self._plain:
             # No value to mask: the key scrubber runs once over the JSON text. Its replacements
             # stay inside JSON strings (key shapes hold no quote, backslash or JSON whitespace).
-            return _key_scrubber()(to_json(redact(value, self.fields)), self.secrets)
+            return _scrub_fast(to_json(redact(value, self.fields)), self.secrets)
         return to_json(self.value(value))
 
     def problems(self, problems: Iterable[Problem], value: Any) -> list[Problem]:
@@ -257,28 +257,40 @@ class Redaction:
 
 
 _KEY_DASH = re.compile("-(?<=[kKyYsS\u017f\u212a]-)")
-"""The ``-`` of every key shape :func:`tlm.providers.errors.scrub` masks (``sk-``, ``pk-``,
-``rk-``, ``key-``, ``sess-``; its pattern ignores case, so the long s and the Kelvin sign count),
-found by its last letter; ``bearer`` is the other shape. (The literal first keeps it fast.)"""
-
-
-def _may_hold_key(text: str) -> bool:
-    """Whether ``text`` could hold a key shape (never ``False`` where the scrubber would match)."""
-    return _KEY_DASH.search(text) is not None or "bearer" in text.casefold()
+"""A ``-`` that may end the prefix of a key shape :func:`tlm.providers.errors.scrub` masks
+(``sk-``, ``pk-``, ``rk-``, ``key-``, ``sess-``; its pattern ignores case, so the long s and the
+Kelvin sign count), found by its last letter; ``bearer`` is the other shape. (The literal first
+keeps the search fast.)"""
 
 
 @functools.cache
-def _key_scrubber() -> Callable[[str, Iterable[str]], str]:
-    """:func:`tlm.providers.errors.scrub`, the one key scrubber (imported late: aiohttp), behind
-    a fast path: its pattern is slow on long text, and most text holds no key shape."""
-    from tlm.providers.errors import scrub
+def _scrub() -> Callable[..., str]:
+    from tlm.providers.errors import scrub  # imported late: it pulls in aiohttp
 
-    def scrub_fast(text: str, secrets: Iterable[str]) -> str:
-        if _may_hold_key(text) or any(s and len(s) >= 4 and s in text for s in secrets):
-            return scrub(text, secrets)
-        return text
+    return scrub
 
-    return scrub_fast
+
+def _may_hold_key(text: str) -> bool:
+    """Whether ``text`` could hold a key shape (never ``False`` where the scrubber would match).
+
+    The scrubber's pattern is slow on long text, so it runs on a window around each candidate
+    ``-``: the window holds a character before the longest prefix (for the word boundary) and the
+    shortest tail a key shape needs, so any match in ``text`` shows in its window.
+    """
+    scrub = _scrub()
+    for found in _KEY_DASH.finditer(text):
+        dash = found.start()
+        window = text[max(0, dash - 5) : dash + 5]
+        if scrub(window) != window:
+            return True
+    return "bearer" in text.casefold()
+
+
+def _scrub_fast(text: str, secrets: Iterable[str]) -> str:
+    """:func:`tlm.providers.errors.scrub`, the one key scrubber, behind an exact fast path."""
+    if _may_hold_key(text) or any(s and len(s) >= 4 and s in text for s in secrets):
+        return _scrub()(text, secrets)
+    return text
 
 
 def _mask_truncated(text: str, forms: Iterable[str]) -> str:

@@ -367,8 +367,8 @@ class ReviewQueue:
         if len(rows) > 1:
             shown = ", ".join(row["id"] for row in rows[:2]) + (", ..." if len(rows) > 2 else "")
             raise AmbiguousReviewId(
-                f"review id {review_id!r} matches more than one review ({shown}): give more "
-                "characters"
+                f"review id {review_id!r} is ambiguous: it matches more than one review "
+                f"({shown}); give more characters"
             )
         return _row_to_review(rows[0])
 
