@@ -84,13 +84,13 @@ def _print_report(report: EvalReport) -> None:
         )
     )
     click.echo(
-        f"{'version':<12} {'agreement':>9} {'95% CI':>13} {'compared':>8} {'pass rate':>9} "
+        f"{'version':<18} {'agreement':>9} {'95% CI':>13} {'compared':>8} {'pass rate':>9} "
         f"{'$/execution':>12} {'s/execution':>11} {'failed':>6}"
     )
     for label, summary in (("new", report.new), ("current", report.current)):
         low, high = summary.agreement_interval
         click.echo(
-            f"{summary.version + ' (' + label + ')':<12} {_fmt(summary.agreement, '.3f'):>9} "
+            f"{summary.version + ' (' + label + ')':<18} {_fmt(summary.agreement, '.3f'):>9} "
             f"{f'{low:.2f}-{high:.2f}':>13} {summary.compared:>8} "
             f"{_fmt(summary.pass_rate, '.3f'):>9} {_fmt(summary.mean_cost_usd, '.6f'):>12} "
             f"{_fmt(summary.mean_latency_s, '.2f'):>11} {summary.failed:>6}"

@@ -143,10 +143,8 @@ class RolloutRouter:
         count = self._since_check.get(task_id, 0) + 1
         self._since_check[task_id] = count
         now = self._clock()
-        due = count >= self.check_every or now - self._checked_at.get(task_id, now) >= (
-            self.check_every_s
-        )
-        self._checked_at.setdefault(task_id, now)
+        last = self._checked_at.get(task_id, -math.inf)  # a new engine judges at once
+        due = count >= self.check_every or now - last >= self.check_every_s
         if not due or self._judging.locked():
             return None
         async with self._judging:
