@@ -138,6 +138,7 @@ def execute_command(
         + (" · cache hit" if result.cache_hit else "")
         + (f" · fallback {result.fallback}" if result.fallback else ""),
         highlight=False,
+        soft_wrap=True,  # one line, whatever the terminal width
     )
 
 
