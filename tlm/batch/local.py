@@ -1,10 +1,10 @@
 """A task over a JSONL file, synchronously: :meth:`tlm.Engine.map` with bounded memory.
 
 A re-run skips the inputs whose execution already succeeded (:mod:`tlm.batch.resume`), so a
-crashed batch continues where it stopped. Inputs are read lazily, at most ``max_in_flight`` executions are in progress, and each output
-line is written as its execution finishes, keyed by the input's line number (so the output is
-in completion order). A line that is not JSON still ends as one (failed) execution record, and
-its output line says where it breaks.
+crashed batch continues where it stopped. Inputs are read lazily, at most ``max_in_flight``
+executions are in progress, and each output line is written as its execution finishes, keyed by
+the input's line number (so the output is in completion order). A line that is not JSON still
+ends as one (failed) execution record, and its output line says where it breaks.
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ async def run_local_batch(
             async for result in results:
                 number, parsed = lines.pop(result.index)
                 note = parsed.error if isinstance(result.error, InputInvalid) else None
-                await output.write(json.dumps(result_line(number, result, note), ensure_ascii=False))
+                await output.write(
+                    json.dumps(result_line(number, result, note), ensure_ascii=False)
+                )
                 await output.write("\n")
                 finished += 1
                 ok += result.error is None

@@ -55,6 +55,11 @@ def _count_lines(path: Path) -> int:
     help="First wait between status polls, in seconds (doubles while nothing changes).",
 )
 @click.option("--no-wait", is_flag=True, help="Submit and return; collect later with --resume.")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Run every input again (default: skip inputs whose execution already succeeded).",
+)
 def batch_command(
     task: str | None,
     input_path: Path | None,
@@ -71,6 +76,7 @@ def batch_command(
     max_requests_per_batch: int | None,
     poll_interval: float,
     no_wait: bool,
+    fresh: bool,
 ) -> None:
     """Run TASK on every line of --input; write one result line per input to --output."""
     from tlm import batch as api
@@ -117,6 +123,7 @@ def batch_command(
                 return await api.run_local_batch(
                     engine, task, input_path, output_path, version=version, options=options,
                     max_cost=max_cost, max_in_flight=max_in_flight, on_done=advance,
+                    resume=not fresh,
                 )  # fmt: skip
 
     try:
@@ -184,6 +191,8 @@ def _print_report(console: Console, report: Any) -> None:
         )
         return
     worst = f" (worst case reserved ${report.worst_case_usd:.6f})" if report.batches else ""
+    if report.skipped:
+        worst += f" · skipped {report.skipped} already succeeded"
     console.print(
         f"{report.status}: {report.finished} of {report.inputs} input(s) · ok {report.ok} · "
         f"failed {report.failed} · ${report.cost_usd:.6f}{worst} · "
