@@ -5,6 +5,10 @@
     tlm batch --resume [--run RUN_ID]     # after a crash or reboot: collect, resubmit, finish
     tlm batch --cancel [--run RUN_ID]     # cancel the provider batches; record the rest
     tlm batch --runs                      # the provider-batch runs and where they stand
+    tlm batch TASK --input in.jsonl --output out.jsonl --ray [ADDRESS]   # an actor pool on Ray
+
+Local and Ray runs are resumable: a re-run skips the inputs whose execution already succeeded
+(``--fresh`` runs everything again).
 
 The execution mode is one flag among several (``--provider-batch`` now; others may join), each
 with the same input, output and record guarantees.
@@ -38,6 +42,16 @@ def _count_lines(path: Path) -> int:
 )
 @click.option("--output", "output_path", type=click.Path(path_type=Path), help="JSONL results.")
 @click.option("--provider-batch", is_flag=True, help="Use the providers' batch APIs (batch price).")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run on Ray (tlm[ray]): a cluster address, or none for RAY_ADDRESS / a local one.",
+)
+@click.option("--actors", type=int, default=2, show_default=True, help="Ray: engine actors.")
 @click.option("--resume", is_flag=True, help="Continue a provider-batch run from its saved state.")
 @click.option("--cancel", is_flag=True, help="Cancel a provider-batch run's provider batches.")
 @click.option("--runs", "list_runs", is_flag=True, help="List the provider-batch runs.")
@@ -65,6 +79,8 @@ def batch_command(
     input_path: Path | None,
     output_path: Path | None,
     provider_batch: bool,
+    ray_address: str | None,
+    actors: int,
     resume: bool,
     cancel: bool,
     list_runs: bool,
@@ -89,6 +105,13 @@ def batch_command(
         raise click.UsageError("give TASK, --input and --output (or --resume / --cancel / --runs)")
     if input_path is not None and not modes and not input_path.is_file():
         raise click.BadParameter(f"{input_path}: no such file", param_hint="--input")
+    if ray_address is not None and (provider_batch or modes):
+        raise click.UsageError("--ray runs TASK over --input; it does not mix with other modes")
+    if ray_address is not None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--ray needs Ray: pip install 'tlm[ray]'") from None
     console = Console(stderr=True)
     poll = api.PollPolicy(initial_s=poll_interval)
     options = ExecuteOptions(models=models or None)
@@ -119,6 +142,12 @@ def batch_command(
                         max_cost=max_cost, poll=poll, max_in_flight=max_in_flight,
                         max_requests_per_batch=max_requests_per_batch, wait=not no_wait,
                         on_done=advance,
+                    )  # fmt: skip
+                if ray_address is not None:
+                    return await api.run_ray_batch(
+                        engine, task, input_path, output_path, address=ray_address or None,
+                        actors=actors, version=version, options=options,
+                        max_in_flight=max_in_flight, on_done=advance, resume=not fresh,
                     )  # fmt: skip
                 return await api.run_local_batch(
                     engine, task, input_path, output_path, version=version, options=options,
