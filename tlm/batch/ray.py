@@ -63,11 +63,11 @@ def driver_settings() -> tuple[str, dict[str, str]]:
     return os.getcwd(), {k: v for k, v in os.environ.items() if k.startswith("TLM_")}
 
 
-class LinesDatasource(Datasource):  # type: ignore[misc]
+class LinesDatasource(Datasource):
     """The non-blank lines of a JSONL file as rows ``{line, text}``, except ``skip``."""
 
     def __init__(self, path: str, skip: frozenset[int] = frozenset(), rows: int = 64) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._path = path
         self._skip = skip
         self._rows = rows

@@ -123,7 +123,7 @@ def carry_over(
                     chosen_id = free[-1].execution_id
                     line = json.dumps(record_line(number, free[-1]), ensure_ascii=False)
                 used.add(chosen_id)
-                handle.write(line + "\n")
+                handle.write(f"{line}\n")
                 carried.add(number)
         handle.flush()
         os.fsync(handle.fileno())
