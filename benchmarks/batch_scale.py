@@ -34,17 +34,22 @@ ACTORS = 2
 LATENCY_MS = 20.0
 
 
-def engine_at(data_dir: Path, base_url: str) -> Any:
-    """The benchmark engine over the fake server at ``base_url`` (also built in Ray actors)."""
+def _parts(data_dir: Path, base_url: str) -> tuple[Any, Any]:
     from tlm.providers.openai_compat import OpenAICompatProvider
 
     catalog = Catalog.from_data(catalog_data(MODELS[:1], base_url=base_url))
     provider = OpenAICompatProvider(
         name="bench", base_url=base_url, catalog=catalog, connector_limit=IN_FLIGHT
     )
-    return build_engine(
+    engine = build_engine(
         data_dir, providers={MODELS[0]: provider}, models=MODELS[:1], catalog=catalog
     )
+    return engine, provider
+
+
+def engine_at(data_dir: Path, base_url: str) -> Any:
+    """The benchmark engine over the fake server at ``base_url`` (built in each Ray actor)."""
+    return _parts(data_dir, base_url)[0]
 
 
 def _inputs(path: Path, n: int) -> Path:
@@ -57,12 +62,14 @@ def _inputs(path: Path, n: int) -> Path:
 async def _local(base_url: str, inputs: Path, work: Path) -> float:
     from tlm.batch import run_local_batch
 
-    async with engine_at(work / "data", base_url) as engine:
+    engine, provider = _parts(work / "data", base_url)
+    async with engine:
         started = time.perf_counter()
         report = await run_local_batch(
             engine, TASK_ID, inputs, work / "out.jsonl", max_in_flight=IN_FLIGHT, resume=False
         )
         elapsed = time.perf_counter() - started
+    await provider.aclose()
     if report.ok != report.inputs:
         raise RuntimeError(f"local batch: {report.failed} failed")
     return report.inputs / elapsed
@@ -72,13 +79,15 @@ async def _ray(base_url: str, inputs: Path, work: Path) -> float:
     from tlm.batch import run_ray_batch
 
     factory = partial(engine_at, work / "data", base_url)
-    async with engine_at(work / "data", base_url) as engine:
+    engine, provider = _parts(work / "data", base_url)
+    async with engine:
         started = time.perf_counter()
         report = await run_ray_batch(
             engine, TASK_ID, inputs, work / "out.jsonl", engine_factory=factory,
             actors=ACTORS, max_in_flight=IN_FLIGHT // ACTORS, resume=False,
         )  # fmt: skip
         elapsed = time.perf_counter() - started
+    await provider.aclose()
     if report.ok != report.inputs:
         raise RuntimeError(f"Ray batch: {report.failed} failed")
     return report.inputs / elapsed

@@ -128,7 +128,15 @@ async def test_an_interrupted_ray_batch_resumed_runs_only_the_missing_inputs(
         finally:
             process.send_signal(signal.SIGKILL)
             await process.wait()
-        await anyio.sleep(1.0)  # the dead driver's actors are stopped by Ray
+        quiet = 0
+        total = -1
+        for _ in range(200):  # Ray stops the dead driver's actors: wait until nothing moves
+            await anyio.sleep(0.25)
+            now = sum(counting.seen.values())
+            quiet = quiet + 1 if now == total else 0
+            total = now
+            if quiet >= 8:
+                break
         with ExecutionStore(tmp_path / "data" / "tlm.db") as store:
             first = {json.dumps(r.input) for r in store.query(task_id="title_extraction")}
         assert 60 <= len(first) < count
