@@ -592,6 +592,39 @@ async def ui(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+async def batch_scale(settings: Settings, step: Step) -> ScenarioResult:
+    """(issue #17) Batch throughput, local vs Ray, at the same number in flight."""
+    from benchmarks import batch_scale as bench
+
+    n = 500 if settings.quick else 2_000
+    repeats = 1 if settings.quick else max(1, settings.repeats // 3)
+    samples = await bench.measure(n, repeats)
+    step()
+    figures = {name: figure(values, "inputs/s") for name, values in samples.items()}
+    ratio = figures["ray"].median / figures["local"].median
+    return ScenarioResult(
+        name="batch-scale",
+        title=f"tlm batch: {n:,} inputs, local vs Ray, {bench.IN_FLIGHT} in flight",
+        description=bench.__doc__ or "",
+        tables=(
+            Table(
+                f"{n:,} inputs, {bench.LATENCY_MS:.0f} ms model latency, store on",
+                ("mode", "in flight", "throughput", "ratio to local"),
+                (
+                    ("local (engine.map)", str(bench.IN_FLIGHT), figures["local"].text(0), "1.00"),
+                    (
+                        f"Ray ({bench.ACTORS} actors)",
+                        f"{bench.ACTORS} x {bench.IN_FLIGHT // bench.ACTORS}",
+                        figures["ray"].text(0),
+                        f"{ratio:.2f}",
+                    ),
+                ),
+            ),
+        ),
+        figures=figures,
+    )
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "overhead": (engine_overhead, lambda s: 2),
     "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
@@ -604,5 +637,6 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "soak": (soak, lambda s: 1),
     "configured": (configured_throughput, lambda s: s.repeats),
     "ui": (ui, lambda s: 2),
+    "batch-scale": (batch_scale, lambda s: 1),
 }
 """Name -> (scenario, how many progress steps it reports)."""

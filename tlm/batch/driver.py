@@ -72,6 +72,8 @@ class BatchReport:
     batches: tuple[str, ...]
     """The provider batch ids submitted, resubmissions included."""
     output_path: str
+    skipped: int = 0
+    """Inputs not run again: their execution had already succeeded (counted in ``ok``)."""
 
 
 class Driver:

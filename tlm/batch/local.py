@@ -1,9 +1,10 @@
 """A task over a JSONL file, synchronously: :meth:`tlm.Engine.map` with bounded memory.
 
-Inputs are read lazily, at most ``max_in_flight`` executions are in progress, and each output
-line is written as its execution finishes, keyed by the input's line number (so the output is
-in completion order). A line that is not JSON still ends as one (failed) execution record, and
-its output line says where it breaks.
+A re-run skips the inputs whose execution already succeeded (:mod:`tlm.batch.resume`), so a
+crashed batch continues where it stopped. Inputs are read lazily, at most ``max_in_flight``
+executions are in progress, and each output line is written as its execution finishes, keyed by
+the input's line number (so the output is in completion order). A line that is not JSON still
+ends as one (failed) execution record, and its output line says where it breaks.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import anyio
 
 from tlm.batch.driver import BatchReport
 from tlm.batch.requests import ParsedLine, parse_line
+from tlm.batch.resume import carry_over
 from tlm.definition.model import Budget
 from tlm.engine.budget import BudgetLedger
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.errors import InputInvalid
 
-__all__ = ("run_local_batch",)
+__all__ = ("run_local_batch", "result_line")
 
 
 async def run_local_batch(
@@ -36,8 +38,13 @@ async def run_local_batch(
     max_cost: float | None = None,
     max_in_flight: int = 16,
     on_done: Callable[[ExecutionResult], None] | None = None,
+    resume: bool = True,
 ) -> BatchReport:
     """Run ``task`` on every line of ``input_path``, one output line per input line.
+
+    With ``resume`` (the default) the inputs whose execution already succeeded for this task
+    version are not run again: their lines are carried over into ``output_path`` (counted in
+    ``report.skipped``). ``resume=False`` runs every input and overwrites ``output_path``.
 
     ``max_cost`` bounds the whole run (each call is admitted against it, so the run stops
     spending before it would go over; the remaining inputs are recorded as budget failures).
@@ -45,6 +52,15 @@ async def run_local_batch(
     ledger = BudgetLedger(Budget(max_cost_usd=max_cost)) if max_cost is not None else None
     lines: dict[int, tuple[int, ParsedLine]] = {}
     source = str(input_path)
+    await engine.open()
+    resolved = engine.compiled(task, version).definition.version
+    skip: set[int] = set()
+    if resume:
+        skip = await anyio.to_thread.run_sync(
+            carry_over, engine.store, task, resolved, input_path, output_path
+        )
+    else:
+        await anyio.Path(output_path).write_text("", encoding="utf-8")
 
     async def inputs() -> AsyncIterator[Any]:
         index = 0
@@ -52,7 +68,7 @@ async def run_local_batch(
             number = 0
             async for text in handle:
                 number += 1
-                if not text.strip():
+                if not text.strip() or number in skip:
                     continue
                 parsed = parse_line(text.rstrip("\n"), source=source, line=number)
                 lines[index] = (number, parsed)
@@ -61,7 +77,7 @@ async def run_local_batch(
 
     inputs_seen = finished = ok = 0
     cost = 0.0
-    async with await anyio.open_file(output_path, "w", encoding="utf-8") as output:
+    async with await anyio.open_file(output_path, "a", encoding="utf-8") as output:
         stream = engine.map(
             task,
             inputs(),
@@ -74,7 +90,9 @@ async def run_local_batch(
             async for result in results:
                 number, parsed = lines.pop(result.index)
                 note = parsed.error if isinstance(result.error, InputInvalid) else None
-                await output.write(json.dumps(_line(number, result, note), ensure_ascii=False))
+                await output.write(
+                    json.dumps(result_line(number, result, note), ensure_ascii=False)
+                )
                 await output.write("\n")
                 finished += 1
                 ok += result.error is None
@@ -85,18 +103,20 @@ async def run_local_batch(
     return BatchReport(
         run_id="local",
         status="done",
-        inputs=inputs_seen,
-        finished=finished,
-        ok=ok,
+        inputs=inputs_seen + len(skip),
+        finished=finished + len(skip),
+        ok=ok + len(skip),
         failed=finished - ok,
         cost_usd=cost,
         worst_case_usd=0.0,
         batches=(),
         output_path=str(output_path),
+        skipped=len(skip),
     )
 
 
-def _line(number: int, result: ExecutionResult, note: str | None) -> dict[str, Any]:
+def result_line(number: int, result: ExecutionResult, note: str | None) -> dict[str, Any]:
+    """The output line of one execution, keyed by its input's line number."""
     error = result.error
     return {
         "line": number,

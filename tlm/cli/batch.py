@@ -5,6 +5,10 @@
     tlm batch --resume [--run RUN_ID]     # after a crash or reboot: collect, resubmit, finish
     tlm batch --cancel [--run RUN_ID]     # cancel the provider batches; record the rest
     tlm batch --runs                      # the provider-batch runs and where they stand
+    tlm batch TASK --input in.jsonl --output out.jsonl --ray [ADDRESS]   # an actor pool on Ray
+
+Local and Ray runs are resumable: a re-run skips the inputs whose execution already succeeded
+(``--fresh`` runs everything again).
 
 The execution mode is one flag among several (``--provider-batch`` now; others may join), each
 with the same input, output and record guarantees.
@@ -38,6 +42,16 @@ def _count_lines(path: Path) -> int:
 )
 @click.option("--output", "output_path", type=click.Path(path_type=Path), help="JSONL results.")
 @click.option("--provider-batch", is_flag=True, help="Use the providers' batch APIs (batch price).")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run on Ray (tlm[ray]): a cluster address, or none for RAY_ADDRESS / a local one.",
+)
+@click.option("--actors", type=int, default=2, show_default=True, help="Ray: engine actors.")
 @click.option("--resume", is_flag=True, help="Continue a provider-batch run from its saved state.")
 @click.option("--cancel", is_flag=True, help="Cancel a provider-batch run's provider batches.")
 @click.option("--runs", "list_runs", is_flag=True, help="List the provider-batch runs.")
@@ -55,11 +69,18 @@ def _count_lines(path: Path) -> int:
     help="First wait between status polls, in seconds (doubles while nothing changes).",
 )
 @click.option("--no-wait", is_flag=True, help="Submit and return; collect later with --resume.")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Run every input again (default: skip inputs whose execution already succeeded).",
+)
 def batch_command(
     task: str | None,
     input_path: Path | None,
     output_path: Path | None,
     provider_batch: bool,
+    ray_address: str | None,
+    actors: int,
     resume: bool,
     cancel: bool,
     list_runs: bool,
@@ -71,6 +92,7 @@ def batch_command(
     max_requests_per_batch: int | None,
     poll_interval: float,
     no_wait: bool,
+    fresh: bool,
 ) -> None:
     """Run TASK on every line of --input; write one result line per input to --output."""
     from tlm import batch as api
@@ -83,6 +105,13 @@ def batch_command(
         raise click.UsageError("give TASK, --input and --output (or --resume / --cancel / --runs)")
     if input_path is not None and not modes and not input_path.is_file():
         raise click.BadParameter(f"{input_path}: no such file", param_hint="--input")
+    if ray_address is not None and (provider_batch or modes):
+        raise click.UsageError("--ray runs TASK over --input; it does not mix with other modes")
+    if ray_address is not None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--ray needs Ray: pip install 'tlm[ray]'") from None
     console = Console(stderr=True)
     poll = api.PollPolicy(initial_s=poll_interval)
     options = ExecuteOptions(models=models or None)
@@ -114,9 +143,16 @@ def batch_command(
                         max_requests_per_batch=max_requests_per_batch, wait=not no_wait,
                         on_done=advance,
                     )  # fmt: skip
+                if ray_address is not None:
+                    return await api.run_ray_batch(
+                        engine, task, input_path, output_path, address=ray_address or None,
+                        actors=actors, version=version, options=options,
+                        max_in_flight=max_in_flight, on_done=advance, resume=not fresh,
+                    )  # fmt: skip
                 return await api.run_local_batch(
                     engine, task, input_path, output_path, version=version, options=options,
                     max_cost=max_cost, max_in_flight=max_in_flight, on_done=advance,
+                    resume=not fresh,
                 )  # fmt: skip
 
     try:
@@ -184,6 +220,8 @@ def _print_report(console: Console, report: Any) -> None:
         )
         return
     worst = f" (worst case reserved ${report.worst_case_usd:.6f})" if report.batches else ""
+    if report.skipped:
+        worst += f" · skipped {report.skipped} already succeeded"
     console.print(
         f"{report.status}: {report.finished} of {report.inputs} input(s) · ok {report.ok} · "
         f"failed {report.failed} · ${report.cost_usd:.6f}{worst} · "
