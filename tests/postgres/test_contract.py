@@ -54,11 +54,11 @@ def test_a_record_written_twice_is_kept_once_with_its_feedback(
     store = open_backend()
     store.write(make_record(1))
     store.add_feedback("e1", correct=True, note="fine")
-    store.write(attrs.evolve(make_record(1), status="failure"))
+    store.write(attrs.evolve(make_record(1), status="error"))
     assert store.count() == 1
     got = store.get("e1")
     assert got is not None
-    assert got.status == "failure"
+    assert got.status == "error"
     assert [(f.correct, f.note) for f in got.feedback] == [(True, "fine")]
 
 

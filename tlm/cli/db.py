@@ -129,11 +129,11 @@ def upgrade(data_dir: Path | None, database: str | None) -> None:
         from tlm.store.sqlite import ExecutionStore, default_db_path
         from tlm.verify.review_queue import ReviewQueue
 
-        before = {name: _sqlite_version(data_dir / name) or 0 for name in _sqlite_files()}
+        versions = {name: _sqlite_version(data_dir / name) or 0 for name in _sqlite_files()}
         ExecutionStore(default_db_path(data_dir)).close()
         ReviewQueue.in_data_dir(data_dir)
         for name in _sqlite_files():
-            click.echo(f"{data_dir / name}: schema version {before[name]} -> "
+            click.echo(f"{data_dir / name}: schema version {versions[name]} -> "
                        f"{_sqlite_version(data_dir / name)}")  # fmt: skip
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
