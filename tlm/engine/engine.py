@@ -188,7 +188,7 @@ class Engine:
     async def _open(self) -> None:
         from tlm.providers.pool import ProviderPool
         from tlm.verify.human import edited_output_check
-        from tlm.verify.review_queue import ReviewQueue, feedback_hook
+        from tlm.verify.review_queue import feedback_hook, open_review_queue
 
         config = self.config
         definitions_dir = config.definitions_dir
@@ -217,8 +217,9 @@ class Engine:
             model_limits=config.model_limits,
             models=config.models,
         )
-        review_queue = ReviewQueue(
-            data_dir / "reviews.db",
+        review_queue = open_review_queue(
+            data_dir,
+            config.database,
             on_decision=feedback_hook(self._store) if self._store is not None else None,
             redact=config.redact,
             output_check=edited_output_check(self._registry, self._rules),
