@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import attrs
 import pytest
 
 from tests.postgres.conftest import StoreFactory
 from tests.postgres.records import T0, make_record
+from tlm.engine.config import EngineConfig
 from tlm.errors import StoreError
+from tlm.store import open_store
 from tlm.store.base import ExecutionLog
 from tlm.store.postgres import PostgresExecutionStore
 from tlm.store.sqlite import ExecutionStore
@@ -127,3 +130,14 @@ def test_a_closed_store_refuses_writes(open_backend: StoreFactory) -> None:
     store.close()  # idempotent
     with pytest.raises(StoreError, match="closed"):
         store.write(make_record(1))
+
+
+def test_open_store_takes_an_engine_configuration(backend: str | None, tmp_path: Path) -> None:
+    config = EngineConfig(data_dir=tmp_path / "cfg", database=backend)
+    store = open_store(config)
+    try:
+        store.write(make_record(1))
+        assert store.count() == 1
+        assert (tmp_path / "cfg" / "tlm.db").exists() == (backend is None)
+    finally:
+        store.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from tlm.errors import ConfigurationError
@@ -26,6 +26,15 @@ __all__ = (
 )
 
 POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+
+
+class _Configured(Protocol):
+    """What :func:`open_store` reads of an engine configuration."""
+
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def database(self) -> str | None: ...
 
 
 def is_postgres(url: str | None) -> bool:
@@ -68,13 +77,19 @@ def require_psycopg() -> None:
 
 
 def open_store(
-    data_dir: str | os.PathLike[str], database: str | None = None, **options: Any
+    where: str | os.PathLike[str] | _Configured, database: str | None = None, **options: Any
 ) -> ExecutionLog:
     """The execution store: PostgreSQL when ``database`` is a URL, else ``<data_dir>/tlm.db``.
 
-    ``options`` go to the store's constructor (``queue_size``, ``batch_size``, ``linger_s``...).
-    Records PostgreSQL cannot keep are saved to ``<data_dir>/unrecorded.jsonl``.
+    ``where`` is the data directory, or an :class:`~tlm.engine.config.EngineConfig` (its
+    ``data_dir`` and ``database``). ``options`` go to the store's constructor (``queue_size``,
+    ``batch_size``, ``linger_s``...). Records PostgreSQL cannot keep are saved to
+    ``<data_dir>/unrecorded.jsonl``.
     """
+    if isinstance(where, (str, os.PathLike)):
+        data_dir: str | os.PathLike[str] = where
+    else:
+        data_dir, database = where.data_dir, database or where.database
     if check_database_url(database) is not None:
         assert database is not None
         require_psycopg()
