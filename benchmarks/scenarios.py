@@ -625,6 +625,47 @@ async def batch_scale(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+async def scale(settings: Settings, step: Step) -> ScenarioResult:
+    """Recorded executions/s, SQLite vs PostgreSQL, with 1, 2 and 4 processes on one store."""
+    from benchmarks import scale as scale_module
+
+    counts = (1, 2, 4)
+    n = 500 if settings.quick else 2000
+    found = await anyio.to_thread.run_sync(scale_module.measure, n, counts)
+    step()
+    figures = {
+        f"{key} executions/s": figure([values["executions/s"]], "executions/s")
+        for key, values in found.items()
+    }
+    rate = {key: values["executions/s"] for key, values in found.items()}
+    rows = tuple(
+        (
+            str(p),
+            f"{rate[f'sqlite {p}']:,.0f}",
+            f"{rate[f'postgresql {p}']:,.0f}",
+            f"{rate[f'postgresql {p}'] / rate[f'sqlite {p}']:.2f}",
+            " / ".join(
+                f"{found[f'{b} {p}']['records']:,.0f} of {found[f'{b} {p}']['executions']:,.0f}"
+                for b in scale_module.BACKENDS
+            ),
+        )
+        for p in counts
+    )
+    return ScenarioResult(
+        name="scale",
+        title="Scale: recorded executions/s, SQLite vs PostgreSQL, 1-4 processes",
+        description=scale_module.__doc__ or "",
+        tables=(
+            Table(
+                f"{n} executions per process, durable, one run per cell",
+                ("processes", "SQLite /s", "PostgreSQL /s", "PG / SQLite", "records (SQLite / PG)"),
+                rows,
+            ),
+        ),
+        figures=figures,
+    )
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "overhead": (engine_overhead, lambda s: 2),
     "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
@@ -638,5 +679,6 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "configured": (configured_throughput, lambda s: s.repeats),
     "ui": (ui, lambda s: 2),
     "batch-scale": (batch_scale, lambda s: 1),
+    "scale": (scale, lambda s: 1),
 }
 """Name -> (scenario, how many progress steps it reports)."""

@@ -300,7 +300,7 @@ async def test_the_commit_wait_does_not_block_the_event_loop(
     gate = threading.Event()
     async with engine_factory() as engine:
         store = engine.store
-        assert store is not None
+        assert isinstance(store, ExecutionStore)
         original = store._commit
 
         def gated(conn: sqlite3.Connection, records: list[ExecutionRecord]) -> None:

@@ -35,6 +35,7 @@ COMMAND_MODULES: dict[str, str] = {
     "eval": "tlm.cli.rollout",
     "rollout": "tlm.cli.rollout",
     "ui": "tlm.cli.ui",
+    "db": "tlm.cli.db",
 }
 
 

@@ -20,8 +20,9 @@ import click
 from tlm.cli.params import InputError, Integer, Number
 from tlm.errors import StoreError, TLMError
 from tlm.numbers import FEEDBACK_SCORE_RANGE
+from tlm.store.base import ExecutionLog
 from tlm.store.schema import escape_surrogates
-from tlm.store.sqlite import ExecutionStore, default_db_path
+from tlm.store.sqlite import default_db_path
 from tlm.telemetry.records import ExecutionRecord
 
 __all__ = ("COMMANDS", "executions", "export", "feedback", "parse_since", "finetune_example")
@@ -99,12 +100,20 @@ _data_dir_option = click.option(
 
 
 @contextmanager
-def _open_store(data_dir: Path) -> Iterator[ExecutionStore]:
+def _open_store(data_dir: Path) -> Iterator[ExecutionLog]:
+    from tlm.engine.config import load_config
+    from tlm.errors import ConfigurationError
+    from tlm.store.backend import open_store
+
+    try:
+        database = load_config().database  # every replica's records, when shared
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
     path = default_db_path(data_dir)
-    if not path.exists():
+    if database is None and not path.exists():
         raise click.ClickException(f"no execution store at {path} (nothing executed yet?)")
     try:
-        store = ExecutionStore(path)
+        store = open_store(data_dir, database)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

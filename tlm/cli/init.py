@@ -49,6 +49,10 @@ TLM_TOML = """\
 # Record every execution in <data_dir>/tlm.db.
 # store = true
 
+# Keep executions and reviews of every replica in one PostgreSQL database instead of the
+# SQLite files in data_dir (pip install 'tlm[postgres]'; also TLM_DATABASE_URL).
+# database = "postgresql://tlm@localhost:5432/tlm"
+
 # Serve repeated identical requests from <data_dir>/cache.db.
 # cache = true
 

@@ -25,14 +25,28 @@ from rich.table import Table
 from tlm.cli.executions import configured_data_dir
 from tlm.errors import ConfigurationError, OutputInvalid, StoreError, TLMError
 from tlm.store import ExecutionStore, default_db_path
+from tlm.store.base import ExecutionLog
 from tlm.telemetry.redact import Redaction
-from tlm.verify.review_queue import REVIEWS_FILE, Decision, Review, ReviewQueue, feedback_hook
+from tlm.verify.review_queue import (
+    REVIEWS_FILE,
+    Decision,
+    Review,
+    ReviewQueue,
+    feedback_hook,
+    open_review_queue,
+)
 
 __all__ = ("COMMANDS", "review")
 
 
 def _queue(ctx: click.Context) -> ReviewQueue:
     data_dir: Path = ctx.obj["data_dir"]
+    database = _config().database
+    if database:  # the queue every replica shares (tlm.toml database / TLM_DATABASE_URL)
+        try:
+            return open_review_queue(data_dir, database, redact=_redacted_fields())
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
     path = data_dir / REVIEWS_FILE
     if not path.is_file():
         raise click.ClickException(
@@ -58,8 +72,13 @@ def _redacted_fields() -> tuple[str, ...]:
     return tuple(_config().redact)
 
 
-def _execution_store(data_dir: Path) -> ExecutionStore | None:
+def _execution_store(data_dir: Path) -> ExecutionLog | None:
     """The execution store beside the queue, where decisions are recorded as feedback."""
+    database = _config().database
+    if database:
+        from tlm.store.backend import open_store
+
+        return open_store(data_dir, database)
     path = default_db_path(data_dir)
     return ExecutionStore(path) if path.is_file() else None
 
@@ -125,7 +144,7 @@ def _decide(ctx: click.Context, action: str, review_id: str, **kwargs: Any) -> D
     queue = _queue(ctx)
     if action == "edit":
         queue.output_check = _output_check(ctx)
-    store: ExecutionStore | None = None
+    store: ExecutionLog | None = None
     try:
         review = queue.get(review_id)
         store = _execution_store(ctx.obj["data_dir"])  # decisions become feedback there

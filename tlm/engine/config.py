@@ -14,6 +14,7 @@ local models and keep all state under the project's ``.tlm/``.
     definitions = "definitions"
     catalog = "definitions/models.json"  # extends/overrides the packaged catalog (tlm.catalog)
     store = true          # record executions in <data_dir>/tlm.db
+    database = "postgresql://tlm@db.internal/tlm"  # shared state in PostgreSQL (tlm[postgres])
     cache = true          # the result cache in <data_dir>/cache.db
     redact = ["email"]    # field names masked in inputs/outputs everywhere
     max_reasks = 2        # bounded re-asks after invalid output
@@ -60,6 +61,7 @@ from tlm.errors import ConfigurationError
 from tlm.project import Project, find_project
 from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES
 from tlm.providers.limits import LIMIT_KEYS, LimitSettings, check_limit_settings
+from tlm.store.backend import check_database_url
 
 __all__ = (
     "EngineConfig",
@@ -95,6 +97,9 @@ class EngineConfig:
     """The catalog models this engine may use."""
     store: bool = True
     cache: bool = True
+    database: str | None = None
+    """A PostgreSQL URL holding the shared state (``TLM_DATABASE_URL``); ``None``: SQLite files
+    in ``data_dir`` (see :mod:`tlm.store.backend`)."""
     redact: tuple[str, ...] = ()
     max_reasks: int = 2
     adaptive_verification: bool = False
@@ -140,7 +145,7 @@ TOML_KEYS = frozenset(
     {"models", "data_dir", "definitions", "catalog", "store", "cache", "redact", "max_reasks",
      "adaptive_verification", "durability", "default_deadline_s", "max_response_bytes",
      "external_hosts", "external_env", "external_unredacted", "provider_limits", "model_limits",
-     "telemetry_compat"}
+     "telemetry_compat", "database"}
 )  # fmt: skip
 """The settings ``[tlm]`` may hold (documented in this module's docstring)."""
 
@@ -225,6 +230,9 @@ def load_config(
         models=tuple(models) if models else DEFAULT_LOCAL_MODELS,
         store=_as_bool(pick("store", "TLM_STORE"), True),
         cache=_as_bool(pick("cache", "TLM_CACHE"), True),
+        database=check_database_url(
+            pick("database", "TLM_DATABASE_URL"), f"{file or 'TLM_DATABASE_URL'}: database"
+        ),
         redact=tuple(redact or ()),
         max_reasks=_number(pick("max_reasks"), "max_reasks", 2, integer=True),
         adaptive_verification=_as_bool(

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from tlm.providers.retry import RetryPolicy
     from tlm.rollout.router import RolloutRouter
     from tlm.similarity import MetricRegistry
-    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.base import ExecutionLog
     from tlm.verify.review_queue import ReviewQueue
 
 __all__ = ("Engine", "ResultStream")
@@ -148,7 +148,7 @@ class Engine:
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
         self._runtime: Runtime | None = None
         self._pool: ProviderPool | None = None
-        self._store: ExecutionStore | None = None
+        self._store: ExecutionLog | None = None
         self._recorder: Recorder | None = None
         self._closed = False
         self._opening = anyio.Lock()
@@ -188,7 +188,7 @@ class Engine:
     async def _open(self) -> None:
         from tlm.providers.pool import ProviderPool
         from tlm.verify.human import edited_output_check
-        from tlm.verify.review_queue import ReviewQueue, feedback_hook
+        from tlm.verify.review_queue import feedback_hook, open_review_queue
 
         config = self.config
         definitions_dir = config.definitions_dir
@@ -217,8 +217,9 @@ class Engine:
             model_limits=config.model_limits,
             models=config.models,
         )
-        review_queue = ReviewQueue(
-            data_dir / "reviews.db",
+        review_queue = open_review_queue(
+            data_dir,
+            config.database,
             on_decision=feedback_hook(self._store) if self._store is not None else None,
             redact=config.redact,
             output_check=edited_output_check(self._registry, self._rules),
@@ -248,9 +249,9 @@ class Engine:
         """The execution store and the cheapest tracer provider serving every consumer."""
         if self.config.store:
             from tlm.engine.recording import Recorder
-            from tlm.store.sqlite import ExecutionStore
+            from tlm.store.backend import open_store
 
-            self._store = ExecutionStore(data_dir / "tlm.db")
+            self._store = open_store(data_dir, self.config.database)
             self._recorder = Recorder(self._store, self.config.durability)
         if self._tracer_provider is None:
             from tlm.telemetry.setup import create_execution_tracer_provider
@@ -348,7 +349,7 @@ class Engine:
         return self._registry
 
     @property
-    def store(self) -> ExecutionStore | None:
+    def store(self) -> ExecutionLog | None:
         """The execution store, when recording is on."""
         return self._store
 

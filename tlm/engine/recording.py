@@ -30,7 +30,7 @@ from tlm.store.commit_wait import CommitWaiter
 if TYPE_CHECKING:
     from tlm.engine.execution import Job
     from tlm.engine.result import ExecutionResult
-    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.base import ExecutionLog as ExecutionStore
     from tlm.store.writer import Ticket
 
 __all__ = ("DURABILITY_MODES", "Recorder", "record_cancelled")

@@ -22,7 +22,7 @@ from tlm.learn.stats import percentile, wilson_interval
 from tlm.telemetry.records import ExecutionRecord, format_timestamp
 
 if TYPE_CHECKING:
-    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.base import ExecutionLog as ExecutionStore
 
 __all__ = (
     "GroupStats",

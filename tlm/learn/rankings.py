@@ -50,7 +50,7 @@ from tlm.telemetry.records import ExecutionRecord, format_timestamp, parse_times
 if TYPE_CHECKING:
     from tlm.catalog import Catalog
     from tlm.definition.registry import DefinitionRegistry
-    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.base import ExecutionLog as ExecutionStore
 
 __all__ = (
     "AUTO_WEIGHT",

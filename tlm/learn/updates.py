@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from tlm.definition.model import TaskDefinition
     from tlm.definition.registry import DefinitionRegistry
     from tlm.engine.selection import ModelEstimate
-    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.base import ExecutionLog as ExecutionStore
     from tlm.telemetry.processor import RecordSink
 
 __all__ = (

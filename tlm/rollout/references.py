@@ -19,7 +19,7 @@ from tlm.similarity.canonical import canonical_json
 from tlm.telemetry.records import ExecutionRecord
 
 if TYPE_CHECKING:
-    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.base import ExecutionLog as ExecutionStore
     from tlm.verify.review_queue import Review
 
 __all__ = ("input_hash", "gather_items", "TRUST")

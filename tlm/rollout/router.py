@@ -33,7 +33,7 @@ from tlm.similarity.canonical import canonical_json
 
 if TYPE_CHECKING:
     from tlm.rollout.decide import Verdict
-    from tlm.store.sqlite import ExecutionStore
+    from tlm.store.base import ExecutionLog as ExecutionStore
 
 __all__ = ("RolloutRouter", "bucket_of", "judge")
 

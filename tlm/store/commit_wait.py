@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from tlm.store.writer import RecordWriter
+from tlm.store.base import ExecutionLog
 
 __all__ = ("CommitWaiter",)
 
@@ -42,7 +42,7 @@ def _loop_scheduler() -> Callable[[Callable[[], None]], None]:
 class CommitWaiter:
     """Awaits the writer's progress on the event loop it was created on (see the module doc)."""
 
-    def __init__(self, writer: RecordWriter) -> None:
+    def __init__(self, writer: ExecutionLog) -> None:
         self._writer = writer
         self._schedule = _loop_scheduler()
         self._waiting: list[tuple[int, int, anyio.Event]] = []

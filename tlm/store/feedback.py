@@ -8,14 +8,14 @@ import anyio.to_thread
 
 from tlm.errors import InvalidArgument
 from tlm.numbers import check_feedback_score
-from tlm.store.sqlite import ExecutionStore
+from tlm.store.base import ExecutionLog
 from tlm.telemetry.records import Feedback, FeedbackSource
 
 __all__ = ("record_feedback",)
 
 
 async def record_feedback(
-    store: ExecutionStore,
+    store: ExecutionLog,
     execution_id: str,
     *,
     score: float | None = None,

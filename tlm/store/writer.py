@@ -82,7 +82,7 @@ class RecordWriter:
 
     def _start_writer(
         self,
-        conn: sqlite3.Connection,
+        conn: Any,
         *,
         queue_size: int,
         batch_size: int,
@@ -94,7 +94,7 @@ class RecordWriter:
         self._batch_size = batch_size
         self._linger_s = linger_s
         self._close_timeout_s = close_timeout_s
-        self.unrecorded_path = self.path.parent / UNRECORDED_NAME
+        self.unrecorded_path = self._fallback_dir() / UNRECORDED_NAME
         """Where records the database could not take are appended (JSON lines)."""
         self._buffer: deque[_Entry] = deque()
         self._lock = threading.Lock()
@@ -116,6 +116,15 @@ class RecordWriter:
         self._listeners: list[Callable[[int], None]] = []
         self._thread = threading.Thread(target=self._run, name="tlm-store-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def where(self) -> str:
+        """The database, as error messages and logs name it."""
+        return str(self.path)
+
+    def _fallback_dir(self) -> Path:
+        """The directory of :attr:`unrecorded_path`."""
+        return self.path.parent
 
     # ------------------------------------------------------------------ producers
 
@@ -145,7 +154,7 @@ class RecordWriter:
             ticket = self._expected.pop(record.execution_id, None)
             while True:
                 if self._closed:
-                    raise StoreError(f"{self.path}: the execution store is closed")
+                    raise StoreError(f"{self.where}: the execution store is closed")
                 if ticket is not None or len(self._buffer) < self._queue_size:
                     break
                 self._not_full.wait()
@@ -259,7 +268,7 @@ class RecordWriter:
                         self._lost += len(records)
                         for record in records:
                             self._losses[id(record)] = StoreError(
-                                f"{self.path}: execution record {record.execution_id} "
+                                f"{self.where}: execution record {record.execution_id} "
                                 f"not committed: {describe(exc)}"
                             )
             self._settle(batch)
@@ -281,7 +290,7 @@ class RecordWriter:
             except Exception:
                 _log.exception("a commit listener failed")
 
-    def _commit(self, conn: sqlite3.Connection, records: list[ExecutionRecord]) -> None:
+    def _commit(self, conn: Any, records: list[ExecutionRecord]) -> None:
         """Commit one batch: retry locks, isolate bad records, keep what the file cannot take."""
         rows = [to_row(r) for r in records]
         attempt = 0
@@ -311,7 +320,7 @@ class RecordWriter:
         for record, why in refused:
             self._lose([record], why)
         if attempt:
-            _log.warning("%s: the lock was released; recording resumed", self.path)
+            _log.warning("%s: the lock was released; recording resumed", self.where)
 
     def _write_one_by_one(
         self,
@@ -354,7 +363,7 @@ class RecordWriter:
             _log.warning(
                 "%s is locked by another connection (%s); retrying until it is released, "
                 "no record is dropped",
-                self.path,
+                self.where,
                 describe(exc),
             )
         time.sleep(min(0.05 * 2**attempt, _MAX_BACKOFF_S))
@@ -373,12 +382,12 @@ class RecordWriter:
                     else f"saved to {self.unrecorded_path}"
                 )
                 self._losses[id(record)] = StoreError(
-                    f"{self.path}: execution record {record.execution_id} not committed: "
+                    f"{self.where}: execution record {record.execution_id} not committed: "
                     f"{reason}; {where}"
                 )
         _log.error(
             "%s: %d execution record(s) not committed: %s; %d saved to %s%s",
-            self.path,
+            self.where,
             len(records),
             reason,
             len(records) - len(failed),

@@ -46,6 +46,7 @@ __all__ = (
     "FeedbackSink",
     "feedback_hook",
     "ReviewQueue",
+    "open_review_queue",
 )
 
 REVIEWS_FILE = "reviews.db"
@@ -244,6 +245,11 @@ class ReviewQueue:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the review queue {self.path}: {exc}") from exc
 
+    @property
+    def where(self) -> str:
+        """The database, as messages name it."""
+        return str(self.path)
+
     @classmethod
     def in_data_dir(cls, data_dir: str | Path, **kwargs: Any) -> ReviewQueue:
         """The queue at ``<data_dir>/reviews.db``."""
@@ -363,7 +369,7 @@ class ReviewQueue:
                 (_like_prefix(review_id),),
             ).fetchall()
         if not rows:
-            raise ReviewNotFound(f"no review with id {review_id!r} in {self.path}")
+            raise ReviewNotFound(f"no review with id {review_id!r} in {self.where}")
         if len(rows) > 1:
             shown = ", ".join(row["id"] for row in rows[:2]) + (", ..." if len(rows) > 2 else "")
             raise AmbiguousReviewId(
@@ -451,6 +457,18 @@ class ReviewQueue:
                     return decision
                 await anyio.sleep(self.poll_interval_s)
         return self.decision(review_id)
+
+
+def open_review_queue(
+    data_dir: str | Path, database: str | None = None, **kwargs: Any
+) -> ReviewQueue:
+    """The queue in PostgreSQL when ``database`` is a URL (waits wake on NOTIFY), else the
+    SQLite file ``<data_dir>/reviews.db``; ``kwargs`` as for :class:`ReviewQueue`."""
+    if database:
+        from tlm.verify.review_queue_pg import PostgresReviewQueue
+
+        return PostgresReviewQueue(database, **kwargs)
+    return ReviewQueue.in_data_dir(data_dir, **kwargs)
 
 
 def _like_prefix(prefix: str) -> str:

@@ -1,0 +1,142 @@
+"""``tlm db status`` and ``tlm db upgrade``: the schema of TLM's state, for operators.
+
+With ``database = "postgresql://..."`` (or ``TLM_DATABASE_URL``, or ``--database``) they act on
+that database; otherwise on the SQLite files in the data directory. Every store also migrates
+itself on open (under a lock), so ``upgrade`` is for doing it ahead of a rollout, once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import click
+
+from tlm.errors import ConfigurationError, StoreError
+
+__all__ = ("COMMANDS", "db")
+
+
+def _settings(data_dir: Path | None, database: str | None) -> tuple[Path, str | None]:
+    from tlm.engine.config import load_config
+    from tlm.store.backend import check_database_url
+
+    try:
+        config = load_config()
+        url = check_database_url(database, "--database") if database else config.database
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+    return (data_dir or config.data_dir), url
+
+
+def _sqlite_version(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _sqlite_files() -> dict[str, int]:
+    from tlm.store.schema import MIGRATIONS
+    from tlm.verify.review_queue import REVIEWS_FILE, SCHEMA_VERSION
+
+    return {"tlm.db": len(MIGRATIONS), REVIEWS_FILE: SCHEMA_VERSION}
+
+
+@click.group()
+def db() -> None:
+    """The schema of TLM's state: SQLite files in the data directory, or PostgreSQL."""
+
+
+_options = [
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="The data directory (default: TLM_DATA_DIR, else tlm.toml, else .tlm).",
+    ),
+    click.option(
+        "--database",
+        default=None,
+        metavar="URL",
+        help="A PostgreSQL URL (default: TLM_DATABASE_URL, else database in tlm.toml).",
+    ),
+]
+
+
+def _with_options(f: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(_options):
+        f = option(f)
+    return f
+
+
+@db.command()
+@_with_options
+def status(data_dir: Path | None, database: str | None) -> None:
+    """Show the backend and its schema version (and whether an upgrade is pending)."""
+    data_dir, url = _settings(data_dir, database)
+    if url is not None:
+        from tlm.store.backend import redact_url, require_psycopg
+
+        require_psycopg()
+        from tlm.store.pg_schema import PG_MIGRATIONS, schema_version
+        from tlm.store.postgres import connect
+
+        try:
+            with connect(url) as conn:
+                version = schema_version(conn)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        known = len(PG_MIGRATIONS)
+        click.echo(f"backend: postgresql {redact_url(url)}")
+        click.echo(f"schema: version {version} of {known}" + _pending(version, known))
+        return
+    click.echo(f"backend: sqlite {data_dir}")
+    for name, known in _sqlite_files().items():
+        found = _sqlite_version(data_dir / name)
+        state = "not created yet" if found is None else f"version {found} of {known}"
+        click.echo(f"{name}: {state}" + ("" if found is None else _pending(found, known)))
+
+
+def _pending(version: int, known: int) -> str:
+    if version < known:
+        return f" ({known - version} migration(s) pending: tlm db upgrade)"
+    if version > known:
+        return " (newer than this TLM: upgrade TLM)"
+    return " (up to date)"
+
+
+@db.command()
+@_with_options
+def upgrade(data_dir: Path | None, database: str | None) -> None:
+    """Apply every pending migration (under a lock: safe while replicas start)."""
+    data_dir, url = _settings(data_dir, database)
+    try:
+        if url is not None:
+            from tlm.store.backend import redact_url, require_psycopg
+
+            require_psycopg()
+            from tlm.store.pg_schema import migrate
+            from tlm.store.postgres import connect
+
+            with connect(url) as conn:
+                before, after = migrate(conn, redact_url(url))
+            click.echo(f"{redact_url(url)}: schema version {before} -> {after}")
+            return
+        from tlm.store.sqlite import ExecutionStore, default_db_path
+        from tlm.verify.review_queue import ReviewQueue
+
+        versions = {name: _sqlite_version(data_dir / name) or 0 for name in _sqlite_files()}
+        ExecutionStore(default_db_path(data_dir)).close()
+        ReviewQueue.in_data_dir(data_dir)
+        for name in _sqlite_files():
+            click.echo(f"{data_dir / name}: schema version {versions[name]} -> "
+                       f"{_sqlite_version(data_dir / name)}")  # fmt: skip
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+COMMANDS = (db,)

@@ -1,0 +1,165 @@
+"""TLM's schema on PostgreSQL: versioned migrations applied under an advisory lock.
+
+One version number covers every table TLM keeps in the database (``tlm_schema``). Opening any
+PostgreSQL-backed store applies the missing migrations in one transaction holding
+``pg_advisory_xact_lock``, so replicas starting together wait for each other instead of racing;
+``tlm db upgrade`` does the same on demand and ``tlm db status`` reports the version. Rows use the
+same text and number encodings as the SQLite store (:mod:`tlm.store.schema`), so both backends
+read records back the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from tlm.errors import StoreError
+from tlm.store.schema import COLUMNS
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = (
+    "PG_MIGRATIONS",
+    "LOCK_KEY",
+    "PG_UPSERT",
+    "PG_SELECT",
+    "REVIEWS_CHANNEL",
+    "migrate",
+    "schema_version",
+    "pg_escape_row",
+)
+
+LOCK_KEY: Final = 0x746C6D00  # "tlm\0": the advisory lock taken while migrating
+REVIEWS_CHANNEL: Final = "tlm_reviews"
+"""The NOTIFY channel a review decision is announced on (payload: the review id)."""
+
+PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: executions and their feedback (the columns of tlm.store.schema.COLUMNS)
+    (
+        """CREATE TABLE executions (
+            execution_id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            task_version TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            status TEXT NOT NULL,
+            input TEXT NOT NULL,
+            output TEXT,
+            models_used TEXT NOT NULL,
+            verification_method TEXT,
+            passed INTEGER,
+            confidence DOUBLE PRECISION,
+            verification_details TEXT,
+            execution_time DOUBLE PRECISION NOT NULL,
+            tokens_used BIGINT NOT NULL,
+            cost DOUBLE PRECISION NOT NULL,
+            prompt_variant TEXT,
+            attempts INTEGER NOT NULL,
+            error_type TEXT,
+            error_message TEXT,
+            cache_hit INTEGER NOT NULL,
+            fallback TEXT,
+            trace_id TEXT,
+            prompt TEXT,
+            system_prompt TEXT,
+            queue_wait_ms DOUBLE PRECISION NOT NULL DEFAULT 0,
+            batch_id TEXT,
+            batch_custom_id TEXT,
+            session_id TEXT,
+            user_id TEXT,
+            tags TEXT,
+            metadata TEXT,
+            selection TEXT,
+            spans TEXT
+        )""",
+        "CREATE INDEX executions_task_time ON executions (task_id, timestamp)",
+        "CREATE INDEX executions_time ON executions (timestamp)",
+        """CREATE TABLE feedback (
+            id BIGSERIAL PRIMARY KEY,
+            execution_id TEXT NOT NULL REFERENCES executions (execution_id) ON DELETE CASCADE,
+            source TEXT NOT NULL CHECK (source IN ('human', 'system')),
+            at TEXT NOT NULL,
+            score DOUBLE PRECISION,
+            correct INTEGER,
+            note TEXT
+        )""",
+        "CREATE INDEX feedback_execution ON feedback (execution_id)",
+    ),
+    # 2: the review queue (tlm.verify.review_queue)
+    (
+        """CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            execution_id TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            task_version TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            input TEXT NOT NULL,
+            output TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            created_at DOUBLE PRECISION NOT NULL,
+            action TEXT,
+            decided_output TEXT,
+            note TEXT,
+            reviewer TEXT,
+            decided_at DOUBLE PRECISION,
+            output_spec TEXT
+        )""",
+        "CREATE INDEX reviews_status_queue ON reviews (status, queue, created_at)",
+    ),
+)
+"""Step ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``."""
+
+PG_UPSERT: Final = (
+    f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
+    "ON CONFLICT (execution_id) DO UPDATE SET "
+    + ", ".join(f"{col} = EXCLUDED.{col}" for col in COLUMNS[1:])
+)
+PG_SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM executions"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int:
+    """The schema version of the database (0: TLM never wrote to it)."""
+    exists = conn.execute("SELECT to_regclass('tlm_schema')").fetchone()
+    if exists is None or exists[0] is None:
+        return 0
+    row = conn.execute("SELECT version FROM tlm_schema").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def migrate(conn: psycopg.Connection[Any], source: str) -> tuple[int, int]:
+    """Bring the schema to the newest version under the advisory lock; ``(before, after)``.
+
+    Raises:
+        StoreError: The database has a newer schema than this TLM knows.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute("CREATE TABLE IF NOT EXISTS tlm_schema (version INTEGER NOT NULL)")
+        before = schema_version(conn)
+        if before > len(PG_MIGRATIONS):
+            raise StoreError(
+                f"{source}: schema version {before} is newer than this TLM knows "
+                f"({len(PG_MIGRATIONS)}); upgrade TLM"
+            )
+        for step in range(before, len(PG_MIGRATIONS)):
+            for statement in PG_MIGRATIONS[step]:
+                conn.execute(statement.encode())
+        if before == 0:
+            conn.execute("INSERT INTO tlm_schema (version) VALUES (%s)", (len(PG_MIGRATIONS),))
+        elif before < len(PG_MIGRATIONS):
+            conn.execute("UPDATE tlm_schema SET version = %s", (len(PG_MIGRATIONS),))
+    return before, len(PG_MIGRATIONS)
+
+
+def _escape(text: str) -> str:
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def pg_escape_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """``row`` with what PostgreSQL text cannot hold (NUL, lone surrogates) as ``\\uXXXX``.
+
+    Inside the JSON columns that is JSON's own escape, so the value reads back unchanged.
+    """
+    return tuple(_escape(v) if isinstance(v, str) and _UNSTORABLE.search(v) else v for v in row)

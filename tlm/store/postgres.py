@@ -1,0 +1,353 @@
+"""Execution records and feedback in PostgreSQL, shared by every process that names the database.
+
+The same durability contract as the SQLite store (:mod:`tlm.store.writer`): writes go through a
+bounded buffer to one writer thread that commits them in batches (psycopg's pipelined
+``executemany``), callers that wait for their record hold a ticket, and a record is written once
+by execution id (``INSERT ... ON CONFLICT (execution_id) DO UPDATE``), so N replicas writing the
+same database never duplicate one. When the database is unavailable (restarting, network down)
+the writer reconnects and retries the batch with back-off for ``unavailable_timeout_s``; records
+still not committed after that are saved to ``<data_dir>/unrecorded.jsonl``, counted in
+:attr:`~tlm.store.writer.RecordWriter.lost` and reported to their waiting execution
+(``RecordNotCommitted``). The schema is migrated on open (:mod:`tlm.store.pg_schema`).
+
+Driver: psycopg 3. Its blocking API works from the writer thread exactly like :mod:`sqlite3`
+(one connection owned by one thread), its async API serves the review queue's waits, and it
+speaks LISTEN/NOTIFY on both.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tlm.errors import StoreError
+from tlm.numbers import check_feedback_score
+from tlm.store.backend import redact_url
+from tlm.store.pg_schema import PG_SELECT, PG_UPSERT, migrate, pg_escape_row
+from tlm.store.schema import feedback_from_row, from_row, to_row
+from tlm.store.sqlite import _close_at_exit
+from tlm.store.writer import RecordWriter
+from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource, format_timestamp
+
+__all__ = ("PostgresExecutionStore", "connect")
+
+_log = logging.getLogger("tlm.store")
+_MAX_BACKOFF_S = 2.0
+_UPSERT = PG_UPSERT.encode()
+_SELECT = PG_SELECT
+
+
+def connect(url: str, *, connect_timeout_s: float = 10.0) -> psycopg.Connection[Any]:
+    """An autocommit connection (transactions are explicit) or a :class:`StoreError`."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout_s)))
+    except psycopg.Error as exc:
+        raise StoreError(f"{redact_url(url)}: cannot connect to PostgreSQL: {exc}") from exc
+
+
+class PostgresExecutionStore(RecordWriter):
+    """Execution records in a PostgreSQL database; thread-safe; one writer thread per store.
+
+    Args:
+        url: ``postgresql://user:password@host:port/dbname`` (the password is never logged).
+        data_dir: Where ``unrecorded.jsonl`` goes when a record cannot be kept.
+        queue_size, batch_size, linger_s, close_timeout_s: As for
+            :class:`~tlm.store.sqlite.ExecutionStore`.
+        unavailable_timeout_s: How long a batch is retried while the database cannot be reached
+            before its records go to the fallback file.
+
+    Raises:
+        StoreError: The database cannot be reached or migrated.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        data_dir: str | Path = ".tlm",
+        queue_size: int = 1024,
+        batch_size: int = 512,
+        linger_s: float = 0.05,
+        close_timeout_s: float = 60.0,
+        unavailable_timeout_s: float = 60.0,
+    ) -> None:
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError("queue_size and batch_size must be at least 1")
+        self.url = url
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir  # the fallback file's directory (RecordWriter)
+        self._unavailable_timeout_s = unavailable_timeout_s
+        writer_conn = connect(url)
+        try:
+            migrate(writer_conn, self.where)
+            self._reader_conn = connect(url)
+        except BaseException as exc:
+            writer_conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"{self.where}: cannot open the execution store: {exc}") from exc
+            raise
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._reader_lock = threading.Lock()
+        self._start_writer(
+            writer_conn,
+            queue_size=queue_size,
+            batch_size=batch_size,
+            linger_s=linger_s,
+            close_timeout_s=close_timeout_s,
+        )
+        self._atexit = _close_at_exit(self)  # type: ignore[arg-type]
+
+    @property
+    def where(self) -> str:
+        return redact_url(self.url)
+
+    def _fallback_dir(self) -> Path:
+        return self.data_dir
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def _commit(self, conn: Any, records: list[ExecutionRecord]) -> None:
+        """Commit one batch; reconnect and retry while the database is unavailable."""
+        rows = [pg_escape_row(to_row(r)) for r in records]
+        give_up = time.monotonic() + self._unavailable_timeout_s
+        attempt = 0
+        while True:
+            try:
+                self._write_batch(rows)
+            except psycopg.OperationalError as exc:  # unreachable, restarting, shut down
+                self._drop_writer_conn()
+                if time.monotonic() < min(give_up, self._stop_deadline):
+                    self._wait_for_database(attempt, exc)
+                    attempt += 1
+                    continue
+                self._lose(records, exc)
+            except (psycopg.Error, ValueError, TypeError, UnicodeError):
+                self._write_each(records, rows)  # some record is refused: spare the rest
+            break
+        if attempt:
+            _log.warning("%s: the database is back; recording resumed", self.where)
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        if self._writer_conn is None or self._writer_conn.closed:
+            self._writer_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+        conn: psycopg.Connection[Any] = self._writer_conn
+        return conn
+
+    def _write_batch(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._writer()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_UPSERT, rows)
+
+    def _write_each(self, records: list[ExecutionRecord], rows: list[tuple[Any, ...]]) -> None:
+        for record, row in zip(records, rows, strict=True):
+            try:
+                conn = self._writer()
+                with conn.transaction():
+                    conn.execute(_UPSERT, row)
+            except psycopg.OperationalError as exc:
+                self._drop_writer_conn()
+                self._lose([record], exc)
+            except (psycopg.Error, ValueError, TypeError, UnicodeError) as exc:
+                self._lose([record], exc)
+
+    def _drop_writer_conn(self) -> None:
+        conn = self._writer_conn
+        self._writer_conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                _log.debug("closing a broken connection failed", exc_info=True)
+
+    def _wait_for_database(self, attempt: int, exc: BaseException) -> None:
+        if attempt == 0:
+            _log.warning(
+                "%s is unavailable (%s); retrying for up to %.0f s, no record is dropped",
+                self.where,
+                str(exc).strip() or type(exc).__name__,
+                self._unavailable_timeout_s,
+            )
+        time.sleep(min(0.05 * 2**attempt, _MAX_BACKOFF_S))
+
+    # ------------------------------------------------------------------ reading
+
+    def _read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+        """Rows of ``sql``; reconnects once if the database restarted since the last read."""
+        for retry in (False, True):
+            try:
+                if self._reader_conn.closed:
+                    self._reader_conn = connect(self.url)
+                return self._reader_conn.execute(sql.encode(), args).fetchall()
+            except psycopg.OperationalError as exc:
+                self._reader_conn.close()
+                if retry:
+                    raise StoreError(f"{self.where}: read failed: {exc}") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.where}: read failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def get(self, execution_id: str) -> ExecutionRecord | None:
+        """The record of ``execution_id`` with its feedback, or ``None``."""
+        self.flush()
+        with self._reader_lock:
+            rows = self._read(f"{_SELECT} WHERE execution_id = %s", (execution_id,))
+            if not rows:
+                return None
+            return from_row(rows[0], self._feedback_for([execution_id]).get(execution_id, ()))
+
+    def iter_query(
+        self,
+        *,
+        task_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> Iterator[ExecutionRecord]:
+        """Records matching every given filter, oldest first; ``until`` is exclusive."""
+        self.flush()
+        where: list[str] = []
+        args: list[Any] = []
+        for clause, value in (
+            ("task_id = %s", task_id),
+            ("task_version = %s", version),
+            ("timestamp >= %s", None if since is None else format_timestamp(since)),
+            ("timestamp < %s", None if until is None else format_timestamp(until)),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY timestamp DESC" if newest_first else " ORDER BY timestamp"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(limit)
+        with self._reader_lock:
+            rows = self._read(sql, args)
+            feedback = self._feedback_for([row[0] for row in rows])
+        for row in rows:
+            yield from_row(row, feedback.get(row[0], ()))
+
+    def query(
+        self,
+        *,
+        task_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        version: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[ExecutionRecord]:
+        """Like :meth:`iter_query`, as a list."""
+        return list(
+            self.iter_query(
+                task_id=task_id,
+                since=since,
+                until=until,
+                version=version,
+                limit=limit,
+                newest_first=newest_first,
+            )
+        )
+
+    def count(self, *, task_id: str | None = None) -> int:
+        """How many records are committed (for ``task_id`` when given)."""
+        self.flush()
+        with self._reader_lock:
+            if task_id is None:
+                rows = self._read("SELECT count(*) FROM executions")
+            else:
+                rows = self._read("SELECT count(*) FROM executions WHERE task_id = %s", (task_id,))
+        return int(rows[0][0])
+
+    def _feedback_for(self, ids: list[str]) -> dict[str, tuple[Feedback, ...]]:
+        if not ids:
+            return {}
+        found: dict[str, list[Feedback]] = {}
+        rows = self._read(
+            "SELECT execution_id, source, at, score, correct, note FROM feedback "
+            "WHERE execution_id = ANY(%s) ORDER BY id",
+            (ids,),
+        )
+        for row in rows:
+            found.setdefault(row[0], []).append(feedback_from_row(row[1:]))
+        return {k: tuple(v) for k, v in found.items()}
+
+    # ------------------------------------------------------------------ feedback
+
+    def add_feedback(
+        self,
+        execution_id: str,
+        *,
+        score: float | None = None,
+        correct: bool | None = None,
+        note: str | None = None,
+        source: FeedbackSource = "human",
+        at: datetime | None = None,
+    ) -> Feedback:
+        """Attach feedback to a recorded execution and return it (see the SQLite store)."""
+        score = check_feedback_score(score)
+        if source not in ("human", "system"):
+            raise ValueError(f"feedback source must be 'human' or 'system', not {source!r}")
+        if score is None and correct is None and not note:
+            raise ValueError("feedback needs a score, a correct/incorrect mark or a note")
+        feedback = Feedback(
+            source=source,
+            at=format_timestamp(at or datetime.now().astimezone()),
+            score=None if score is None else float(score),
+            correct=correct,
+            note=note,
+        )
+        self.flush()
+        args = (execution_id, feedback.source, feedback.at, feedback.score,
+                None if correct is None else int(correct), note)  # fmt: skip
+        with self._reader_lock:
+            rows = self._read(
+                "INSERT INTO feedback (execution_id, source, at, score, correct, note) "
+                "SELECT execution_id, %s, %s, %s, %s, %s FROM executions "
+                "WHERE execution_id = %s RETURNING id",
+                (*args[1:], execution_id),
+            )
+        if not rows:
+            raise StoreError(f"{self.where}: no execution with id {execution_id!r}")
+        return feedback
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Commit everything written, stop the writer and close the connections. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+        atexit.unregister(self._atexit)
+        try:
+            self._stop_writer()
+        finally:
+            with self._reader_lock:
+                self._reader_conn.close()
+            self._drop_writer_conn()
+        if self.lost:
+            _log.error(
+                "%s: %d execution record(s) could not be committed in this session; see %s",
+                self.where,
+                self.lost,
+                self.unrecorded_path,
+            )
+
+    def __enter__(self) -> PostgresExecutionStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresExecutionStore({self.where!r})"
