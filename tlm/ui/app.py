@@ -42,9 +42,13 @@ def create_app(console: Console, guard: Guard | None = None) -> web.Application:
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR)
 
+    async def warm_up(app: web.Application) -> None:
+        app[CONSOLE].queries.warm_up(app[CONSOLE].registry.task_ids())
+
     async def close_console(app: web.Application) -> None:
         await app[CONSOLE].aclose()
 
+    app.on_startup.append(warm_up)
     app.on_cleanup.append(close_console)
     return app
 

@@ -25,9 +25,10 @@ from tlm.ui.figures import (
     ANALYSIS_INDEX,
     FAILURES_INDEX,
     SKIPPED_INDEX,
-    DayCache,
     compute_analysis,
+    day_sums,
 )
+from tlm.ui.daycache import DAY_CACHE_FILE, DayCache
 
 __all__ = ("INDEXES", "ExecutionFilter", "ExecutionRow", "Page", "TaskSummary", "ExecutionQueries")
 
@@ -190,7 +191,7 @@ class ExecutionQueries:
         StoreError: the file cannot be opened or read.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, keep_days: bool = True) -> None:
         self.path = Path(path)
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
@@ -202,7 +203,9 @@ class ExecutionQueries:
             raise StoreError(f"{self.path}: cannot open for reading: {exc}") from exc
         self._conn = conn
         self._lock = threading.Lock()
-        self._days = DayCache()
+        self._days = DayCache(self.path.parent / DAY_CACHE_FILE if keep_days else None)
+        self._warming: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Connection]:
@@ -212,10 +215,41 @@ class ExecutionQueries:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: read failed: {exc}") from exc
 
+    def warm_up(self, task_ids: Sequence[str]) -> threading.Thread:
+        """Sum every day of each task into the day cache, in a background thread on its own
+        connection (pages do not wait for it), so that a first analysis page reads the past
+        days instead of summing them; days already in the cache file are only checked.
+        :meth:`close` stops it between tasks."""
+
+        def run() -> None:
+            try:
+                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+            except sqlite3.Error:
+                return
+            try:
+                conn.execute("PRAGMA query_only=ON")
+                for task_id in task_ids:
+                    if self._stop.is_set():
+                        break
+                    day_sums(conn, task_id, cache=self._days)
+            except sqlite3.Error:
+                pass  # a page computes what the warm-up could not
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=run, name="tlm-ui-warm-up", daemon=True)
+        self._warming = thread
+        thread.start()
+        return thread
+
     def close(self) -> None:
-        """Close the connection."""
+        """Stop the warm-up and close the connections."""
+        self._stop.set()
+        if self._warming is not None:
+            self._warming.join()
         with self._lock:
             self._conn.close()
+            self._days.close()
 
     def page(
         self,
