@@ -83,7 +83,9 @@ class DayCache:
             self._remember(name, sign, rows)
             return rows
 
-    def put_many(self, days: Iterable[tuple[tuple[Any, ...], tuple[Any, ...], list[DayRow]]]) -> None:
+    def put_many(
+        self, days: Iterable[tuple[tuple[Any, ...], tuple[Any, ...], list[DayRow]]]
+    ) -> None:
         """Store each ``(key, signature, rows)``; days with an open end stay in memory only."""
         stored = []
         with self._lock:

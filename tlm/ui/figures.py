@@ -276,7 +276,9 @@ def day_sums(
         key = (task_id, version, lower, upper)
         found = None if cache is None else cache.get(key, signature)
         if found is None:
-            day_where = f"{base} AND timestamp >= ?" + ("" if upper is None else " AND timestamp < ?")
+            day_where = f"{base} AND timestamp >= ?" + (
+                "" if upper is None else " AND timestamp < ?"
+            )
             day_args = [*base_args, lower, *([] if upper is None else [upper])]
             found = _day_rows(conn, day_where, day_args)
             fresh.append((key, signature, found))

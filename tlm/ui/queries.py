@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,14 +22,13 @@ import attrs
 
 from tlm.errors import StoreError
 from tlm.learn.analysis import Analysis
+from tlm.ui.daycache import DAY_CACHE_FILE, DayCache
 from tlm.ui.figures import (
     ANALYSIS_INDEX,
     FAILURES_INDEX,
     SKIPPED_INDEX,
     compute_analysis,
-    day_sums,
 )
-from tlm.ui.daycache import DAY_CACHE_FILE, DayCache
 
 __all__ = ("INDEXES", "ExecutionFilter", "ExecutionRow", "Page", "TaskSummary", "ExecutionQueries")
 
@@ -204,8 +204,7 @@ class ExecutionQueries:
         self._conn = conn
         self._lock = threading.Lock()
         self._days = DayCache(self.path.parent / DAY_CACHE_FILE if keep_days else None)
-        self._warming: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._warming: subprocess.Popen[bytes] | None = None
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Connection]:
@@ -215,38 +214,21 @@ class ExecutionQueries:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: read failed: {exc}") from exc
 
-    def warm_up(self, task_ids: Sequence[str]) -> threading.Thread:
-        """Sum every day of each task into the day cache, in a background thread on its own
-        connection (pages do not wait for it), so that a first analysis page reads the past
-        days instead of summing them; days already in the cache file are only checked.
-        :meth:`close` stops it between tasks."""
+    def warm_up(self, task_ids: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start summing every day of each task into the day cache file in a low-priority child
+        process (:mod:`tlm.ui.warmup`), so that a first analysis page reads the past days
+        instead of summing them; :meth:`close` stops it."""
+        from tlm.ui import warmup
 
-        def run() -> None:
-            try:
-                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
-            except sqlite3.Error:
-                return
-            try:
-                conn.execute("PRAGMA query_only=ON")
-                for task_id in task_ids:
-                    if self._stop.is_set():
-                        break
-                    day_sums(conn, task_id, cache=self._days)
-            except sqlite3.Error:
-                pass  # a page computes what the warm-up could not
-            finally:
-                conn.close()
-
-        thread = threading.Thread(target=run, name="tlm-ui-warm-up", daemon=True)
-        self._warming = thread
-        thread.start()
-        return thread
+        self._warming = warmup.start(self.path, task_ids)
+        return self._warming
 
     def close(self) -> None:
         """Stop the warm-up and close the connections."""
-        self._stop.set()
         if self._warming is not None:
-            self._warming.join()
+            if self._warming.poll() is None:
+                self._warming.terminate()
+            self._warming.wait()
         with self._lock:
             self._conn.close()
             self._days.close()
