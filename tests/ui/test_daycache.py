@@ -68,6 +68,13 @@ def test_a_restarted_console_reads_the_file_and_stays_right(
     assert second.overall.executions == first.overall.executions + 1
     assert second.overall.feedback_count == first.overall.feedback_count + 1
     assert second.overall.passed == first.overall.passed - 1 + (late.passed is True)
+    assert restarted.analysis(TASK, since=since) is second  # the file did not change
+    with ExecutionStore(tmp_path / "tlm.db") as store:  # feedback on an old one, while it runs
+        store.add_feedback(rewritten.execution_id, correct=True, score=1.0, note="again")
+    third = restarted.analysis(TASK, since=since)
+    assert third.overall.feedback_count == second.overall.feedback_count + 1
+    assert attrs.evolve(third, overall=second.overall, groups=second.groups) == second
+    second = third
     # and without any cache, the same figures
     bare = ExecutionQueries(tmp_path / "tlm.db", keep_days=False)
     assert bare.analysis(TASK, since=since) == second

@@ -186,12 +186,11 @@ def _patterns(failed: Iterable[Sequence[Any]], n: int, top: int) -> tuple[Failur
     return tuple(patterns[:top])
 
 
-SIGNATURE: Final = (
-    "count(*), max(rowid), total(execution_time), count(passed), total(passed),"
-    " total(status = 'error'), total(cost)"
-)
+SIGNATURE: Final = "count(*), max(rowid), total(execution_time), count(passed), total(passed)"
 """What a day's rows are checked against before its cached sums are reused (see DayCache): a
-late record changes the count and greatest rowid, a rewritten one (same rowid) its sums."""
+late record changes the count and greatest rowid, a rewritten one (same rowid) its latency or
+verdict sums (a rewrite is another run of the execution: its latency differs), and a changed
+skipped verification the day's skipped count."""
 _DAY = "substr(timestamp, 1, 10)"
 
 

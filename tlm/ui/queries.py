@@ -39,6 +39,8 @@ INDEXES: Final = (
     FAILURES_INDEX,
 )
 """Indexes for the console's filters (created on open when missing)."""
+FIGURES_KEPT: Final = 64
+"""Analyses kept for an unchanged file (task, period start, version)."""
 SEARCH_WINDOW: Final = 10_000
 """Executions a text search reads per page at most (the next page goes on from there)."""
 
@@ -205,6 +207,7 @@ class ExecutionQueries:
         self._lock = threading.Lock()
         self._days = DayCache(self.path.parent / DAY_CACHE_FILE if keep_days else None)
         self._warming: subprocess.Popen[bytes] | None = None
+        self._figures: dict[tuple[str, str | None, str | None], tuple[int, Analysis]] = {}
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Connection]:
@@ -361,9 +364,25 @@ class ExecutionQueries:
         return tuple(sorted(seen))[:limit]
 
     def analysis(self, task_id: str, *, since: str | None, version: str | None = None) -> Analysis:
-        """``tlm analyze``'s figures for ``task_id`` since ``since`` (see :mod:`tlm.ui.figures`)."""
+        """``tlm analyze``'s figures for ``task_id`` since ``since`` (see :mod:`tlm.ui.figures`).
+
+        The figures are kept while the file is unchanged (``PRAGMA data_version``: any commit
+        by another connection, a record or feedback, changes it); otherwise the days come from
+        the day cache while their rows are unchanged.
+        """
+        key = (task_id, since, version)
         with self._cursor() as conn:
-            return compute_analysis(conn, task_id, since=since, version=version, cache=self._days)
+            state = conn.execute("PRAGMA data_version").fetchone()[0]
+            kept = self._figures.get(key)
+            if kept is not None and kept[0] == state:
+                return kept[1]
+            figures = compute_analysis(
+                conn, task_id, since=since, version=version, cache=self._days
+            )
+            self._figures[key] = (state, figures)
+            while len(self._figures) > FIGURES_KEPT:
+                self._figures.pop(next(iter(self._figures)))
+            return figures
 
 
 def _row(
