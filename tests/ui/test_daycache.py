@@ -121,3 +121,31 @@ def test_the_warm_up_command_reports_bad_input(
     sqlite3.connect(empty).close()
     assert main([str(empty), TASK]) == 1
     assert f"{empty}: warm-up failed: no such table: executions" in capsys.readouterr().err
+
+
+async def test_a_starting_console_warms_up_a_big_enough_store(
+    seeded: tuple[Path, Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio.to_thread
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.ui.conftest import make_console
+    from tlm.ui import app as ui_app
+    from tlm.ui.security import Guard
+
+    data_dir, definitions, _ = seeded
+    cache_file = data_dir / DAY_CACHE_FILE
+    monkeypatch.setattr(ui_app, "WARM_UP_FROM", 10**9)  # a small store: no warm-up
+    console = make_console(data_dir, definitions)
+    async with TestClient(TestServer(ui_app.create_app(console, Guard()))):
+        assert console.queries.rows_estimate() > 0
+        assert console.queries.warming is None
+    assert not _cached_days(data_dir)  # the file exists (the console opened it) but is empty
+    monkeypatch.setattr(ui_app, "WARM_UP_FROM", 1)
+    console = make_console(data_dir, definitions)
+    async with TestClient(TestServer(ui_app.create_app(console, Guard()))):
+        process = console.queries.warming
+        assert process is not None
+        assert await anyio.to_thread.run_sync(lambda: process.wait(timeout=120)) == 0
+    assert cache_file.exists()
+    assert _cached_days(data_dir) > 0

@@ -217,6 +217,16 @@ class ExecutionQueries:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: read failed: {exc}") from exc
 
+    @property
+    def warming(self) -> subprocess.Popen[bytes] | None:
+        """The warm-up process started by :meth:`warm_up` (``None`` if none was)."""
+        return self._warming
+
+    def rows_estimate(self) -> int:
+        """About how many executions the file holds (the greatest rowid: no scan)."""
+        with self._cursor() as conn:
+            return int(conn.execute("SELECT coalesce(max(rowid), 0) FROM executions").fetchone()[0])
+
     def warm_up(self, task_ids: Sequence[str]) -> subprocess.Popen[bytes]:
         """Start summing every day of each task into the day cache file in a low-priority child
         process (:mod:`tlm.ui.warmup`), so that a first analysis page reads the past days
