@@ -586,7 +586,9 @@ async def ui(settings: Settings, step: Step) -> ScenarioResult:
             ),
         ),
         targets=tuple(
-            Target(f"console page {page}", fig, ui_pages.TARGET_MS) for page, fig in figures.items()
+            Target(f"console page {page}", fig, ui_pages.TARGET_MS)
+            for page, fig in figures.items()
+            if not page.startswith(ui_pages.NO_CACHE)
         ),
         figures=figures,
     )

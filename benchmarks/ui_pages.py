@@ -34,6 +34,8 @@ __all__ = (
     "seed",
     "seed_reviews_and_runs",
     "measure_pages",
+    "analysis_without_cache",
+    "NO_CACHE",
     "PAGES",
 )
 
@@ -184,11 +186,11 @@ PAGES = (
 """The pages timed (``{execution_id}`` is filled with a seeded id)."""
 
 
-async def measure_pages(
-    data_dir: Path, definitions: Path, execution_id: str, *, repeats: int
+async def _timed_session(
+    data_dir: Path, definitions: Path, pages: list[tuple[str, str]], repeats: int
 ) -> dict[str, list[float]]:
-    """Server milliseconds per page request, ``repeats`` times each after a first load (for the
-    analysis pages, whose first load fills the per-day cache, the first load is reported too)."""
+    """One console over ``data_dir``: each ``(label, url)`` loaded once (its first load, kept
+    for the analysis pages) then ``repeats`` times."""
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -212,17 +214,59 @@ async def measure_pages(
     app.middlewares.insert(0, timed)  # outermost: the guard, the handler and the template
     samples: dict[str, list[float]] = {}
     async with TestClient(TestServer(app)) as client:
-        for page in PAGES:
-            url = page.format(execution_id=execution_id)
+        for label, url in pages:
             server_ms.clear()
             response = await client.get(url)  # the first load (and a check that the page works)
             if response.status != 200:
                 raise RuntimeError(f"{url}: HTTP {response.status}: {await response.text()}")
-            if page.startswith("/analysis"):  # the first load fills the per-day cache
-                samples[f"{page} (first load)"] = list(server_ms)
+            if url.startswith("/analysis"):  # the first load reads or fills the day cache
+                samples[f"{label} (first load)"] = list(server_ms)
             server_ms.clear()
             for _ in range(repeats):
                 response = await client.get(url)
                 await response.read()
-            samples[page] = list(server_ms)
+            samples[label] = list(server_ms)
+    return samples
+
+
+def analysis_without_cache(data_dir: Path, task_id: str, days: int, repeats: int) -> list[float]:
+    """Milliseconds to compute an analysis with no day cache at all, on a new connection each
+    time (what a first analysis page costs when the console's warm-up has not run)."""
+    from tlm.ui.queries import ExecutionQueries
+
+    times = []
+    for _ in range(repeats):
+        queries = ExecutionQueries(data_dir / "tlm.db", keep_days=False)
+        since = format_timestamp(datetime.now(UTC) - timedelta(days=days))
+        began = time.perf_counter()
+        queries.analysis(task_id, since=since)
+        times.append((time.perf_counter() - began) * 1000)
+        queries.close()
+    return times
+
+
+NO_CACHE = "analysis computed without any day cache (not a page),"
+"""The label of the figures :func:`analysis_without_cache` gives (reported, not a target)."""
+RESTART_PAGES = (
+    "/analysis/job_detail_extraction?period=30d",
+    "/analysis/job_detail_extraction?period=7d",
+)
+"""Loaded first by a second console over the same data directory (a restart)."""
+
+
+async def measure_pages(
+    data_dir: Path, definitions: Path, execution_id: str, *, repeats: int
+) -> dict[str, list[float]]:
+    """Server milliseconds per page request, ``repeats`` times each after a first load (for the
+    analysis pages the first load is reported too: the console's start-up warm-up may or may
+    not have summed the past days by then); then the analysis pages first in a restarted console
+    (its day cache file kept, its memory empty)."""
+    pages = [(page, page.format(execution_id=execution_id)) for page in PAGES]
+    samples = await _timed_session(data_dir, definitions, pages, repeats)
+    restart = [(f"{page} after a restart", page) for page in RESTART_PAGES]
+    samples.update(await _timed_session(data_dir, definitions, restart, repeats))
+    for days in (7, 30):  # not a page: what a first load would cost before the warm-up ran
+        samples[f"{NO_CACHE} {days}d"] = analysis_without_cache(
+            data_dir, "job_detail_extraction", days, repeats
+        )
     return samples

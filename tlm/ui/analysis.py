@@ -115,7 +115,7 @@ def load_analysis(
     version: str | None = None,
 ) -> TaskAnalysis:
     """The task's analysis over the last ``period`` (all time when ``None``)."""
-    until = now or datetime.now(UTC)
+    until = now or datetime.now(UTC).replace(second=0, microsecond=0)  # a minute's loads agree
     since = None if period is None else until - period
     since_text = None if since is None else format_timestamp(since)
     analysis = queries.analysis(task_id, since=since_text, version=version)

@@ -31,6 +31,11 @@ async def _home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/tasks")
 
 
+WARM_UP_FROM = 5_000
+"""Executions from which the console sums the past days in the background when it starts
+(below that, a first analysis page sums them quickly enough itself)."""
+
+
 def create_app(console: Console, guard: Guard | None = None) -> web.Application:
     """The application over ``console``; ``guard`` defaults to a loopback-only one (no token)."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -42,9 +47,15 @@ def create_app(console: Console, guard: Guard | None = None) -> web.Application:
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR)
 
+    async def warm_up(app: web.Application) -> None:
+        queries = app[CONSOLE].queries
+        if queries.rows_estimate() >= WARM_UP_FROM:
+            queries.warm_up(app[CONSOLE].registry.task_ids())
+
     async def close_console(app: web.Application) -> None:
         await app[CONSOLE].aclose()
 
+    app.on_startup.append(warm_up)
     app.on_cleanup.append(close_console)
     return app
 

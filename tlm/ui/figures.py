@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any, Final
@@ -30,14 +29,16 @@ from tlm.learn.analysis import (
 )
 from tlm.learn.stats import percentile, wilson_interval
 from tlm.telemetry.records import ErrorInfo, ExecutionRecord, Performance, VerificationResults
+from tlm.ui.daycache import DayCache, DayRow
 
 __all__ = (
-    "DayCache",
     "ANALYSIS_INDEX",
     "SKIPPED_INDEX",
     "FAILURES_INDEX",
     "SKIPPED",
+    "SIGNATURE",
     "compute_analysis",
+    "day_sums",
 )
 
 SKIPPED: Final = "instr(coalesce(verification_details, ''), '\"skipped\":true') > 0"
@@ -96,6 +97,7 @@ class _Tally:
     def stats(self, model: str, variant: str, version: str) -> GroupStats:
         n, decided, passed = self.n, self.decided, self.passed
         scores, marks = self.scores, self.marks
+        latencies = sorted(self.latencies)  # sorted runs: near linear; percentile re-sorts in O(n)
         return GroupStats(
             model=model,
             prompt_variant=variant,
@@ -109,8 +111,8 @@ class _Tally:
             feedback_count=self.feedback,
             feedback_mean_score=sum(scores) / len(scores) if scores else None,
             feedback_correct_pct=100.0 * sum(marks) / len(marks) if marks else None,
-            latency_p50_s=percentile(self.latencies, 50),
-            latency_p95_s=percentile(self.latencies, 95),
+            latency_p50_s=percentile(latencies, 50),
+            latency_p95_s=percentile(latencies, 95),
             tokens_total=self.tokens,
             tokens_mean=self.tokens / n if n else 0.0,
             cost_total_usd=self.cost,
@@ -184,43 +186,12 @@ def _patterns(failed: Iterable[Sequence[Any]], n: int, top: int) -> tuple[Failur
     return tuple(patterns[:top])
 
 
-_SIGNATURE = (
-    "count(*), max(rowid), total(execution_time), count(passed), total(passed), total(cost),"
-    " total(status = 'error'), total(tokens_used)"
-)
-_DayRow = tuple[Any, ...]
-"""Sums of one (day, models, variant, version) group, its latencies as a list at the end."""
-
-
-class DayCache:
-    """Per-day group sums, reused while the day's rows are unchanged (past days rarely change).
-
-    A day is looked up with a signature of its rows (count, greatest rowid, sums of latency,
-    verdicts, cost, errors, tokens, skipped count), read from the covering index in one cheap
-    range query; only days whose signature changed are summed again. Thread-safe; bounded.
-    """
-
-    def __init__(self, size: int = 8192) -> None:
-        self._items: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], list[_DayRow]]] = (
-            OrderedDict()
-        )
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...], signature: tuple[Any, ...]) -> list[_DayRow] | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or found[0] != signature:
-                return None
-            self._items.move_to_end(key)
-            return found[1]
-
-    def put(self, key: tuple[Any, ...], signature: tuple[Any, ...], rows: list[_DayRow]) -> None:
-        with self._lock:
-            self._items[key] = (signature, rows)
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+SIGNATURE: Final = "count(*), max(rowid), total(execution_time), count(passed), total(passed)"
+"""What a day's rows are checked against before its cached sums are reused (see DayCache): a
+late record changes the count and greatest rowid, a rewritten one (same rowid) its latency or
+verdict sums (a rewrite is another run of the execution: its latency differs), and a changed
+skipped verification the day's skipped count."""
+_DAY = "substr(timestamp, 1, 10)"
 
 
 def _next_day(day: str) -> str:
@@ -228,9 +199,12 @@ def _next_day(day: str) -> str:
 
 
 def _segments(
-    conn: sqlite3.Connection, where: str, args: list[Any], since: str | None
-) -> list[tuple[str, str | None]]:
-    """``[lower, upper)`` timestamp ranges, one per UTC day with records (the last one open)."""
+    conn: sqlite3.Connection, task_id: str, version: str | None, since: str | None
+) -> list[tuple[str, str | None, tuple[Any, ...]]]:
+    """``[lower, upper)`` timestamp ranges, one per UTC day with records (the last one open),
+    each with the signature of its rows: one range read of the covering index per day (no
+    sorting), the skipped counts from the partial index."""
+    where, args = _where(task_id, since, version)
     first, last = conn.execute(
         f"SELECT min(timestamp), max(timestamp) FROM executions INDEXED BY executions_analysis"
         f" WHERE {where}",
@@ -238,46 +212,37 @@ def _segments(
     ).fetchone()
     if first is None:
         return []
-    segments: list[tuple[str, str | None]] = []
+    skipped = dict(
+        conn.execute(
+            f"SELECT {_DAY}, count(*) FROM executions INDEXED BY executions_skipped"
+            f" WHERE {where} AND {SKIPPED} GROUP BY 1",
+            args,
+        ).fetchall()
+    )
+    base, base_args = _where(task_id, None, version)
+    segments: list[tuple[str, str | None, tuple[Any, ...]]] = []
     day = first[:10]
     while day <= last[:10]:
         following = _next_day(day)
         lower = f"{day}T00:00:00.000000Z"
         if since is not None and since > lower:
             lower = since
-        segments.append((lower, f"{following}T00:00:00.000000Z"))
+        upper: str | None = f"{following}T00:00:00.000000Z" if day < last[:10] else None
+        signature = conn.execute(
+            f"SELECT {SIGNATURE} FROM executions INDEXED BY executions_analysis"
+            f" WHERE {base} AND timestamp >= ?" + ("" if upper is None else " AND timestamp < ?"),
+            [*base_args, lower, *([] if upper is None else [upper])],
+        ).fetchone()
+        if signature[0]:
+            segments.append((lower, upper, (*signature, skipped.get(day, 0))))
         day = following
-    segments[-1] = (segments[-1][0], None)
     return segments
 
 
-def _day_rows(
-    conn: sqlite3.Connection,
-    where: str,
-    args: list[Any],
-    cache: DayCache | None,
-    key: tuple[Any, ...],
-) -> list[_DayRow]:
-    """The group sums of one day (from ``cache`` while its signature holds)."""
-    signature = (
-        *conn.execute(
-            f"SELECT {_SIGNATURE} FROM executions INDEXED BY executions_analysis WHERE {where}",
-            args,
-        ).fetchone(),
-        *conn.execute(
-            f"SELECT count(*) FROM executions INDEXED BY executions_skipped"
-            f" WHERE {where} AND {SKIPPED}",
-            args,
-        ).fetchone(),
-    )
-    if not signature[0]:
-        return []
-    if cache is not None:
-        found = cache.get(key, signature)
-        if found is not None:
-            return found
-    rows = [
-        (*row[:-1], [float(v) for v in row[-1].split(",")])
+def _day_rows(conn: sqlite3.Connection, where: str, args: list[Any]) -> list[DayRow]:
+    """The group sums of one day, each group's latencies sorted."""
+    return [
+        (*row[:-1], sorted(map(float, row[-1].split(","))))
         for row in conn.execute(
             "SELECT substr(timestamp, 1, 10), models_used, prompt_variant, task_version,"
             " count(*), sum(status = 'error'), count(verdict), coalesce(sum(verdict), 0),"
@@ -291,8 +256,34 @@ def _day_rows(
             args * 2,
         )
     ]
-    if cache is not None:
-        cache.put(key, signature, rows)
+
+
+def day_sums(
+    conn: sqlite3.Connection,
+    task_id: str,
+    *,
+    since: str | None = None,
+    version: str | None = None,
+    cache: DayCache | None = None,
+) -> list[DayRow]:
+    """``task_id``'s group sums day by day since ``since``; days whose rows still have the
+    signature they had when ``cache`` got them are not summed again."""
+    rows: list[DayRow] = []
+    fresh: list[tuple[tuple[Any, ...], tuple[Any, ...], list[DayRow]]] = []
+    base, base_args = _where(task_id, None, version)
+    for lower, upper, signature in _segments(conn, task_id, version, since):
+        key = (task_id, version, lower, upper)
+        found = None if cache is None else cache.get(key, signature)
+        if found is None:
+            day_where = f"{base} AND timestamp >= ?" + (
+                "" if upper is None else " AND timestamp < ?"
+            )
+            day_args = [*base_args, lower, *([] if upper is None else [upper])]
+            found = _day_rows(conn, day_where, day_args)
+            fresh.append((key, signature, found))
+        rows += found
+    if cache is not None and fresh:
+        cache.put_many(fresh)
     return rows
 
 
@@ -324,13 +315,7 @@ def compute_analysis(
             model = primary[models] = str(used[0]) if used else NO_MODEL
         return model
 
-    rows: list[_DayRow] = []
-    base, base_args = _where(task_id, None, version)
-    for lower, upper in _segments(conn, where, args, since):
-        day_where = f"{base} AND timestamp >= ?" + ("" if upper is None else " AND timestamp < ?")
-        day_args = [*base_args, lower, *([] if upper is None else [upper])]
-        key = (task_id, version, lower, upper)
-        rows += _day_rows(conn, day_where, day_args, cache, key)
+    rows = day_sums(conn, task_id, since=since, version=version, cache=cache)
     for (
         day,
         models,
@@ -347,7 +332,8 @@ def compute_analysis(
         lat,
     ) in rows:
         model = model_of(models)
-        for tally in (overall, groups[(model, variant or NO_VARIANT, ver)], days[(day, model)]):
+        group = groups[(model, variant or NO_VARIANT, ver)]
+        for tally in (overall, group, days[(day, model)]):
             tally.n += n
             tally.errors += errors
             tally.decided += decided
@@ -356,7 +342,8 @@ def compute_analysis(
             tally.cost += cost
             tally.fallback += fb
             tally.cache += cache_
-            tally.latencies += lat
+        overall.latencies += lat  # the trend shows no latencies
+        group.latencies += lat
     for models, variant, ver, score, correct in conn.execute(
         "SELECT e.models_used, e.prompt_variant, e.task_version, f.score, f.correct"
         " FROM executions e INDEXED BY executions_analysis"

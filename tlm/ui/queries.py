@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,11 +22,11 @@ import attrs
 
 from tlm.errors import StoreError
 from tlm.learn.analysis import Analysis
+from tlm.ui.daycache import DAY_CACHE_FILE, DayCache
 from tlm.ui.figures import (
     ANALYSIS_INDEX,
     FAILURES_INDEX,
     SKIPPED_INDEX,
-    DayCache,
     compute_analysis,
 )
 
@@ -38,6 +39,8 @@ INDEXES: Final = (
     FAILURES_INDEX,
 )
 """Indexes for the console's filters (created on open when missing)."""
+FIGURES_KEPT: Final = 64
+"""Analyses kept for an unchanged file (task, period start, version)."""
 SEARCH_WINDOW: Final = 10_000
 """Executions a text search reads per page at most (the next page goes on from there)."""
 
@@ -190,7 +193,7 @@ class ExecutionQueries:
         StoreError: the file cannot be opened or read.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, keep_days: bool = True) -> None:
         self.path = Path(path)
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
@@ -202,7 +205,9 @@ class ExecutionQueries:
             raise StoreError(f"{self.path}: cannot open for reading: {exc}") from exc
         self._conn = conn
         self._lock = threading.Lock()
-        self._days = DayCache()
+        self._days = DayCache(self.path.parent / DAY_CACHE_FILE if keep_days else None)
+        self._warming: subprocess.Popen[bytes] | None = None
+        self._figures: dict[tuple[str, str | None, str | None], tuple[int, Analysis]] = {}
 
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Connection]:
@@ -212,10 +217,34 @@ class ExecutionQueries:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: read failed: {exc}") from exc
 
+    @property
+    def warming(self) -> subprocess.Popen[bytes] | None:
+        """The warm-up process started by :meth:`warm_up` (``None`` if none was)."""
+        return self._warming
+
+    def rows_estimate(self) -> int:
+        """About how many executions the file holds (the greatest rowid: no scan)."""
+        with self._cursor() as conn:
+            return int(conn.execute("SELECT coalesce(max(rowid), 0) FROM executions").fetchone()[0])
+
+    def warm_up(self, task_ids: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start summing every day of each task into the day cache file in a low-priority child
+        process (:mod:`tlm.ui.warmup`), so that a first analysis page reads the past days
+        instead of summing them; :meth:`close` stops it."""
+        from tlm.ui import warmup
+
+        self._warming = warmup.start(self.path, task_ids)
+        return self._warming
+
     def close(self) -> None:
-        """Close the connection."""
+        """Stop the warm-up and close the connections."""
+        if self._warming is not None:
+            if self._warming.poll() is None:
+                self._warming.terminate()
+            self._warming.wait()
         with self._lock:
             self._conn.close()
+            self._days.close()
 
     def page(
         self,
@@ -345,9 +374,25 @@ class ExecutionQueries:
         return tuple(sorted(seen))[:limit]
 
     def analysis(self, task_id: str, *, since: str | None, version: str | None = None) -> Analysis:
-        """``tlm analyze``'s figures for ``task_id`` since ``since`` (see :mod:`tlm.ui.figures`)."""
+        """``tlm analyze``'s figures for ``task_id`` since ``since`` (see :mod:`tlm.ui.figures`).
+
+        The figures are kept while the file is unchanged (``PRAGMA data_version``: any commit
+        by another connection, a record or feedback, changes it); otherwise the days come from
+        the day cache while their rows are unchanged.
+        """
+        key = (task_id, since, version)
         with self._cursor() as conn:
-            return compute_analysis(conn, task_id, since=since, version=version, cache=self._days)
+            state = conn.execute("PRAGMA data_version").fetchone()[0]
+            kept = self._figures.get(key)
+            if kept is not None and kept[0] == state:
+                return kept[1]
+            figures = compute_analysis(
+                conn, task_id, since=since, version=version, cache=self._days
+            )
+            self._figures[key] = (state, figures)
+            while len(self._figures) > FIGURES_KEPT:
+                self._figures.pop(next(iter(self._figures)))
+            return figures
 
 
 def _row(

@@ -329,9 +329,22 @@ class ReviewQueue:
         return review_id
 
     def list(
-        self, status: ReviewStatus | None = "pending", queue: str | None = None
+        self,
+        status: ReviewStatus | None = "pending",
+        queue: str | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
     ) -> list[Review]:
-        """Reviews oldest first; ``status=None`` lists every status, ``queue=None`` every queue."""
+        """Reviews oldest first (``newest_first``: newest first); ``status=None`` lists every
+        status, ``queue=None`` every queue; at most ``limit`` of them after skipping ``offset``.
+
+        Raises:
+            ValueError: ``limit`` or ``offset`` is negative.
+        """
+        if (limit is not None and limit < 0) or offset < 0:
+            raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
         clauses: list[str] = []
         args: list[str] = []
         if status is not None:
@@ -342,8 +355,11 @@ class ReviewQueue:
             args.append(queue)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._connect() as conn:
+            order = "DESC" if newest_first else "ASC"
             rows = conn.execute(
-                f"SELECT * FROM reviews{where} ORDER BY created_at, rowid", args
+                f"SELECT * FROM reviews{where} ORDER BY created_at {order}, rowid {order}"
+                " LIMIT ? OFFSET ?",
+                [*args, -1 if limit is None else limit, offset],
             ).fetchall()
         return [_row_to_review(row) for row in rows]
 

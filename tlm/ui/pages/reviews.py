@@ -26,6 +26,10 @@ __all__ = ("routes", "output_problems")
 
 routes = web.RouteTableDef()
 MAX_OUTPUT_CHARS = 1_000_000
+PENDING_SHOWN = 100
+"""Pending reviews listed at most (oldest first); the count says when there are more."""
+DECIDED_SHOWN = 20
+"""Decided reviews listed under "Recently decided"."""
 
 
 def _output_schema(console: Console, review: Review) -> Any:
@@ -51,15 +55,26 @@ def output_problems(text: str, schema: Any) -> tuple[Any, list[str]]:
     return value, problems
 
 
-def _pending(console: Console) -> list[Review]:
-    return console.reviews.list(status="pending")
+def _pending(console: Console) -> tuple[list[Review], bool]:
+    """The oldest :data:`PENDING_SHOWN` pending reviews, and whether there are more."""
+    pending = console.reviews.list(status="pending", limit=PENDING_SHOWN + 1)
+    return pending[:PENDING_SHOWN], len(pending) > PENDING_SHOWN
+
+
+def _decided(console: Console) -> list[Review]:
+    """The newest :data:`DECIDED_SHOWN` decided reviews, newest first."""
+    found: list[Review] = []
+    for status in ("approved", "rejected", "edited"):
+        found += console.reviews.list(status=status, limit=DECIDED_SHOWN, newest_first=True)
+    found.sort(key=lambda r: r.created_at, reverse=True)
+    return found[:DECIDED_SHOWN]
 
 
 @routes.get("/reviews")
 async def review_page(request: web.Request) -> web.Response:
     """The queue with the first pending review (or the one asked for) open."""
     console = console_of(request)
-    pending = await anyio.to_thread.run_sync(_pending, console)
+    pending, more = await anyio.to_thread.run_sync(_pending, console)
     wanted = request.query.get("id")
     current: Review | None = None
     if wanted:
@@ -69,17 +84,18 @@ async def review_page(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text=f"no review {wanted!r}") from None
     elif pending:
         current = pending[0]
-    decided = await anyio.to_thread.run_sync(lambda: console.reviews.list(status=None)[-20:])
+    decided = await anyio.to_thread.run_sync(_decided, console)
     return render(
         request,
         "reviews.html",
         nav="reviews",
         pending=pending,
+        more=more,
         current=current,
         output=console.redacted(current.output) if current else None,
         input=console.redacted(current.input) if current else None,
         schema=_output_schema(console, current) if current else None,
-        decided=[r for r in reversed(decided) if r.status != "pending"],
+        decided=decided,
         problems=[],
     )
 
@@ -88,9 +104,13 @@ async def review_page(request: web.Request) -> web.Response:
 async def review_items(request: web.Request) -> web.Response:
     """The pending list alone (polled by the page, so new reviews appear without reloading)."""
     console = console_of(request)
-    pending = await anyio.to_thread.run_sync(_pending, console)
+    pending, more = await anyio.to_thread.run_sync(_pending, console)
     html = render_fragment(
-        request, "review_items.html", pending=pending, current_id=request.query.get("current")
+        request,
+        "review_items.html",
+        pending=pending,
+        more=more,
+        current_id=request.query.get("current"),
     )
     return web.Response(text=html, content_type="text/html")
 
