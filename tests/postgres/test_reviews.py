@@ -40,6 +40,10 @@ def test_the_queue_on_postgres_enqueues_lists_and_decides_once(pg_url: str, tmp_
     second = queue.enqueue("e2", "extract", "1.0.0", {"x": 1}, {"ok": False}, queue="urgent")
     assert [r.id for r in queue.list()] == [first, second]
     assert [r.id for r in queue.list(queue="urgent")] == [second]
+    # pages, as the console reads them
+    assert [r.id for r in queue.list(limit=1)] == [first]
+    assert [r.id for r in queue.list(offset=1)] == [second]
+    assert [r.id for r in queue.list(limit=1, newest_first=True)] == [second]
     stored = queue.get(first[:8])  # a prefix names it
     assert stored.id == first
     assert stored.input["email"] != "a@b.c"  # redacted before it was stored

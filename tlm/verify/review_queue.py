@@ -346,7 +346,7 @@ class ReviewQueue:
         if (limit is not None and limit < 0) or offset < 0:
             raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
         clauses: list[str] = []
-        args: list[str] = []
+        args: list[Any] = []
         if status is not None:
             clauses.append("status = ?")
             args.append(status)
@@ -354,13 +354,16 @@ class ReviewQueue:
             clauses.append("queue = ?")
             args.append(queue)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT * FROM reviews{where} ORDER BY created_at {order}, rowid {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        if offset:
+            sql += " OFFSET ?" if limit is not None else " LIMIT -1 OFFSET ?"
+            args.append(offset)
         with self._connect() as conn:
-            order = "DESC" if newest_first else "ASC"
-            rows = conn.execute(
-                f"SELECT * FROM reviews{where} ORDER BY created_at {order}, rowid {order}"
-                " LIMIT ? OFFSET ?",
-                [*args, -1 if limit is None else limit, offset],
-            ).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         return [_row_to_review(row) for row in rows]
 
     def get(self, review_id: str) -> Review:

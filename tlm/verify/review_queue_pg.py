@@ -46,7 +46,9 @@ class _Connection:
         self.conn = conn
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        statement = sql.replace("?", "%s").replace(", rowid", ", id")
+        statement = (
+            sql.replace("?", "%s").replace(", rowid", ", id").replace(" LIMIT -1", " LIMIT ALL")
+        )
         return self.conn.execute(statement.encode(), args)
 
 
