@@ -101,25 +101,21 @@ CONFIGS: dict[str, Config] = {
     for c in (
         Config(
             "default",
-            (QWEN, SMOL),
-            description="the shipped default: models, prompts and settings as a user gets them",
+            (QWEN, QWEN_LARGE),
+            description="the shipped default: Qwen2.5-Coder 0.5B and 1.5B, worked-example "
+            "prompts, 1 thread per server",
         ),
         Config(
-            "previous-prompt",
+            "previous-default",
             (QWEN, SMOL),
             prompt_variant="structured",
-            description="the default pair with the previous prompt (no worked example)",
+            description="the previous default: Qwen2.5-Coder 0.5B and SmolLM2-135M, the "
+            "previous prompt (no worked example)",
         ),
         Config(
-            "default-2-threads",
+            "0.5b+135m",
             (QWEN, SMOL),
-            threads=2,
-            description="the default with 2 threads per server",
-        ),
-        Config(
-            "qwen-0.5b+1.5b",
-            (QWEN, QWEN_LARGE),
-            description="the 0.5B model checked by the optional 1.5B model (extra local-large)",
+            description="the previous pair with the worked-example prompts",
         ),
     )
 }
@@ -329,7 +325,7 @@ TABLE_COLUMNS = (
 )
 
 
-QUICK_CONFIGS = ("default", "previous-prompt")
+QUICK_CONFIGS = ("default", "previous-default")
 QUICK_POSTINGS = 5
 """``--quick``: every fourth posting (varied kinds), the workflow on the first of them."""
 FULL_WORKFLOWS = 6

@@ -7,7 +7,7 @@ the embedded local models and keep all state under ``./.tlm``.
 ``tlm.toml``::
 
     [tlm]
-    models = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]   # models TLM may use
+    models = ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"]   # models TLM may use
     data_dir = ".tlm"
     definitions = "definitions"
     catalog = "definitions/models.json"
@@ -32,7 +32,7 @@ from tlm.errors import ConfigurationError
 
 __all__ = ("EngineConfig", "load_config", "DEFAULT_LOCAL_MODELS")
 
-DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 
 
 @attrs.frozen
