@@ -36,6 +36,7 @@ from benchmarks.local_quality_score import (
     sensible_skill,
     total,
 )
+from benchmarks.measure import ScenarioResult, Settings, Table, Target, figure
 
 __all__ = (
     "DATA",
@@ -237,11 +238,18 @@ async def run_config(
                 for k, v in score_extraction(record.get("output"), posting.reference).items()
             }
             extractions.append(record)
-            progress(f"{config.name}: {posting.id} {record.get('passed')} {record['seconds']:.0f}s")
+            f1 = total(Counts(**c) for c in record["counts"].values()).f1
+            progress(
+                f"{config.name}: {posting.id} passed={record.get('passed')} f1={f1:.2f} "
+                f"{record['seconds']:.0f}s"
+            )
         for posting in list(postings)[:workflow_postings]:
             record = await _workflow(engine, posting)
             workflows.append(record)
-            progress(f"{config.name}: workflow {posting.id} {record.get('useful')}")
+            progress(
+                f"{config.name}: workflow {posting.id} useful={record.get('useful')} "
+                f"score={record.get('overall_score')} {record['seconds']:.0f}s"
+            )
     return {"config": attrs.asdict(config), "readme": readme, "extractions": extractions,
             "workflows": workflows}  # fmt: skip
 
@@ -346,10 +354,8 @@ def installed(config: Config) -> bool:
     return True
 
 
-def targets(summary: dict[str, Any]) -> list[Any]:
+def targets(summary: dict[str, Any]) -> list[Target]:
     """The issue's targets, measured on one configuration's summary."""
-    from benchmarks.measure import Target, figure
-
     pairs = [
         ("consensus pass rate", summary["consensus_pass_rate"], 0.7, ">=", "share"),
         ("extraction field-level F1", summary["f1"], 0.8, ">=", "F1"),
@@ -377,10 +383,8 @@ def report(summaries: Sequence[dict[str, Any]], note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def scenario(settings: Any, step: Callable[[], None]) -> Any:
+async def scenario(settings: Settings, step: Callable[[], None]) -> ScenarioResult:
     """The harness scenario ``local-quality`` (``--quick``: 2 configurations, 5 postings)."""
-    from benchmarks.measure import ScenarioResult, Table
-
     postings = load_postings()
     if settings.quick:
         postings = postings[::4][:QUICK_POSTINGS]
