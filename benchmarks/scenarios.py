@@ -668,6 +668,20 @@ async def scale(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+async def local_quality(settings: Settings, step: Step) -> ScenarioResult:
+    """(f) Answer quality of the embedded models on the labelled postings, per configuration."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        step()
+        return ScenarioResult(
+            "local-quality", "Local model quality", "", skipped="the `local` extra is not installed"
+        )
+    from benchmarks import local_quality
+
+    return await local_quality.scenario(settings, step)
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "overhead": (engine_overhead, lambda s: 2),
     "throughput": (http_throughput, lambda s: 2 * s.repeats * len(throughput.RUNNERS)),
@@ -682,5 +696,6 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "ui": (ui, lambda s: 2),
     "batch-scale": (batch_scale, lambda s: 1),
     "scale": (scale, lambda s: 1),
+    "local-quality": (local_quality, lambda s: 1),
 }
 """Name -> (scenario, how many progress steps it reports)."""

@@ -150,7 +150,9 @@ def test_variants_are_chosen_by_their_conditions() -> None:
             for options in ({}, {"structured_output": True}):
                 variant = choose_variant(definition, example, options)
                 chosen.setdefault(definition.key, set()).add(variant.id)
-    assert chosen["skill_decomposition@1.0.0"] == {"standard", "with_context"}
+    # worked examples (for small local models) whenever the condition allows
+    assert chosen["skill_decomposition@1.0.0"] == {"worked_example", "worked_example_with_context"}
+    assert chosen["job_detail_extraction@1.1.0"] == {"standard", "worked_example"}
     assert chosen["job_detail_extraction@1.0.0"] == {"standard", "structured"}
     assert chosen["requirement_skill_matching@1.0.0"] == {"standard", "with_job_title"}
     assert chosen["seniority_classification@1.0.0"] == {"standard", "with_years"}
@@ -159,6 +161,7 @@ def test_variants_are_chosen_by_their_conditions() -> None:
     long_posting = {"job_posting": "Backend engineer wanted. " * 200}
     v11 = _load(DEFINITIONS / "tasks/job_detail_extraction/1.1.0.json")
     assert choose_variant(v11, long_posting).id == "long_posting"
+    assert choose_variant(v11, long_posting, {"structured_output": True}).id == "structured"
     feedback = _load(DEFINITIONS / "tasks/self_assessment_feedback/1.0.0.json")
     direct = {"requirement": "SQL", "self_rating": 3, "self_assessment": "x" * 30, "tone": "direct"}
     assert choose_variant(feedback, direct).id == "direct"

@@ -144,7 +144,7 @@ def test_config_names_unknown_settings_and_bad_toml(tmp_path: Path) -> None:
 
 def test_defaults_use_the_embedded_local_models(tmp_path: Path) -> None:
     config = load_config(env={"TLM_CONFIG": str(tmp_path / "absent.toml")})
-    assert config.models == ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+    assert config.models == ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
     assert config.data_dir == tmp_path / ".tlm"  # the project's (TLM_CONFIG's directory)
 
 

@@ -36,6 +36,12 @@ def test_shipped_catalog_loads_with_the_required_models() -> None:
     assert smol.provenance is not None
     assert smol.provenance.license == "Apache-2.0"
     assert smol.context_window == 8192
+    large = catalog.get("qwen2.5-coder-1.5b-instruct")
+    assert large.provenance is not None
+    assert (large.provenance.license, large.provenance.size_bytes) == ("Apache-2.0", 1117320768)
+    assert large.provenance.sha256 == (
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    )
     assert all(c.cost(Usage(1000, 1000)) == 0 for c in catalog.for_provider("local"))
 
 

