@@ -15,7 +15,8 @@ import anyio
 import attrs
 import click
 
-from tlm.cli.executions import _data_dir_option, parse_duration
+from tlm.cli.executions import _data_dir_option
+from tlm.durations import parse_duration
 from tlm.errors import TLMError
 
 if TYPE_CHECKING:

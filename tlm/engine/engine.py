@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import anyio
 from opentelemetry import trace
 
+from tlm.budget import BudgetLedger
 from tlm.catalog import Catalog
 from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
-from tlm.engine.budget import BudgetLedger
 from tlm.engine.cache import ResultCache
 from tlm.engine.compiled import CompiledTask, compile_task
 from tlm.engine.config import EngineConfig, load_config
@@ -44,8 +44,8 @@ from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
 from tlm.engine.recording import record_cancelled
 from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
 from tlm.engine.runtime import Runtime, Tracing, configured_redaction, open_tracing
-from tlm.engine.selection import ModelEstimate
 from tlm.errors import ConfigurationError, TLMError
+from tlm.estimates import ModelEstimate
 from tlm.numbers import check_int
 from tlm.providers.base import Provider
 from tlm.rules import RuleRegistry, default_registry
@@ -274,9 +274,7 @@ class Engine:
             self.config,
             self._tracer_provider,
             self._meter_provider,
-            redaction=configured_redaction(
-                self.config, self._catalog, self._providers.values()
-            ),
+            redaction=configured_redaction(self.config, self._catalog, self._providers.values()),
         )
         self._meter_provider, self._owns_meter_provider = meters, owned
         return tracing

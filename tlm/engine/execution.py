@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
+from tlm.budget import BudgetLedger, merge_budgets
 from tlm.definition.model import Budget, PromptVariant, TaskDefinition
-from tlm.engine.budget import BudgetLedger, merge_budgets
 from tlm.engine.cache import cache_key
 from tlm.engine.json_values import json_safe, json_value_problems
 from tlm.engine.output import format_problems_for_model, parse_json_reply

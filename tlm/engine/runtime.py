@@ -21,8 +21,9 @@ from tlm.catalog import Catalog, ModelCard
 from tlm.engine.cache import ResultCache
 from tlm.engine.config import EngineConfig
 from tlm.engine.result import ExecuteOptions, ExecutionResult
-from tlm.engine.selection import ModelEstimate, estimate_tokens, rank_models
+from tlm.engine.selection import rank_models
 from tlm.errors import ConfigurationError, InputTooLarge, TLMError
+from tlm.estimates import ModelEstimate
 from tlm.providers.base import ChatRequest, Provider
 from tlm.telemetry.metrics import ExecutionMetrics
 from tlm.telemetry.redact import REDACTED, Redaction
@@ -37,6 +38,7 @@ from tlm.telemetry.spans import (
     with_instruments,
 )
 from tlm.telemetry.targets import CallTarget, call_target
+from tlm.usage import estimate_tokens
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider

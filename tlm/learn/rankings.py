@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from tlm.definition.model import RankingCriteria
-from tlm.engine.selection import ModelEstimate
 from tlm.errors import ConfigurationError
+from tlm.estimates import ModelEstimate
 from tlm.learn.analysis import primary_model, verdict_of
 from tlm.learn.evidence import answer_evidence
 from tlm.providers.base import Usage
@@ -464,7 +464,7 @@ def update_rankings(
 class RankingsEstimator:
     """The engine's ``estimates=`` hook over learned rankings, with exploration.
 
-    ``estimator(task_id)`` returns a :class:`~tlm.engine.selection.ModelEstimate` per model; it is
+    ``estimator(task_id)`` returns a :class:`~tlm.estimates.ModelEstimate` per model; it is
     called once per execution, so each call is a fresh draw:
 
     - ``"thompson"``: quality is a sample of the model's Beta posterior (uncertain models are
