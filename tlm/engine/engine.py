@@ -30,15 +30,11 @@ from tlm.engine.compiled import CompiledTask, compile_task
 from tlm.engine.config import EngineConfig, load_config
 from tlm.engine.execution import (
     Job,
-    fallback,
     finish_recorded,
-    generate,
-    model_stages,
     new_job,
     prepare,
     run_inline,
-    run_stage,
-    verify,
+    run_model_stages,
 )
 from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
 from tlm.engine.recording import record_cancelled
@@ -529,10 +525,7 @@ class Engine:
 
         async def do_model(job: Job) -> Job:
             with runtime.tracing.active(job):
-                if not job.done:
-                    async with model_stages(job):
-                        for stage in (generate, verify, fallback):
-                            await run_stage(job, stage)
+                await run_model_stages(job)
             return job
 
         async def do_finish(job: Job) -> Job:

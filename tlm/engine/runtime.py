@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
     from tlm.engine.compiled import CompiledTask
-    from tlm.engine.execution import Job
+    from tlm.engine.job import Job
     from tlm.engine.recording import Recorder
     from tlm.providers.pool import ProviderPool
     from tlm.verify.review_queue import ReviewQueue
