@@ -13,7 +13,7 @@ cache, the review queue and the tracer provider, and closes them all on exit::
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -28,16 +28,8 @@ from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
 from tlm.engine.cache import ResultCache
 from tlm.engine.compiled import CompiledTask, compile_task
 from tlm.engine.config import EngineConfig, load_config
-from tlm.engine.execution import (
-    Job,
-    finish_recorded,
-    new_job,
-    prepare,
-    run_inline,
-    run_model_stages,
-)
-from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
-from tlm.engine.recording import record_cancelled
+from tlm.engine.execution import new_job, run_inline
+from tlm.engine.mapping import MapSource, ResultStream, stream_results
 from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
 from tlm.engine.runtime import Runtime, Tracing, configured_redaction, open_tracing
 from tlm.errors import ConfigurationError, TLMError
@@ -49,7 +41,6 @@ from tlm.verify.base import Verdict, Verifier
 
 if TYPE_CHECKING:
     import aiohttp
-    from anyio.streams.memory import MemoryObjectStreamStatistics
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk.trace import SpanProcessor
 
@@ -63,7 +54,7 @@ if TYPE_CHECKING:
     from tlm.store.sqlite import ExecutionStore
     from tlm.verify.review_queue import ReviewQueue
 
-__all__ = ("Engine", "ResultStream")
+__all__ = ("Engine", "ResultStream")  # ResultStream: from tlm.engine.mapping
 
 
 @runtime_checkable
@@ -437,9 +428,7 @@ class Engine:
             ProviderError: every model failed.
         Every execution, failed ones included, is recorded.
         """
-        if self._runtime is None:
-            await self.open()
-        runtime = self._require_open()
+        runtime = await self._opened_runtime()
         rollouts = None
         if version is None and isinstance(task, str) and self._rollouts is not None:
             rollouts = self._rollouts
@@ -471,101 +460,23 @@ class Engine:
         Use ``async with engine.map(...) as results:`` so the actors stop when you stop reading.
         """
         check_int("max_in_flight", max_in_flight, minimum=1)
-        stream = ResultStream()
-        stream._agen = self._stream(
-            stream, task, inputs, version, coerce_options(options), ordered, max_in_flight, budget
+        source = MapSource(
+            open_runtime=self._opened_runtime,
+            compile=self.compiled,
+            rollouts=self._rollouts if version is None and isinstance(task, str) else None,
         )
-        return stream
+        return ResultStream(
+            lambda stream: stream_results(
+                source, stream, task, inputs, version, coerce_options(options), ordered,
+                max_in_flight, budget,
+            )
+        )  # fmt: skip
 
-    async def _stream(
-        self,
-        holder: ResultStream,
-        task: str | TaskDefinition,
-        inputs: Iterable[Any] | AsyncIterable[Any],
-        version: str | None,
-        options: ExecuteOptions,
-        ordered: bool,
-        max_in_flight: int,
-        budget: BudgetLedger | None,
-    ) -> AsyncIterator[ExecutionResult]:
+    async def _opened_runtime(self) -> Runtime:
+        """The runtime, opening the engine first if needed."""
         if self._runtime is None:
             await self.open()
-        runtime = self._require_open()
-        compiled = self.compiled(task, version)
-        admitted = anyio.Semaphore(max_in_flight)
-        taken: dict[int, Job] = {}
-        """Jobs whose input was taken and whose record is not written yet, by ``id()``."""
-
-        rollouts = self._rollouts if version is None and isinstance(task, str) else None
-
-        async def jobs() -> AsyncIterator[Job]:
-            index = 0
-            source = _aiter(inputs)
-            while True:
-                await admitted.acquire()  # take an input only when there is room for it
-                try:
-                    item = await anext(source)
-                except StopAsyncIteration:
-                    return
-                chosen = compiled
-                if rollouts is not None:
-                    routed = await rollouts.version_for(compiled.definition.id, item)
-                    if routed is not None:
-                        chosen = self.compiled(task, routed)
-                job = new_job(runtime, chosen, item, options, index=index, parent_ledger=budget)
-                taken[id(job)] = job
-                yield job
-                index += 1
-
-        async def do_prepare(job: Job) -> Job:
-            runtime.tracing.open(job)
-            with runtime.tracing.active(job):
-                await prepare(job)
-            return job
-
-        async def do_model(job: Job) -> Job:
-            with runtime.tracing.active(job):
-                await run_model_stages(job)
-            return job
-
-        async def do_finish(job: Job) -> Job:
-            del taken[id(job)]
-            await finish_recorded(job)
-            return job
-
-        # One actor per kind of work: CPU-light preparation (validate, select, render, cache
-        # lookup); model-bound work (the primary call, verification and fallback calls, which
-        # share the per-provider limits); recording (its workers wait for their commits
-        # together, so one transaction serves many executions).
-        stages = [
-            Stage("prepare", do_prepare, 1),
-            Stage("model", do_model, max_in_flight),
-            Stage("finish", do_finish, max_in_flight),
-        ]
-        try:
-            async with open_pipeline(jobs(), stages) as pipeline:
-                holder._pipeline = pipeline
-                waiting: dict[int, Job] = {}
-                next_index = 0
-                async for job in pipeline.results:
-                    if rollouts is not None:
-                        await rollouts.after_execution(compiled.definition.id)
-                    if not ordered:
-                        admitted.release()
-                        assert job.result is not None
-                        yield job.result
-                        continue
-                    assert job.index is not None
-                    waiting[job.index] = job
-                    while next_index in waiting:
-                        ready = waiting.pop(next_index)
-                        next_index += 1
-                        admitted.release()
-                        assert ready.result is not None
-                        yield ready.result
-        finally:
-            record_cancelled(taken.values())
-            taken.clear()
+        return self._require_open()
 
     # --- feedback and review --------------------------------------------------------------------
 
@@ -645,42 +556,6 @@ class Engine:
         return self._runtime
 
 
-class ResultStream(AsyncIterator[ExecutionResult]):
-    """Results of :meth:`Engine.map`; an async iterator and an async context manager."""
-
-    _agen: AsyncIterator[ExecutionResult]
-
-    def __init__(self) -> None:
-        self._pipeline: Pipeline[Job] | None = None
-
-    async def __aenter__(self) -> ResultStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> ResultStream:
-        return self
-
-    async def __anext__(self) -> ExecutionResult:
-        return await self._agen.__anext__()
-
-    async def aclose(self) -> None:
-        """Stop the pipeline's actors."""
-        aclose = getattr(self._agen, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    @property
-    def fed(self) -> int:
-        """How many inputs have been taken from the input iterable so far."""
-        return self._pipeline.fed if self._pipeline else 0
-
-    def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
-        """Per stage, the statistics of the stream that feeds it."""
-        return self._pipeline.statistics() if self._pipeline else {}
-
-
 def _calls_out(spec: VerificationSpec) -> bool:
     """Whether verification ``spec`` POSTs to an external endpoint (directly or in a chain)."""
     from tlm.definition.model import ChainParams
@@ -688,12 +563,3 @@ def _calls_out(spec: VerificationSpec) -> bool:
     if isinstance(spec.parameters, ChainParams):
         return any(_calls_out(step) for step in spec.parameters.steps)
     return spec.method == "external"
-
-
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
