@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 import attrs
@@ -49,10 +49,19 @@ if TYPE_CHECKING:
     from tlm.providers.pool import ProviderPool
     from tlm.verify.review_queue import ReviewQueue
 
-__all__ = ("Runtime", "Tracing", "open_tracing", "configured_redaction")
+__all__ = ("Runtime", "Tracing", "ManagedProvider", "open_tracing", "configured_redaction")
 
 _SCOPE: ContextVar[Redaction | None] = ContextVar("tlm_redaction_scope", default=None)
 """The running execution's redaction (its input's redacted values), for its verifier spans."""
+
+
+@runtime_checkable
+class ManagedProvider(Protocol):
+    """A tracer provider the engine flushes and shuts down (the SDK's, or TLM's light one)."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool: ...
+
+    def shutdown(self) -> None: ...
 
 
 def configured_redaction(
