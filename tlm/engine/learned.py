@@ -49,7 +49,7 @@ async def open_learned(
 
         policy = VerificationPolicy()
     if estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
-        from tlm.learn.rankings import load_estimator
+        from tlm.learn.estimator import load_estimator
 
         estimates = load_estimator(
             data_dir, catalog=catalog, models=config.models, registry=registry
