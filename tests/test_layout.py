@@ -16,6 +16,7 @@ from pathlib import Path
 import tlm
 
 ROOT = Path(tlm.__file__).parent
+MAX_LINES = 500
 
 Edge = tuple[str, str, int]  # target node, file, line
 
@@ -136,3 +137,12 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b": edge}, "b": {"c": edge}, "c": {"a": edge}, "d": {"a": edge}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": {"b": edge}, "b": {}}) == []
+
+
+def test_no_module_is_over_500_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT.parent)): count
+        for path in ROOT.rglob("*.py")
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
