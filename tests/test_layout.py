@@ -33,37 +33,28 @@ def _is_type_checking(statement: ast.If) -> bool:
     )
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
-    """The tlm modules ``path`` imports (absolute names, with the line), TYPE_CHECKING aside."""
-    relative = path.relative_to(ROOT.parent).with_suffix("")
-    parts = list(relative.parts)
-    package = parts[:-1]
+def _imports(source: str, package: list[str]) -> list[tuple[str, int]]:
+    """The tlm modules a module of ``package`` imports (absolute, with the line), at any depth,
+    leaving out what ``if TYPE_CHECKING:`` guards."""
     found: list[tuple[str, int]] = []
 
-    def visit(statements: list[ast.stmt]) -> None:
-        for statement in statements:
-            if isinstance(statement, ast.If) and _is_type_checking(statement):
-                visit(statement.orelse)
-                continue
-            if isinstance(statement, ast.Import):
-                found.extend((a.name, statement.lineno) for a in statement.names)
-            elif isinstance(statement, ast.ImportFrom):
-                module = statement.module or ""
-                if statement.level:
-                    base = package[: len(package) - statement.level + 1]
-                    module = ".".join([*base, module] if module else base)
-                found.append((module, statement.lineno))
-            for child in ast.iter_child_nodes(statement):
-                if isinstance(child, ast.stmt):
-                    visit([child])
-            for field in ("body", "orelse", "finalbody", "handlers"):
-                value = getattr(statement, field, None)
-                if isinstance(value, list):
-                    for item in value:
-                        if isinstance(item, ast.ExceptHandler):
-                            visit(item.body)
+    def walk(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for statement in node.orelse:
+                walk(statement)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, module] if module else base)
+            found.append((module, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            walk(child)
 
-    visit(ast.parse(path.read_text(encoding="utf-8"), str(path)).body)
+    walk(ast.parse(source))
     return [(name, line) for name, line in found if name == "tlm" or name.startswith("tlm.")]
 
 
@@ -73,7 +64,8 @@ def import_graph() -> dict[str, dict[str, Edge]]:
     for path in sorted(ROOT.rglob("*.py")):
         relative = path.relative_to(ROOT.parent).with_suffix("")
         source = _node(".".join(relative.parts).removesuffix(".__init__"))
-        for module, line in _imports(path):
+        source_text = path.read_text(encoding="utf-8")
+        for module, line in _imports(source_text, list(relative.parts[:-1])):
             target = _node(module)
             if target != source:
                 graph[source].setdefault(target, (target, str(relative) + ".py", line))
@@ -137,6 +129,21 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b": edge}, "b": {"c": edge}, "c": {"a": edge}, "d": {"a": edge}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": {"b": edge}, "b": {}}) == []
+
+
+def test_lazy_imports_count_and_type_checking_ones_do_not() -> None:
+    source = """
+from typing import TYPE_CHECKING
+from . import sibling
+if TYPE_CHECKING:
+    from tlm.learn import x
+else:
+    import tlm.rules
+def f():
+    from ..store import y
+"""
+    found = [name for name, _ in _imports(source, ["tlm", "engine"])]
+    assert found == ["tlm.engine", "tlm.rules", "tlm.store"]
 
 
 def test_no_module_is_over_500_lines() -> None:
