@@ -36,7 +36,7 @@ import jsonschema
 
 from tlm.data import resource
 from tlm.errors import ConfigurationError, Problem, TaskSchemaError
-from tlm.providers.base import Usage
+from tlm.usage import Usage
 
 __all__ = (
     "Api",
@@ -421,8 +421,7 @@ class Catalog:
         if problems:
             raise TaskSchemaError(problems)
         limits = {
-            name: _batch_limits(raw, cards, name)
-            for name, raw in (batch_limits or {}).items()
+            name: _batch_limits(raw, cards, name) for name, raw in (batch_limits or {}).items()
         }
         return cls(tuple(cards), source, limits)
 

@@ -337,6 +337,8 @@ class RecordNotCommitted(StoreError):
     def output(self) -> Any:
         """The execution's output (``None`` for a failed execution)."""
         return getattr(self.result, "output", None)
+
+
 class InvalidArgument(TLMError, ValueError):
     """An option or argument is out of range or of the wrong type; ``argument`` names it
     (``options.budget.max_cost_usd``, ``score``). Raised before anything runs."""

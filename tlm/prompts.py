@@ -30,12 +30,14 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tlm.definition.model import PromptVariant, TaskDefinition
 from tlm.errors import PromptError
+
+if TYPE_CHECKING:  # the prompt language sits below the definitions that use it
+    from tlm.definition.model import PromptVariant, TaskDefinition
 
 __all__ = (
     "template_variables",

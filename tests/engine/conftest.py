@@ -1,15 +1,13 @@
-"""Fixtures for engine tests: an in-process scripted provider, a catalog, task definitions."""
+"""Engine test fixtures: a catalog, task definitions, tlm.testing's scripted provider."""
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
-import attrs
 import pytest
 
 from tlm.catalog import Catalog
@@ -17,11 +15,12 @@ from tlm.definition.loader import parse_definition
 from tlm.definition.model import TaskDefinition
 from tlm.definition.registry import DefinitionRegistry
 from tlm.engine import Engine, EngineConfig
-from tlm.providers.base import ChatRequest, ChatResponse, Usage
+from tlm.providers.base import ChatRequest
+from tlm.testing import ScriptedModels
+
+__all__ = ("MODELS", "ScriptedModels", "base_task", "catalog_data", "make_task", "reply")
 
 MODELS = ("model-a", "model-b", "model-c")
-
-Handler = Callable[[ChatRequest], Awaitable[str] | str]
 
 
 def catalog_data(models: tuple[str, ...] = MODELS, *, price: float = 1.0) -> dict[str, Any]:
@@ -45,45 +44,6 @@ def catalog_data(models: tuple[str, ...] = MODELS, *, price: float = 1.0) -> dic
             for index, model in enumerate(models)
         ],
     }
-
-
-@attrs.define
-class ScriptedModels:
-    """An in-process provider whose replies come from a handler per model."""
-
-    handlers: dict[str, Handler] = attrs.Factory(dict)
-    requests: list[ChatRequest] = attrs.Factory(list)
-    cancelled: list[str] = attrs.Factory(list)
-    completed: list[str] = attrs.Factory(list)
-    name: str = "fake"
-    usage: Usage = attrs.Factory(lambda: Usage(input_tokens=100, output_tokens=50))
-
-    async def complete(self, request: ChatRequest, /) -> ChatResponse:
-        self.requests.append(request)
-        handler = self.handlers.get(request.model) or self.handlers.get("*")
-        assert handler is not None, f"no handler for {request.model}"
-        try:
-            reply = handler(request)
-            if not isinstance(reply, str):
-                reply = await reply
-        except anyio.get_cancelled_exc_class():
-            self.cancelled.append(request.model)
-            raise
-        self.completed.append(request.model)
-        return ChatResponse(
-            text=reply,
-            model=request.model,
-            provider=self.name,
-            usage=self.usage,
-            finish_reason="stop",
-            response_id=f"r{len(self.requests)}",
-        )
-
-    async def aclose(self) -> None:
-        return None
-
-    def calls(self, model: str | None = None) -> int:
-        return sum(1 for r in self.requests if model is None or r.model == model)
 
 
 def base_task(**overrides: Any) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from tlm.engine.output import SchemaValidator, parse_json_reply
+from tlm.engine.output import parse_json_reply
+from tlm.json_schema import SchemaValidator
 
 SCHEMAS: list[dict[str, Any]] = [
     {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},

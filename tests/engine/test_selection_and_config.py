@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from tlm.budget import BudgetLedger, merge_budgets
 from tlm.catalog import Catalog
 from tlm.definition.model import Budget, RankingCriteria
 from tlm.engine import load_config
-from tlm.engine.budget import BudgetLedger, merge_budgets
-from tlm.engine.selection import ModelEstimate, rank_models
+from tlm.engine.selection import rank_models
 from tlm.errors import BudgetExceeded, ConfigurationError
+from tlm.estimates import ModelEstimate
 
 
 def card(

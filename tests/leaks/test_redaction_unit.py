@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from tlm.engine.output import SchemaValidator
+from tlm.json_schema import SchemaValidator
 from tlm.providers.errors import scrub
 from tlm.telemetry.redact import REDACTED, Redaction, path_is_redacted
 

@@ -18,11 +18,11 @@ from tlm.definition.registry import DefinitionRegistry
 from tlm.engine import Engine, EngineConfig
 from tlm.engine.selection import rank_models
 from tlm.errors import ConfigurationError
+from tlm.learn.estimator import RankingsEstimator
 from tlm.learn.rankings import (
     HUMAN_WEIGHT,
     ModelPosterior,
     Rankings,
-    RankingsEstimator,
     TaskRanking,
     build_rankings,
     evidence_of,

@@ -74,13 +74,13 @@ async def test_tokens_per_minute_uses_the_estimate_then_the_real_usage() -> None
         FakeProvider(handler), tokens_per_minute=600, clock=time.clock, sleep=time.sleep
     )
     request = ChatRequest.from_prompt("m", "y" * 792, max_tokens=100)
-    assert estimate_tokens(request) == 300
+    assert estimate_tokens(request) == 335  # (792 + 4) * 2 // 7 + 8 for the prompt, 100 out
     assert limited.tokens is not None
     await limited.complete(request)
     assert limited.tokens.level == pytest.approx(200)  # 600 - the 400 really used
-    await limited.complete(request)  # needs 300, has 200: waits 100 tokens at 10/s
-    assert time.sleeps == [10.0]
-    assert limited.tokens.level == pytest.approx(-100)  # refilled to 300, spent 400
+    await limited.complete(request)  # needs 335, has 200: waits 135 tokens at 10/s
+    assert time.sleeps == [13.5]
+    assert limited.tokens.level == pytest.approx(-65)  # refilled to 335, spent 400
 
 
 async def test_failed_calls_give_their_estimate_back() -> None:

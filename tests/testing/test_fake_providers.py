@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from tlm.errors import ConfigurationError, RateLimited
-from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingProvider, Provider
-from tlm.testing import FakeProvider, ScriptedProvider
+from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingProvider, Provider, Usage
+from tlm.testing import FakeProvider, ScriptedModels, ScriptedProvider
 
 SCHEMA = {"type": "object"}
 
@@ -56,3 +57,23 @@ async def test_fake_embeddings_are_deterministic() -> None:
     second = await provider.embed("e", ["abc", "xyz"])
     assert first.vectors == second.vectors
     assert first.vectors[0] != first.vectors[1]
+
+
+async def test_scripted_models_answers_each_model_from_its_handler() -> None:
+    async def slow(request: ChatRequest) -> str:
+        await anyio.sleep(10)
+        return "never"
+
+    models = ScriptedModels({"a": lambda r: '{"x": 1}', "*": lambda r: r.model})
+    assert isinstance(models, Provider)
+    first = await models.complete(ChatRequest.from_prompt("a", "hi", output_schema=SCHEMA))
+    assert (first.parsed, first.usage) == ({"x": 1}, Usage(input_tokens=100, output_tokens=50))
+    assert (await models.complete(ChatRequest.from_prompt("other", "hi"))).text == "other"
+    models.handlers["a"] = slow
+    with anyio.move_on_after(0.01):
+        await models.complete(ChatRequest.from_prompt("a", "hi"))
+    assert (models.completed, models.cancelled) == (["a", "other"], ["a"])
+    assert (models.calls(), models.calls("a")) == (3, 2)
+    del models.handlers["*"]
+    with pytest.raises(AssertionError, match="no handler for 'b'"):
+        await models.complete(ChatRequest.from_prompt("b", "hi"))

@@ -32,7 +32,7 @@ COMMAND_MODULES: dict[str, str] = {
     "analyze": "tlm.cli.learn",
     "update-rankings": "tlm.cli.learn",
     "suggest-prompts": "tlm.cli.learn",
-    "eval": "tlm.cli.rollout",
+    "eval": "tlm.cli.evaluate",
     "rollout": "tlm.cli.rollout",
     "ui": "tlm.cli.ui",
     "db": "tlm.cli.db",

@@ -7,17 +7,17 @@ The store is ``<data dir>/tlm.db``; the data directory comes from ``--data-dir``
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from tlm.cli.params import InputError, Integer, Number
+from tlm.durations import OutOfRange, parse_since
 from tlm.errors import StoreError, TLMError
 from tlm.numbers import FEEDBACK_SCORE_RANGE
 from tlm.store.base import ExecutionLog
@@ -26,41 +26,6 @@ from tlm.store.sqlite import default_db_path
 from tlm.telemetry.records import ExecutionRecord
 
 __all__ = ("COMMANDS", "executions", "export", "feedback", "parse_since", "finetune_example")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``2w`` or ``45s`` as a duration."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 7d, 12h, 30m or 2w")
-    try:
-        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
-    except OverflowError:
-        raise OutOfRange(f"{text.strip()} is longer than any date can reach back") from None
-
-
-def parse_since(text: str, *, now: datetime | None = None) -> datetime:
-    """``7d``/``12h``/``30m``/``2w``/``45s`` ago, or an ISO 8601 date or time (UTC if naive)."""
-    if _DURATION.match(text):
-        duration = parse_duration(text)
-        try:
-            return (now or datetime.now(UTC)) - duration
-        except OverflowError:
-            raise OutOfRange(f"{text.strip()} ago is before the year 1") from None
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is neither a duration like 7d, 12h, 30m nor an ISO 8601 date"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-class OutOfRange(ValueError):
-    """A well-formed duration or date that no date can represent."""
 
 
 class _Since(click.ParamType[datetime]):

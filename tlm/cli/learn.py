@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tlm.cli.executions import _data_dir_option, _open_store, parse_duration
+from tlm.cli.executions import _data_dir_option, _open_store
 from tlm.cli.params import InputError, Number
+from tlm.durations import parse_duration
 from tlm.errors import TLMError
 
 if TYPE_CHECKING:

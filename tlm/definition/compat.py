@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tlm.definition.model import TaskDefinition
-from tlm.definition.schema import json_path
+from tlm.definition.schema import allowed_values, json_equal, json_path
 from tlm.definition.semver import parse_version
 from tlm.errors import Problem
 
@@ -39,13 +39,6 @@ def _types(schema: Mapping[str, Any]) -> set[str] | None:
 
 def _covers(types: set[str], kind: str) -> bool:
     return kind in types or (kind == "integer" and "number" in types)
-
-
-def _enum(schema: Mapping[str, Any]) -> list[Any] | None:
-    if "const" in schema:
-        return [schema["const"]]
-    enum = schema.get("enum")
-    return list(enum) if isinstance(enum, list) else None
 
 
 def _props(schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -76,12 +69,12 @@ def _input_changes(old: Any, new: Any, at: str) -> Iterable[_Change]:
                 _at(at, "type"),
                 f"input type narrowed from {_show(old_types)} to {_show(new_types)}",
             )
-    old_enum, new_enum = _enum(old), _enum(new)
+    old_enum, new_enum = allowed_values(old), allowed_values(new)
     if new_enum is not None:
         if old_enum is None:
             yield _at(at, "enum"), "input values restricted to an enum"
         else:
-            gone = [v for v in old_enum if v not in new_enum]
+            gone = [v for v in old_enum if not any(json_equal(v, w) for w in new_enum)]
             if gone:
                 yield _at(at, "enum"), f"input enum narrowed: {gone!r} no longer accepted"
     for key in _LOWER + _UPPER:

@@ -27,6 +27,8 @@ __all__ = (
     "schema_problems",
     "meta_schema_problems",
     "instance_problems",
+    "allowed_values",
+    "json_equal",
 )
 
 SCHEMA_ID = "https://tlm.dev/schemas/task-definition-v1.json"
@@ -136,3 +138,27 @@ def instance_problems(
         return _problems(validator.iter_errors(instance), source=source, base_path=base_path)
     except Exception as exc:  # a hostile schema must give a located error, never a traceback
         return [Problem(source, base_path, f"cannot validate against the schema: {exc}")]
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality as ``enum`` and ``const`` mean it: ``true`` is not ``1``; ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def allowed_values(schema: Mapping[str, Any]) -> list[Any] | None:
+    """The values a schema's ``enum`` and ``const`` allow together (both must hold, so with both
+    it is the ``const`` if the ``enum`` lists it, else nothing); ``None`` when neither is given."""
+    enum = schema.get("enum")
+    values = list(enum) if isinstance(enum, list) else None
+    if "const" in schema:
+        const = schema["const"]
+        if values is None or any(json_equal(const, v) for v in values):
+            return [const]
+        return []
+    return values

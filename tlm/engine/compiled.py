@@ -8,12 +8,13 @@ from typing import Any
 
 import attrs
 
-from tlm import prompts
+import tlm.prompts as prompts
 from tlm.definition.model import PromptVariant, TaskDefinition
 from tlm.engine.json_values import json_value_problems
-from tlm.engine.output import SchemaValidator, parse_json_reply
+from tlm.engine.output import parse_json_reply
 from tlm.engine.result import ExecuteOptions
 from tlm.errors import Problem
+from tlm.json_schema import SchemaValidator
 from tlm.providers.base import ChatResponse
 from tlm.rules import RuleRegistry, RuleSet
 from tlm.telemetry.redact import Redaction

@@ -13,52 +13,47 @@ cache, the review queue and the tracer provider, and closes them all on exit::
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from opentelemetry import trace
 
+from tlm.budget import BudgetLedger
 from tlm.catalog import Catalog
-from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
+from tlm.definition.model import TaskDefinition
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
-from tlm.engine.budget import BudgetLedger
 from tlm.engine.cache import ResultCache
 from tlm.engine.compiled import CompiledTask, compile_task
 from tlm.engine.config import EngineConfig, load_config
-from tlm.engine.execution import (
-    Job,
-    fallback,
-    finish_recorded,
-    generate,
-    model_stages,
-    new_job,
-    prepare,
-    run_inline,
-    run_stage,
-    verify,
+from tlm.engine.execution import new_job, run_inline
+from tlm.engine.learned import open_learned
+from tlm.engine.mapping import MapSource, ResultStream, stream_results
+from tlm.engine.result import ExecutionResult, Options, coerce_options
+from tlm.engine.runtime import (
+    ManagedProvider,
+    Runtime,
+    Tracing,
+    configured_redaction,
+    open_tracing,
 )
-from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
-from tlm.engine.recording import record_cancelled
-from tlm.engine.result import ExecuteOptions, ExecutionResult, coerce_options
-from tlm.engine.runtime import Runtime, Tracing, configured_redaction, open_tracing
-from tlm.engine.selection import ModelEstimate
+from tlm.engine.verifiers import TaskHistories, VerifierParts, build_verifier
 from tlm.errors import ConfigurationError, TLMError
+from tlm.estimates import ModelEstimate
 from tlm.numbers import check_int
 from tlm.providers.base import Provider
 from tlm.rules import RuleRegistry, default_registry
-from tlm.verify.base import Verdict, Verifier
+from tlm.verify.base import Verdict
 
 if TYPE_CHECKING:
     import aiohttp
-    from anyio.streams.memory import MemoryObjectStreamStatistics
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk.trace import SpanProcessor
 
     from tlm.engine.recording import Recorder
-    from tlm.learn.coldstart import TaskHistory, VerificationPolicy
+    from tlm.learn.coldstart import VerificationPolicy
     from tlm.learn.updates import LearningSink
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
@@ -67,19 +62,7 @@ if TYPE_CHECKING:
     from tlm.store.base import ExecutionLog
     from tlm.verify.review_queue import ReviewQueue
 
-__all__ = ("Engine", "ResultStream")
-
-
-@runtime_checkable
-class _Managed(Protocol):
-    """A tracer provider the engine flushes and shuts down (the SDK's, or TLM's light one)."""
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool: ...
-
-    def shutdown(self) -> None: ...
-
-
-Options = ExecuteOptions | Mapping[str, Any] | None
+__all__ = ("Engine", "ResultStream")  # ResultStream: from tlm.engine.mapping
 
 
 class Engine:
@@ -142,7 +125,7 @@ class Engine:
         self._clock = clock
         self._retry = retry
         self._verification_policy = verification_policy
-        self._histories: dict[str, tuple[float, TaskHistory]] = {}
+        self._histories = TaskHistories(lambda: self._store, clock)
         self._cascade_plans: Mapping[str, Any] = {}
         self._learning_sink: LearningSink | None = None
         self._compiled: dict[tuple[str, str], CompiledTask] = {}
@@ -206,7 +189,17 @@ class Engine:
         data_dir = Path(config.data_dir)
         await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
         self._open_telemetry(data_dir)
-        await self._open_learning(data_dir)
+        learned = await open_learned(
+            data_dir,
+            self.config,
+            catalog=self._catalog,
+            registry=self._registry,
+            estimates=self._estimates,
+            policy=self._verification_policy,
+            sink=self._learning_sink,
+        )
+        self._verification_policy = learned.policy
+        self._estimates, self._cascade_plans = learned.estimates, learned.cascade_plans
         self._pool = ProviderPool(
             self._catalog,
             env=config.env,
@@ -275,34 +268,10 @@ class Engine:
             self.config,
             self._tracer_provider,
             self._meter_provider,
-            redaction=configured_redaction(
-                self.config, self._catalog, self._providers.values()
-            ),
+            redaction=configured_redaction(self.config, self._catalog, self._providers.values()),
         )
         self._meter_provider, self._owns_meter_provider = meters, owned
         return tracing
-
-    async def _open_learning(self, data_dir: Path) -> None:
-        """Learned rankings (``tlm update-rankings``) and the verification policy, if any."""
-        if self._verification_policy is None and self.config.adaptive_verification:
-            from tlm.learn.coldstart import VerificationPolicy
-
-            self._verification_policy = VerificationPolicy()
-        if self._estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
-            from tlm.learn.rankings import load_estimator
-
-            self._estimates = load_estimator(
-                data_dir, catalog=self._catalog, models=self.config.models, registry=self._registry
-            )
-        learned = [
-            await anyio.Path(data_dir / f).is_file() for f in ("selector.json", "cascades.json")
-        ]
-        if any(learned) or hasattr(self._estimates, "observe"):
-            from tlm.learn.updates import open_learned  # input-aware selection, learned cascades
-
-            self._estimates, self._cascade_plans = await anyio.to_thread.run_sync(
-                open_learned, data_dir, self._estimates, self._catalog, self._learning_sink
-            )
 
     async def aclose(self) -> None:
         """Close providers, flush and close the store; always releases, even after errors."""
@@ -319,10 +288,10 @@ class Engine:
         finally:
             try:
                 provider = self._tracer_provider
-                if isinstance(provider, _Managed) and self._owns_tracer_provider:
+                if isinstance(provider, ManagedProvider) and self._owns_tracer_provider:
                     provider.shutdown()
                 meters = self._meter_provider
-                if self._owns_meter_provider and isinstance(meters, _Managed):
+                if self._owns_meter_provider and isinstance(meters, ManagedProvider):
                     meters.shutdown()
             finally:
                 if self._recorder is not None:
@@ -334,7 +303,7 @@ class Engine:
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""
-        if isinstance(self._tracer_provider, _Managed):
+        if isinstance(self._tracer_provider, ManagedProvider):
             self._tracer_provider.force_flush()
         if self._store is not None:
             self._store.flush()
@@ -388,31 +357,19 @@ class Engine:
         key = (definition.id, definition.version)
         compiled = self._compiled.get(key)
         if compiled is None or compiled.definition is not definition:
-            from tlm.verify.factory import create_verifier, external_policy
-
-            def build(spec: VerificationSpec) -> Verifier:
-                return create_verifier(
-                    spec,
+            verifier, voters = build_verifier(
+                definition,
+                VerifierParts(
                     metrics=self._metrics,
                     functions=self._functions,
                     review_queue=runtime.review_queue,
-                    session=self._http_session() if _calls_out(spec) else None,
-                    policy=external_policy(self.config),
+                    http_session=self._http_session,
+                    config=self.config,
                     cascade_plans=self._cascade_plans,
-                )
-
-            verifier = build(definition.verification)
-            params = definition.verification.parameters
-            voters = params.min_models - 1 if isinstance(params, ConsensusParams) else 0
-            policy = self._verification_policy
-            if policy is not None and self._store is not None:
-                from tlm.learn.coldstart import PolicyVerifier, TaskHistory
-
-                override = policy.verification_override(definition, TaskHistory())
-                verifier = PolicyVerifier(
-                    verifier, build(override) if override else None, policy, self._history
-                )
-                voters = 0  # the policy may skip verification: do not pay for voters up front
+                    policy=self._verification_policy if self._store is not None else None,
+                    history=self._histories.get,
+                ),
+            )
             assert self._rules is not None
             compiled = compile_task(
                 definition,
@@ -444,9 +401,7 @@ class Engine:
             ProviderError: every model failed.
         Every execution, failed ones included, is recorded.
         """
-        if self._runtime is None:
-            await self.open()
-        runtime = self._require_open()
+        runtime = await self._opened_runtime()
         rollouts = None
         if version is None and isinstance(task, str) and self._rollouts is not None:
             rollouts = self._rollouts
@@ -478,104 +433,23 @@ class Engine:
         Use ``async with engine.map(...) as results:`` so the actors stop when you stop reading.
         """
         check_int("max_in_flight", max_in_flight, minimum=1)
-        stream = ResultStream()
-        stream._agen = self._stream(
-            stream, task, inputs, version, coerce_options(options), ordered, max_in_flight, budget
+        source = MapSource(
+            open_runtime=self._opened_runtime,
+            compile=self.compiled,
+            rollouts=self._rollouts if version is None and isinstance(task, str) else None,
         )
-        return stream
+        return ResultStream(
+            lambda stream: stream_results(
+                source, stream, task, inputs, version, coerce_options(options), ordered,
+                max_in_flight, budget,
+            )
+        )  # fmt: skip
 
-    async def _stream(
-        self,
-        holder: ResultStream,
-        task: str | TaskDefinition,
-        inputs: Iterable[Any] | AsyncIterable[Any],
-        version: str | None,
-        options: ExecuteOptions,
-        ordered: bool,
-        max_in_flight: int,
-        budget: BudgetLedger | None,
-    ) -> AsyncIterator[ExecutionResult]:
+    async def _opened_runtime(self) -> Runtime:
+        """The runtime, opening the engine first if needed."""
         if self._runtime is None:
             await self.open()
-        runtime = self._require_open()
-        compiled = self.compiled(task, version)
-        admitted = anyio.Semaphore(max_in_flight)
-        taken: dict[int, Job] = {}
-        """Jobs whose input was taken and whose record is not written yet, by ``id()``."""
-
-        rollouts = self._rollouts if version is None and isinstance(task, str) else None
-
-        async def jobs() -> AsyncIterator[Job]:
-            index = 0
-            source = _aiter(inputs)
-            while True:
-                await admitted.acquire()  # take an input only when there is room for it
-                try:
-                    item = await anext(source)
-                except StopAsyncIteration:
-                    return
-                chosen = compiled
-                if rollouts is not None:
-                    routed = await rollouts.version_for(compiled.definition.id, item)
-                    if routed is not None:
-                        chosen = self.compiled(task, routed)
-                job = new_job(runtime, chosen, item, options, index=index, parent_ledger=budget)
-                taken[id(job)] = job
-                yield job
-                index += 1
-
-        async def do_prepare(job: Job) -> Job:
-            runtime.tracing.open(job)
-            with runtime.tracing.active(job):
-                await prepare(job)
-            return job
-
-        async def do_model(job: Job) -> Job:
-            with runtime.tracing.active(job):
-                if not job.done:
-                    async with model_stages(job):
-                        for stage in (generate, verify, fallback):
-                            await run_stage(job, stage)
-            return job
-
-        async def do_finish(job: Job) -> Job:
-            del taken[id(job)]
-            await finish_recorded(job)
-            return job
-
-        # One actor per kind of work: CPU-light preparation (validate, select, render, cache
-        # lookup); model-bound work (the primary call, verification and fallback calls, which
-        # share the per-provider limits); recording (its workers wait for their commits
-        # together, so one transaction serves many executions).
-        stages = [
-            Stage("prepare", do_prepare, 1),
-            Stage("model", do_model, max_in_flight),
-            Stage("finish", do_finish, max_in_flight),
-        ]
-        try:
-            async with open_pipeline(jobs(), stages) as pipeline:
-                holder._pipeline = pipeline
-                waiting: dict[int, Job] = {}
-                next_index = 0
-                async for job in pipeline.results:
-                    if rollouts is not None:
-                        await rollouts.after_execution(compiled.definition.id)
-                    if not ordered:
-                        admitted.release()
-                        assert job.result is not None
-                        yield job.result
-                        continue
-                    assert job.index is not None
-                    waiting[job.index] = job
-                    while next_index in waiting:
-                        ready = waiting.pop(next_index)
-                        next_index += 1
-                        admitted.release()
-                        assert ready.result is not None
-                        yield ready.result
-        finally:
-            record_cancelled(taken.values())
-            taken.clear()
+        return self._require_open()
 
     # --- feedback and review --------------------------------------------------------------------
 
@@ -610,17 +484,7 @@ class Engine:
         from tlm.verify.human import await_decision
 
         verdict: Verdict = await await_decision(runtime.review_queue, review_id, timeout_s)
-        output = verdict.output if verdict.output is not None else result.output
-        if verdict.passed is None:
-            return result
-        import attrs
-
-        return attrs.evolve(
-            result,
-            output=output,
-            verdict=verdict,
-            status="verified" if verdict.passed else "fallback",
-        )
+        return result.decided(verdict)
 
     def _http_session(self) -> aiohttp.ClientSession:
         """One pooled HTTP session for external verifiers, opened on first need."""
@@ -630,80 +494,7 @@ class Engine:
             self._session = external_policy(self.config).session()  # answers checked
         return self._session
 
-    async def _history(self, task_id: str) -> TaskHistory:
-        """The task's verification history, re-read from the store (in a worker thread, off the
-        event loop) at most every 30 seconds."""
-        from tlm.learn.coldstart import TaskHistory
-
-        now = self._clock()
-        cached = self._histories.get(task_id)
-        if cached is not None and now - cached[0] < 30.0:
-            return cached[1]
-        store = self._store
-        assert store is not None
-
-        def read() -> TaskHistory:
-            return TaskHistory.from_records(store.iter_query(task_id=task_id))
-
-        history = await anyio.to_thread.run_sync(read)
-        self._histories[task_id] = (now, history)
-        return history
-
     def _require_open(self) -> Runtime:
         if self._runtime is None:
             raise TLMError("the engine is not open: use `async with Engine() as engine:`")
         return self._runtime
-
-
-class ResultStream(AsyncIterator[ExecutionResult]):
-    """Results of :meth:`Engine.map`; an async iterator and an async context manager."""
-
-    _agen: AsyncIterator[ExecutionResult]
-
-    def __init__(self) -> None:
-        self._pipeline: Pipeline[Job] | None = None
-
-    async def __aenter__(self) -> ResultStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> ResultStream:
-        return self
-
-    async def __anext__(self) -> ExecutionResult:
-        return await self._agen.__anext__()
-
-    async def aclose(self) -> None:
-        """Stop the pipeline's actors."""
-        aclose = getattr(self._agen, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    @property
-    def fed(self) -> int:
-        """How many inputs have been taken from the input iterable so far."""
-        return self._pipeline.fed if self._pipeline else 0
-
-    def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
-        """Per stage, the statistics of the stream that feeds it."""
-        return self._pipeline.statistics() if self._pipeline else {}
-
-
-def _calls_out(spec: VerificationSpec) -> bool:
-    """Whether verification ``spec`` POSTs to an external endpoint (directly or in a chain)."""
-    from tlm.definition.model import ChainParams
-
-    if isinstance(spec.parameters, ChainParams):
-        return any(_calls_out(step) for step in spec.parameters.steps)
-    return spec.method == "external"
-
-
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item

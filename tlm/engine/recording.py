@@ -28,7 +28,7 @@ from tlm.errors import ExecutionError, RecordNotCommitted
 from tlm.store.commit_wait import CommitWaiter
 
 if TYPE_CHECKING:
-    from tlm.engine.execution import Job
+    from tlm.engine.job import Job
     from tlm.engine.result import ExecutionResult
     from tlm.store.base import ExecutionLog as ExecutionStore
     from tlm.store.writer import Ticket
@@ -125,7 +125,7 @@ class Recorder:
 
 def record_cancelled(jobs: Iterable[Job]) -> None:
     """Record every execution in ``jobs`` not finished yet as cancelled (``map`` left early)."""
-    from tlm.engine.execution import finish_unawaited
+    from tlm.engine.stages.finish import finish_unawaited
 
     for job in list(jobs):
         if job.result is not None:

@@ -29,8 +29,9 @@ from typing import Protocol
 
 import attrs
 
-from tlm.engine.budget import BudgetLedger
+from tlm.budget import BudgetLedger
 from tlm.providers.base import Message, Usage
+from tlm.usage import tokens_for_chars
 
 __all__ = ("CallReservation", "PricedModel", "reserve_call", "billable_usage", "MIN_OUTPUT_TOKENS")
 
@@ -67,8 +68,8 @@ class CallReservation:
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
-    """A cheap estimate of the prompt's tokens (about 3.5 characters a token)."""
-    return sum(len(m.content) for m in messages) * 2 // 7 + 8
+    """The prompt's estimated tokens (:func:`tlm.usage.tokens_for_chars` of its text)."""
+    return tokens_for_chars(sum(len(m.content) for m in messages))
 
 
 def reserve_call(

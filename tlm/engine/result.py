@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
@@ -14,7 +14,17 @@ from tlm.numbers import check_int, check_number
 from tlm.providers.base import Usage
 from tlm.verify.base import Verdict
 
-__all__ = ("ExecuteOptions", "ExecutionResult", "Status", "coerce_options", "check_options")
+__all__ = (
+    "Options",
+    "ExecuteOptions",
+    "ExecutionResult",
+    "Status",
+    "coerce_options",
+    "check_options",
+)
+
+Options: TypeAlias = "ExecuteOptions | Mapping[str, Any] | None"
+"""What ``execute``/``map`` accept as options: the object, a mapping of its fields, or none."""
 
 Status = Literal["verified", "unverified", "pending", "fallback", "cached", "failed"]
 
@@ -159,3 +169,14 @@ class ExecutionResult:
         if self.error is not None:
             raise self.error
         return self.output
+
+    def decided(self, verdict: Verdict) -> ExecutionResult:
+        """This pending result once a human decided ``verdict`` (unchanged while undecided)."""
+        if verdict.passed is None:
+            return self
+        return attrs.evolve(
+            self,
+            output=verdict.output if verdict.output is not None else self.output,
+            verdict=verdict,
+            status="verified" if verdict.passed else "fallback",
+        )

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 import attrs
@@ -21,8 +21,9 @@ from tlm.catalog import Catalog, ModelCard
 from tlm.engine.cache import ResultCache
 from tlm.engine.config import EngineConfig
 from tlm.engine.result import ExecuteOptions, ExecutionResult
-from tlm.engine.selection import ModelEstimate, estimate_tokens, rank_models
+from tlm.engine.selection import rank_models
 from tlm.errors import ConfigurationError, InputTooLarge, TLMError
+from tlm.estimates import ModelEstimate
 from tlm.providers.base import ChatRequest, Provider
 from tlm.telemetry.metrics import ExecutionMetrics
 from tlm.telemetry.redact import REDACTED, Redaction
@@ -37,20 +38,30 @@ from tlm.telemetry.spans import (
     with_instruments,
 )
 from tlm.telemetry.targets import CallTarget, call_target
+from tlm.usage import estimate_tokens
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
     from tlm.engine.compiled import CompiledTask
-    from tlm.engine.execution import Job
+    from tlm.engine.job import Job
     from tlm.engine.recording import Recorder
     from tlm.providers.pool import ProviderPool
     from tlm.verify.review_queue import ReviewQueue
 
-__all__ = ("Runtime", "Tracing", "open_tracing", "configured_redaction")
+__all__ = ("Runtime", "Tracing", "ManagedProvider", "open_tracing", "configured_redaction")
 
 _SCOPE: ContextVar[Redaction | None] = ContextVar("tlm_redaction_scope", default=None)
 """The running execution's redaction (its input's redacted values), for its verifier spans."""
+
+
+@runtime_checkable
+class ManagedProvider(Protocol):
+    """A tracer provider the engine flushes and shuts down (the SDK's, or TLM's light one)."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool: ...
+
+    def shutdown(self) -> None: ...
 
 
 def configured_redaction(

@@ -13,7 +13,8 @@ from typing import Protocol
 import attrs
 
 from tlm.definition.model import CONTEXT_TOKENS, RankingCriteria
-from tlm.providers.base import Usage
+from tlm.estimates import ModelEstimate
+from tlm.usage import Usage, estimate_tokens
 
 __all__ = ("ModelEstimate", "RankedModel", "rank_models", "estimate_tokens", "SelectableModel")
 
@@ -35,16 +36,6 @@ class SelectableModel(Protocol):
 
 
 @attrs.frozen
-class ModelEstimate:
-    """Learned estimates for one model on one task (from the learning system)."""
-
-    quality: float
-    latency_s: float
-    cost_usd: float | None = None
-    samples: int = 0
-
-
-@attrs.frozen
 class RankedModel:
     """A model with its selection score."""
 
@@ -53,11 +44,6 @@ class RankedModel:
     quality: float
     latency_s: float
     cost_usd: float
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap, conservative token estimate (about 3.5 characters a token)."""
-    return len(text) * 2 // 7 + 8
 
 
 def rank_models(

@@ -13,9 +13,9 @@ from tlm.learn.coldstart import (
     cold_start_priors,
     similar_tasks,
 )
+from tlm.learn.estimator import RankingsEstimator
 from tlm.learn.rankings import (
     Rankings,
-    RankingsEstimator,
     build_rankings,
     update_rankings,
 )

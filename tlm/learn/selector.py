@@ -31,12 +31,13 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
-from tlm.engine.selection import ModelEstimate, estimate_tokens
 from tlm.errors import ConfigurationError
+from tlm.estimates import ModelEstimate
 from tlm.learn.evidence import answer_evidence, answers_of
 from tlm.learn.features import FeatureVector, HashedFeatures, input_text
 from tlm.learn.predictors import CostPredictor, SuccessPredictor
 from tlm.telemetry.records import ExecutionRecord
+from tlm.usage import estimate_tokens, tokens_for_chars
 
 __all__ = (
     "ModelPrediction",
@@ -434,7 +435,7 @@ def _tokens_of(x: FeatureVector) -> int:
 
     hit = np.nonzero(x.indices == LENGTH)[0]
     chars = math.expm1(float(x.values[hit[0]]) * 10.0) if hit.size else 0.0
-    return round(chars) * 2 // 7 + 8
+    return tokens_for_chars(round(chars))
 
 
 def _call_costs(record: ExecutionRecord) -> dict[str, float]:

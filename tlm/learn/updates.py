@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from tlm.catalog import Catalog
     from tlm.definition.model import TaskDefinition
     from tlm.definition.registry import DefinitionRegistry
-    from tlm.engine.selection import ModelEstimate
+    from tlm.estimates import ModelEstimate
     from tlm.store.base import ExecutionLog as ExecutionStore
     from tlm.telemetry.processor import RecordSink
 

@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from tlm.usage import Usage
+
 __all__ = (
     "Message",
     "ChatRequest",
@@ -60,34 +62,6 @@ class ChatRequest:
             messages.append(Message("system", system))
         messages.append(Message("user", prompt))
         return cls(model=model, messages=tuple(messages), **kwargs)
-
-
-@attrs.frozen
-class Usage:
-    """Token counts of one call, as the provider reported them."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    """Input tokens served from the provider's prompt cache (a subset of ``input_tokens``)."""
-    reasoning_tokens: int = 0
-    """Output tokens spent on hidden reasoning (a subset of ``output_tokens``)."""
-    cache_creation_input_tokens: int = 0
-    """Input tokens written to the provider's prompt cache (a subset of ``input_tokens``)."""
-
-    @property
-    def total_tokens(self) -> int:
-        """Input plus output tokens."""
-        return self.input_tokens + self.output_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_input_tokens + other.cached_input_tokens,
-            self.reasoning_tokens + other.reasoning_tokens,
-            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-        )
 
 
 @attrs.frozen

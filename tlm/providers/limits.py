@@ -1,8 +1,8 @@
 """Limits per provider and per model: calls in flight, requests and tokens per minute.
 
 Concurrency is an ``anyio.CapacityLimiter``; the per-minute limits are token buckets. A call's
-tokens are estimated before it (prompt characters / 4 plus ``max_tokens``) and corrected after it
-with the usage the provider reported, so the bucket tracks what was really spent.
+tokens are estimated before it (:func:`tlm.usage.tokens_for_chars` plus ``max_tokens``) and
+corrected after it with the usage the provider reported, so the bucket tracks what was really spent.
 
 Limits come from configuration (``[tlm.provider_limits.NAME]`` and ``[tlm.model_limits.ID]`` in
 ``tlm.toml``, a catalog card's ``limits``) as :data:`LimitSettings`: ``max_in_flight``,
@@ -26,6 +26,7 @@ import attrs
 
 from tlm.errors import ConfigurationError
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Provider
+from tlm.usage import tokens_for_chars
 
 __all__ = (
     "HOSTED_MAX_IN_FLIGHT",
@@ -40,7 +41,6 @@ __all__ = (
     "estimate_tokens",
 )
 
-_CHARS_PER_TOKEN = 4
 HOSTED_MAX_IN_FLIGHT = 512
 """Default calls in flight per hosted provider: twice a busy service's 256, under the default
 1,024 open files; raise it in ``tlm.toml`` (``max_in_flight``) if the provider allows more."""
@@ -72,9 +72,12 @@ def check_limit_settings(settings: Mapping[str, object], where: str) -> dict[str
 
 
 def estimate_tokens(request: ChatRequest) -> int:
-    """A rough count of the tokens a request will use: prompt characters / 4 plus max_tokens."""
+    """A rough count of the tokens a request will use: the prompt's estimate plus max_tokens.
+
+    Each message counts 4 characters more than its text, for the role and framing.
+    """
     prompt_chars = sum(len(m.content) + 4 for m in request.messages)
-    return prompt_chars // _CHARS_PER_TOKEN + 1 + (request.max_tokens or 0)
+    return tokens_for_chars(prompt_chars) + (request.max_tokens or 0)
 
 
 @attrs.frozen
@@ -315,7 +318,7 @@ class RateLimitedProvider:
         embed = getattr(self.inner, "embed", None)
         if embed is None:
             raise ConfigurationError(f"provider {self.name!r} cannot embed")
-        estimate = sum(len(t) for t in texts) // _CHARS_PER_TOKEN + 1
+        estimate = tokens_for_chars(sum(len(t) for t in texts))
         taken: list[_Gate] = []
         async with AsyncExitStack() as stack:
             await self._admit(self._gates(model), estimate, stack, taken)

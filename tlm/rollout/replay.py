@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from tlm.budget import BudgetLedger
 from tlm.definition.model import Budget, ConsensusParams, TaskDefinition
-from tlm.engine.budget import BudgetLedger
 from tlm.errors import BudgetExceeded, TLMError
 from tlm.rollout import decide as decide_module
 from tlm.rollout.references import gather_items

@@ -4,7 +4,7 @@ Nothing here runs on import; servers start under ``async with``.
 """
 
 from tlm.testing.batch_servers import FakeAnthropicBatchServer, FakeBatch, FakeOpenAIBatchServer
-from tlm.testing.providers import Answer, FakeProvider, Handler, ScriptedProvider
+from tlm.testing.providers import Answer, FakeProvider, Handler, ScriptedModels, ScriptedProvider
 from tlm.testing.replies import (
     Reply,
     anthropic_error,
@@ -44,6 +44,7 @@ __all__ = (
     "Script",
     "FakeProvider",
     "ScriptedProvider",
+    "ScriptedModels",
     "Answer",
     "Handler",
     "chat_completion",

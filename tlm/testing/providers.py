@@ -1,10 +1,12 @@
 """In-process providers for unit tests: a function, or a script of replies and errors.
 
 ``FakeProvider(handler)`` calls ``handler(request)`` (sync or async); ``ScriptedProvider(items)``
-answers with the items in order. An answer may be a :class:`ChatResponse`, a string (the reply
-text; parsed as JSON when the request asks for structured output) or an exception, which is raised
-(so ``RateLimited(...)`` scripts a failure). Usage is a rough word count; cost comes from the
-catalog when one is given.
+answers with the items in order; ``ScriptedModels(handlers)`` answers each model from its own
+handler (``"*"`` for any other) and notes which calls completed and which were cancelled.
+An answer may be a :class:`ChatResponse`, a string (the reply text; parsed as JSON when the
+request asks for structured output) or an exception, which is raised (so ``RateLimited(...)``
+scripts a failure). Usage is a rough word count unless fixed; cost comes from the catalog when
+one is given.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+import anyio
 import attrs
 
 from tlm.catalog import Catalog
@@ -21,7 +24,7 @@ from tlm.errors import ConfigurationError
 from tlm.json_reply import parse_json_reply
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Usage
 
-__all__ = ("Answer", "Handler", "FakeProvider", "ScriptedProvider")
+__all__ = ("Answer", "Handler", "FakeProvider", "ScriptedProvider", "ScriptedModels")
 
 Answer = ChatResponse | str | BaseException
 Handler = Callable[[ChatRequest], Answer | Awaitable[Answer]]
@@ -31,10 +34,17 @@ class FakeProvider:
     """A :class:`~tlm.providers.base.Provider` whose answers come from ``handler``."""
 
     def __init__(
-        self, handler: Handler, *, name: str = "fake", catalog: Catalog | None = None
+        self,
+        handler: Handler,
+        *,
+        name: str = "fake",
+        catalog: Catalog | None = None,
+        usage: Usage | None = None,
     ) -> None:
         self.name = name
         self.catalog = catalog
+        self.usage = usage
+        """Usage reported for every reply; ``None`` counts words."""
         self.requests: list[ChatRequest] = []
         self.closed = False
         self._handler = handler
@@ -54,7 +64,7 @@ class FakeProvider:
             raise answer
         if isinstance(answer, ChatResponse):
             return answer
-        usage = Usage(
+        usage = self.usage or Usage(
             input_tokens=sum(len(m.content.split()) for m in request.messages),
             output_tokens=max(1, len(answer.split())),
         )
@@ -130,3 +140,49 @@ class ScriptedProvider(FakeProvider):
     def remaining(self) -> int:
         """Replies not used yet."""
         return len(self._script.items)
+
+
+class ScriptedModels(FakeProvider):
+    """One provider for several models, each answered by its own handler.
+
+    ``handlers`` maps a model id (or ``"*"`` for any model) to ``(request) -> answer``, sync or
+    async, and may be changed between calls. ``completed`` and ``cancelled`` list the models whose
+    calls finished or were cancelled, in order. Every reply reports ``usage`` (100 in, 50 out
+    unless given).
+    """
+
+    def __init__(
+        self,
+        handlers: dict[str, Handler] | None = None,
+        *,
+        name: str = "fake",
+        catalog: Catalog | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        super().__init__(
+            self._answer,
+            name=name,
+            catalog=catalog,
+            usage=usage or Usage(input_tokens=100, output_tokens=50),
+        )
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.completed: list[str] = []
+        self.cancelled: list[str] = []
+
+    async def _answer(self, request: ChatRequest) -> Answer:
+        handler = self.handlers.get(request.model) or self.handlers.get("*")
+        if handler is None:
+            return AssertionError(f"ScriptedModels has no handler for {request.model!r}")
+        try:
+            answer = handler(request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.append(request.model)
+            raise
+        self.completed.append(request.model)
+        return answer
+
+    def calls(self, model: str | None = None) -> int:
+        """How many requests were made (to ``model``, or to any)."""
+        return sum(1 for r in self.requests if model is None or r.model == model)

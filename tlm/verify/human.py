@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tlm.definition.model import HumanParams, TaskDefinition
-from tlm.engine.output import SchemaValidator
 from tlm.errors import DefinitionError, Problem, UnknownDefinition
+from tlm.json_schema import SchemaValidator
 from tlm.rules import RuleRegistry, RuleSet, default_registry
 from tlm.verify.base import Verdict, VerificationContext
 from tlm.verify.review_queue import Decision, OutputCheck, Review, ReviewQueue

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tlm.definition.schema import allowed_values, json_equal
+
 __all__ = ("schema_problems", "schema_types")
 
 _JSON_TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
@@ -42,10 +44,9 @@ def schema_types(schema: Mapping[str, Any]) -> frozenset[str] | None:
         return frozenset({declared})
     if isinstance(declared, list):
         return frozenset(str(t) for t in declared)
-    if "enum" in schema and isinstance(schema["enum"], list):
-        return frozenset(_value_type(v) for v in schema["enum"])
-    if "const" in schema:
-        return frozenset({_value_type(schema["const"])})
+    values = allowed_values(schema)
+    if values is not None:
+        return frozenset(_value_type(v) for v in values)
     if "properties" in schema:
         return frozenset({"object"})
     if "items" in schema:
@@ -59,14 +60,6 @@ def _fits(produced: frozenset[str], accepted: frozenset[str]) -> frozenset[str]:
     if "number" in widened:
         widened.add("integer")
     return frozenset(t for t in produced if t not in widened)
-
-
-def _enum(schema: Mapping[str, Any]) -> list[Any] | None:
-    if isinstance(schema.get("enum"), list):
-        return list(schema["enum"])
-    if "const" in schema:
-        return [schema["const"]]
-    return None
 
 
 def schema_problems(
@@ -99,15 +92,15 @@ def schema_problems(
                 )
             )
             return problems
-    accepted_enum = _enum(accepted)
+    accepted_enum = allowed_values(accepted)
     if accepted_enum is not None:
-        produced_enum = _enum(produced)
+        produced_enum = allowed_values(produced)
         if produced_enum is None:
             problems.append(
                 (path, f"the output is not limited to the accepted values {accepted_enum}")
             )
         else:
-            outside = [v for v in produced_enum if v not in accepted_enum]
+            outside = [v for v in produced_enum if not any(json_equal(v, w) for w in accepted_enum)]
             if outside:
                 problems.append((path, f"the output may be {outside}, not accepted by the input"))
     kinds = produced_types or frozenset(_JSON_TYPES)

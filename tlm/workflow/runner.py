@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import attrs
 
+from tlm.budget import BudgetLedger
 from tlm.definition.model import Budget
-from tlm.engine.budget import BudgetLedger
 from tlm.errors import BudgetExceeded, ExecutionError
 from tlm.workflow.record import StepRun, StepStatus
 from tlm.workflow.step import (

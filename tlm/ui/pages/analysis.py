@@ -8,7 +8,6 @@ from datetime import timedelta
 import anyio.to_thread
 from aiohttp import web
 
-from tlm.cli.executions import parse_duration
 from tlm.ui.analysis import load_analysis
 from tlm.ui.render import render
 from tlm.ui.state import console_of
@@ -16,7 +15,13 @@ from tlm.ui.state import console_of
 __all__ = ("routes",)
 
 routes = web.RouteTableDef()
-PERIODS = ("24h", "7d", "30d", "90d", "all")
+PERIODS: dict[str, timedelta | None] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "all": None,
+}
 
 
 @routes.get("/analysis")
@@ -36,7 +41,7 @@ async def analysis_page(request: web.Request) -> web.Response:
     period_text = request.query.get("period", "7d")
     if period_text not in PERIODS:
         period_text = "7d"
-    period: timedelta | None = None if period_text == "all" else parse_duration(period_text)
+    period = PERIODS[period_text]
     result = await anyio.to_thread.run_sync(
         lambda: load_analysis(console.queries, console.data_dir, task_id, period=period)
     )

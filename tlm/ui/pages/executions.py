@@ -10,7 +10,7 @@ from typing import Any
 import anyio.to_thread
 from aiohttp import web
 
-from tlm.cli.executions import parse_since
+from tlm.durations import parse_since
 from tlm.errors import StoreError
 from tlm.telemetry.records import ExecutionRecord, format_timestamp
 from tlm.telemetry.redact import sanitize_message

@@ -1,0 +1,65 @@
+"""What the learning system gives an engine as it opens: learned rankings (``tlm
+update-rankings``), input-aware selection and learned cascades, and the verification policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from tlm.catalog import Catalog
+from tlm.definition.registry import DefinitionRegistry
+from tlm.engine.config import EngineConfig
+from tlm.estimates import ModelEstimate
+
+if TYPE_CHECKING:
+    from tlm.learn.coldstart import VerificationPolicy
+    from tlm.learn.updates import LearningSink
+
+__all__ = ("Learned", "open_learned")
+
+Estimates = Callable[[str], Mapping[str, ModelEstimate]]
+
+
+@attrs.frozen
+class Learned:
+    """The engine's learned parts (each the caller's own when it gave one)."""
+
+    estimates: Estimates | None
+    cascade_plans: Mapping[str, Any]
+    policy: VerificationPolicy | None
+
+
+async def open_learned(
+    data_dir: Path,
+    config: EngineConfig,
+    *,
+    catalog: Catalog | None,
+    registry: DefinitionRegistry | None,
+    estimates: Estimates | None,
+    policy: VerificationPolicy | None,
+    sink: LearningSink | None,
+) -> Learned:
+    """Read what ``data_dir`` holds of the learning system's output (files checked off the loop)."""
+    if policy is None and config.adaptive_verification:
+        from tlm.learn.coldstart import VerificationPolicy
+
+        policy = VerificationPolicy()
+    if estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
+        from tlm.learn.estimator import load_estimator
+
+        estimates = load_estimator(
+            data_dir, catalog=catalog, models=config.models, registry=registry
+        )
+    cascade_plans: Mapping[str, Any] = {}
+    found = [await anyio.Path(data_dir / f).is_file() for f in ("selector.json", "cascades.json")]
+    if any(found) or hasattr(estimates, "observe"):
+        from tlm.learn.updates import open_learned as read_learned  # input-aware, cascades
+
+        estimates, cascade_plans = await anyio.to_thread.run_sync(
+            read_learned, data_dir, estimates, catalog, sink
+        )
+    return Learned(estimates, cascade_plans, policy)
