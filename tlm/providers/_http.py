@@ -60,6 +60,7 @@ class JsonTransport:
         self._timeout_s = timeout_s
         self._connector_limit = connector_limit
         self._headers = dict(headers)
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         # the body goes pre-encoded (orjson): say what it is, unless the caller did
         if not any(k.lower() == "content-type" for k in self._headers):
             self._headers["Content-Type"] = "application/json"
@@ -90,7 +91,7 @@ class JsonTransport:
     ) -> tuple[dict[str, Any], float]:
         """POST ``body`` to ``url``; return the JSON object reply and the latency in seconds."""
         session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=timeout_s or self._timeout_s)
+        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else self._timeout
         where: dict[str, Any] = {
             "provider": self._provider,
             "model": model,
