@@ -178,8 +178,11 @@ def _parse_raw(text: str) -> collections.Counter[str]:
     return counts
 
 
-def profile(mode: str, calls: int, *, use_cprofile: bool = False) -> dict[str, Any]:
-    """Profile one workload; ``{"cpu_us": per execution, "groups": {group: µs}, "tool": ...}``."""
+def profile(
+    mode: str, calls: int, *, use_cprofile: bool = False, tlm_root: Path = REPO
+) -> dict[str, Any]:
+    """Profile one workload with the ``tlm`` under ``tlm_root``; ``{"cpu_us": per execution,
+    "groups": {group: µs}, "tool": "py-spy" or "cProfile"}``."""
     spy = None if use_cprofile else shutil.which("py-spy")
     with serve_in_subprocess(0, core=1) as base_url, tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "project"
@@ -187,7 +190,7 @@ def profile(mode: str, calls: int, *, use_cprofile: bool = False) -> dict[str, A
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("TLM_", "OTEL_"))}
         env = {
             **keep,
-            "PYTHONPATH": os.pathsep.join([str(REPO), keep.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join([str(tlm_root), str(REPO)]),
             "TLM_MODELS": MODEL,
             "TLM_CACHE": "0",
         }
@@ -254,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {m: profile(m, args.calls, use_cprofile=args.cprofile is not None) for m in modes}
     if args.json:
         print(json.dumps(results))
-    print(f"tool: {results[modes[0]]['tool']}; load: {os.getloadavg()}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"tool: {next(iter(results.values()))['tool']}; load average at the end: {load}")
     print(_table(results))
     return 0
 
