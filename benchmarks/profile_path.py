@@ -250,11 +250,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cprofile", nargs="?", const="", default=None)
     parser.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--baseline", help="also profile this git ref's tlm, in the same run")
     args = parser.parse_args(argv)
     if args.workload:
         return _run_workload(args)
     modes = ("execute", "map") if args.mode == "both" else (args.mode,)
-    results = {m: profile(m, args.calls, use_cprofile=args.cprofile is not None) for m in modes}
+    use_cprofile = args.cprofile is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {"": REPO}
+        if args.baseline:
+            from benchmarks.scenarios import _checkout
+
+            roots[f" (before, {args.baseline})"] = _checkout(args.baseline, Path(tmp))
+        results = {
+            f"{mode}{label}": profile(mode, args.calls, use_cprofile=use_cprofile, tlm_root=root)
+            for mode in modes
+            for label, root in roots.items()
+        }
     if args.json:
         print(json.dumps(results))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
