@@ -24,6 +24,7 @@ import json
 import os
 import pstats
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -228,6 +229,16 @@ def profile(
     return {"cpu_us": per_call, "groups": groups, "tool": "cProfile" if spy is None else "py-spy"}
 
 
+def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per group and in total, the median over ``runs``."""
+    return {
+        "cpu_us": statistics.median(r["cpu_us"] for r in runs),
+        "groups": {g: statistics.median(r["groups"][g] for r in runs) for g in runs[0]["groups"]},
+        "tool": runs[0]["tool"],
+        "runs": len(runs),
+    }
+
+
 def _table(results: dict[str, dict[str, Any]]) -> str:
     modes = list(results)
     lines = [
@@ -250,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cprofile", nargs="?", const="", default=None)
     parser.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="median of this many runs")
     parser.add_argument("--baseline", help="also profile this git ref's tlm, in the same run")
     args = parser.parse_args(argv)
     if args.workload:
@@ -262,11 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from benchmarks.scenarios import _checkout
 
             roots[f" (before, {args.baseline})"] = _checkout(args.baseline, Path(tmp))
-        results = {
-            f"{mode}{label}": profile(mode, args.calls, use_cprofile=use_cprofile, tlm_root=root)
-            for mode in modes
-            for label, root in roots.items()
-        }
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(args.repeats):  # alternating, so before and after share the load
+            for mode in modes:
+                for label, root in roots.items():
+                    run = profile(mode, args.calls, use_cprofile=use_cprofile, tlm_root=root)
+                    runs.setdefault(f"{mode}{label}", []).append(run)
+    results = {name: _median_run(per) for name, per in runs.items()}
     if args.json:
         print(json.dumps(results))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
