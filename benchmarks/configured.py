@@ -1,17 +1,21 @@
-"""Throughput through the public configuration path, at 256 calls in flight, before and after.
+"""TLM through the public configuration path beside the raw aiohttp client, in one run.
 
 A service configures TLM the way a user does: a project directory with the task definition
 (``definitions/tasks/job_detail_extraction/``) and a catalog (``definitions/models.json``) naming
 one hosted model served by the fake server (:mod:`benchmarks.fake_server`, its own process),
 ``TLM_MODELS`` in the environment, nothing else — the default limits, connection pool, store and
-spans. It opens ``tlm.Engine()`` and streams the calls with ``engine.map(max_in_flight=256)``.
+spans. It opens ``tlm.Engine()`` and calls ``engine.execute`` or streams ``engine.map``.
 Nothing is injected (no provider, no catalog object), so limits set by default are measured.
 
-``python -m benchmarks.configured --base-url URL [--calls N] [--in-flight N]``, run in a
-project directory (:func:`write_project`), prints one JSON line ``{"throughput": calls/s,
-"p50": ms, "p99": ms, "wall_s": s}``. The harness runs it in a subprocess with ``PYTHONPATH``
-pointing at this checkout and, with ``--baseline REF``, at REF's ``tlm`` (the same files work for
-both: a complete catalog is also a valid project overlay).
+``python -m benchmarks.configured --base-url URL [--calls N] [--in-flight N] [--client C]``, run
+in a project directory (:func:`write_project`), prints one JSON line ``{"throughput": calls/s,
+"p50": ms, "p99": ms, "wall_s": s, "cpu_us": client CPU per call}``. ``--in-flight 1`` calls
+``engine.execute`` one at a time (sequential); more use ``engine.map``. ``--client raw`` makes the
+same HTTP calls with a bare aiohttp session (the floor, :func:`benchmarks.throughput.raw_aiohttp`)
+in the same kind of fresh, pinned process; ``--client tlm-nostore`` sets ``TLM_STORE=0``. The
+harness runs it in a subprocess with ``PYTHONPATH`` pointing at this checkout and, with
+``--baseline REF``, at REF's ``tlm`` (the same files work for both: a complete catalog is also a
+valid project overlay).
 """
 
 from __future__ import annotations
@@ -33,7 +37,15 @@ import anyio
 from benchmarks.fixtures import INPUT, REPO, TASK_ID, catalog_data, task_document
 from benchmarks.measure import percentile
 
-__all__ = ("MODEL", "write_project", "measure", "run_in_subprocess", "main")
+__all__ = (
+    "MODEL",
+    "CLIENTS",
+    "write_project",
+    "measure",
+    "measure_raw",
+    "run_in_subprocess",
+    "main",
+)
 
 MODEL = "bench-a"
 
@@ -56,6 +68,12 @@ async def measure(calls: int, in_flight: int) -> dict[str, float]:
 
         async def stream(count: int) -> list[float]:
             latencies: list[float] = []
+            if in_flight == 1:  # sequential: one execute at a time, as a script would
+                for _ in range(count):
+                    start = time.perf_counter()  # as the caller sees it: the commit included
+                    await engine.execute(TASK_ID, INPUT)
+                    latencies.append((time.perf_counter() - start) * 1000)
+                return latencies
             inputs = itertools.repeat(INPUT, count)
             async with engine.map(TASK_ID, inputs, max_in_flight=in_flight) as results:
                 async for result in results:
@@ -64,22 +82,49 @@ async def measure(calls: int, in_flight: int) -> dict[str, float]:
                     latencies.append(result.latency_s * 1000)
             return latencies
 
-        await stream(2 * in_flight)
+        await stream(max(2 * in_flight, 100))
         engine.flush()
         started = time.perf_counter()
+        cpu = time.process_time()
         latencies = await stream(calls)
         engine.flush()
+        cpu = time.process_time() - cpu
         wall = time.perf_counter() - started
     return {
         "throughput": calls / wall,
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
         "wall_s": wall,
+        "cpu_us": cpu / calls * 1e6,
     }
 
 
+async def measure_raw(base_url: str, calls: int, in_flight: int) -> dict[str, float]:
+    """The floor: the same calls with a bare aiohttp session (warm-up included, then measured)."""
+    from benchmarks.throughput import raw_aiohttp
+
+    run = await raw_aiohttp(base_url, calls, in_flight)
+    millis = [x * 1000 for x in run.latencies_s]
+    return {
+        "throughput": run.calls / run.wall_s,
+        "p50": percentile(millis, 50),
+        "p99": percentile(millis, 99),
+        "wall_s": run.wall_s,
+        "cpu_us": run.cpu_s / run.calls * 1e6,
+    }
+
+
+CLIENTS = ("raw", "tlm", "tlm-nostore")
+
+
 def run_in_subprocess(
-    tlm_root: Path, base_url: str, calls: int, in_flight: int, *, core: int | None = 0
+    tlm_root: Path,
+    base_url: str,
+    calls: int,
+    in_flight: int,
+    *,
+    core: int | None = 0,
+    client: str = "tlm",
 ) -> dict[str, float]:
     """One measurement with the ``tlm`` package found under ``tlm_root``, in a fresh process."""
     command = [
@@ -92,6 +137,8 @@ def run_in_subprocess(
         str(calls),
         "--in-flight",
         str(in_flight),
+        "--client",
+        client,
     ]
     if core is not None:
         command += ["--core", str(core)]
@@ -105,6 +152,8 @@ def run_in_subprocess(
             "TLM_MODELS": MODEL,
             "TLM_CACHE": "0",  # every input is the same: measure calls, not cache hits
         }
+        if client == "tlm-nostore":
+            env["TLM_STORE"] = "0"
         completed = subprocess.run(
             command, cwd=project, env=env, capture_output=True, text=True, check=False
         )
@@ -121,13 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2048)
     parser.add_argument("--in-flight", type=int, default=256)
     parser.add_argument("--core", type=int, default=None, help="pin to this CPU core")
+    parser.add_argument("--client", choices=CLIENTS, default="tlm")
     args = parser.parse_args(argv)
     if args.core is not None and hasattr(os, "sched_setaffinity"):
         try:
             os.sched_setaffinity(0, {args.core})
         except OSError:
             pass
-    figures: dict[str, Any] = anyio.run(measure, args.calls, args.in_flight)
+    if args.client == "raw":
+        figures: dict[str, Any] = anyio.run(measure_raw, args.base_url, args.calls, args.in_flight)
+    else:
+        figures = anyio.run(measure, args.calls, args.in_flight)
     print(json.dumps(figures))
     return 0
 

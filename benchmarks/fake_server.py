@@ -62,6 +62,8 @@ def serve_in_subprocess(latency_ms: float, core: int | None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -25,7 +26,6 @@ from benchmarks.measure import (
     Table,
     Target,
     figure,
-    percentile,
 )
 
 __all__ = ("Step", "SCENARIOS", "OVERHEAD_TARGET_US", "RSS_TARGET")
@@ -494,63 +494,135 @@ async def soak(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+CONFIGURED_CASES: tuple[tuple[str, int, int], ...] = (
+    ("sequential, 0 ms", 0, 1),
+    ("64 in flight, 0 ms", 0, 64),
+    ("256 in flight, 50 ms", 50, 256),
+)
+"""(case, model latency ms, calls in flight) of the ``configured`` scenario."""
+CONFIGURED_CLIENTS = ("raw", "tlm", "tlm-nostore")
+_CLIENT_LABELS = {"raw": "raw aiohttp", "tlm": "tlm (store on)", "tlm-nostore": "tlm, store off"}
+
+
+def _configured_calls(settings: Settings, in_flight: int) -> int:
+    if in_flight == 1:
+        return 300 if settings.quick else 1_000
+    return max(settings.calls, 8 * in_flight)
+
+
+def _configured_targets(ratio: Callable[[str, str, str], Figure]) -> tuple[Target, ...]:
+    seq, c64, c256 = (case for case, _, _ in CONFIGURED_CASES)
+    return (
+        Target("sequential p50 latency / raw (store on)", ratio(seq, "tlm", "p50"), 1.25),
+        Target("sequential client CPU over raw, µs (store on)", ratio(seq, "tlm", "cpu+"), 100),
+        Target("64 in flight, 0 ms: throughput / raw", ratio(c64, "tlm", "throughput"), 0.8, ">="),
+        Target(
+            "256 in flight, 50 ms: throughput / raw", ratio(c256, "tlm", "throughput"), 0.9, ">="
+        ),
+        Target("map CPU per item / execute CPU per call", ratio(c64, "tlm", "map/execute"), 1.0),
+    )
+
+
 async def configured_throughput(settings: Settings, step: Step) -> ScenarioResult:
-    """Throughput at 256 in flight, 50 ms model latency, through the public configuration path;
-    with ``--baseline REF``, REF's ``tlm`` measured in the same run, alternating."""
-    in_flight = 256
-    calls = max(settings.calls, 8 * in_flight)
-    samples: dict[str, dict[str, list[float]]] = {}
+    """TLM as a user configures it beside the raw aiohttp client, each run in a fresh pinned
+    process, paired (raw right before TLM) and interleaved; ratios per pair, median of repeats.
+    With ``--baseline REF``, REF's ``tlm`` (store on) is measured in each pair too."""
+    # samples[case][client][metric]
+    samples: dict[str, dict[str, dict[str, list[float]]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        roots = {"this checkout": REPO}
+        roots = dict.fromkeys(CONFIGURED_CLIENTS, REPO)
         if settings.baseline:
             roots[f"before ({settings.baseline})"] = _checkout(settings.baseline, Path(tmp))
-        with serve_in_subprocess(50, core=1) as base_url:
-            for _ in range(settings.repeats):
-                floor = await throughput.raw_aiohttp(base_url, calls, in_flight)
-                per = samples.setdefault("raw aiohttp (floor)", {"throughput": [], "p50": []})
-                per["throughput"].append(floor.calls / floor.wall_s)
-                per["p50"].append(percentile([x * 1000 for x in floor.latencies_s], 50))
-                for name, root in roots.items():
-                    got = await anyio.to_thread.run_sync(
-                        configured.run_in_subprocess, root, base_url, calls, in_flight
-                    )
-                    per = samples.setdefault(name, {"throughput": [], "p50": []})
-                    per["throughput"].append(got["throughput"])
-                    per["p50"].append(got["p50"])
-                step()
+        for latency_ms in sorted({latency for _, latency, _ in CONFIGURED_CASES}):
+            with serve_in_subprocess(latency_ms, core=1) as base_url:
+                for _ in range(settings.repeats):
+                    for case, latency, in_flight in CONFIGURED_CASES:
+                        if latency != latency_ms:
+                            continue
+                        calls = _configured_calls(settings, in_flight)
+                        for name, root in roots.items():
+                            client = name if name in CONFIGURED_CLIENTS else "tlm"
+                            got = await anyio.to_thread.run_sync(
+                                functools.partial(
+                                    configured.run_in_subprocess,
+                                    root,
+                                    base_url,
+                                    calls,
+                                    in_flight,
+                                    client=client,
+                                )
+                            )
+                            per = samples.setdefault(case, {}).setdefault(name, {})
+                            for key, value in got.items():
+                                per.setdefault(key, []).append(value)
+                    step()
+
+    def ratio(case: str, name: str, metric: str) -> Figure:
+        per, raw = samples[case][name], samples[case]["raw"]
+        if metric == "cpu+":
+            return figure([t - r for t, r in zip(per["cpu_us"], raw["cpu_us"], strict=True)], "µs")
+        if metric == "map/execute":
+            seq = samples[CONFIGURED_CASES[0][0]][name]["cpu_us"]
+            return figure([m / e for m, e in zip(per["cpu_us"], seq, strict=True)], "x")
+        return figure([t / r for t, r in zip(per[metric], raw[metric], strict=True)], "x")
+
+    rows = []
+    for case, _, _ in CONFIGURED_CASES:
+        for name in roots:
+            per = samples[case][name]
+            rows.append(
+                (
+                    case,
+                    _CLIENT_LABELS.get(name, name),
+                    figure(per["p50"], "ms").text(2),
+                    ratio(case, name, "p50").text(2),
+                    figure(per["throughput"], "calls/s").text(0),
+                    ratio(case, name, "throughput").text(2),
+                    figure(per["cpu_us"], "µs").text(0),
+                    ratio(case, name, "cpu+").text(0),
+                )
+            )
     figures = {
-        f"{name} {key}": figure(values, "calls/s" if key == "throughput" else "ms")
-        for name, per in samples.items()
+        f"{case} {name} {key}": figure(values, key)
+        for case, per_case in samples.items()
+        for name, per in per_case.items()
         for key, values in per.items()
     }
-    floor_median = figures["raw aiohttp (floor) throughput"].median
-    rows = tuple(
-        (
-            name,
-            figures[f"{name} throughput"].text(0),
-            f"{figures[f'{name} throughput'].median / floor_median:.2f}",
-            figures[f"{name} p50"].text(0),
-        )
-        for name in samples
-    )
+    targets = _configured_targets(ratio)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return ScenarioResult(
         name="configured",
-        title="Throughput through the public configuration path (256 in flight, 50 ms)",
-        description=configured.__doc__ or "",
+        title="TLM through the public configuration path beside raw aiohttp (issue #15's table)",
+        description=(configured.__doc__ or "")
+        + f"\n\nLoad average at the end of the run: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.",
         tables=(
             Table(
-                f"{calls} calls, {in_flight} in flight, 50 ms model latency, default limits",
-                ("engine", "throughput", "ratio to floor", "p50 latency"),
-                rows,
+                "Paired runs, ratios to the raw client in the same pair (median, min-max)",
+                (
+                    "case",
+                    "client",
+                    "p50 latency",
+                    "p50 / raw",
+                    "throughput",
+                    "throughput / raw",
+                    "client CPU per call",
+                    "CPU over raw",
+                ),
+                tuple(rows),
             ),
         ),
+        targets=targets,
         charts=(
             Chart(
                 "configured.png",
-                "Throughput at 256 in flight, default configuration",
-                tuple(samples),
-                tuple(figures[f"{name} throughput"] for name in samples),
-                "calls/s",
+                "Throughput / raw aiohttp, default configuration",
+                tuple(f"{case}: {name}" for case, _, _ in CONFIGURED_CASES for name in roots),
+                tuple(
+                    ratio(case, name, "throughput")
+                    for case, _, _ in CONFIGURED_CASES
+                    for name in roots
+                ),
+                "x raw",
             ),
         ),
         figures=figures,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
+from tlm import json_codec
 from tlm.errors import ConfigurationError, MalformedResponse, ProviderError, ResponseTooLarge
 from tlm.providers.errors import error_from_exception, error_from_status
 
@@ -59,6 +60,10 @@ class JsonTransport:
         self._timeout_s = timeout_s
         self._connector_limit = connector_limit
         self._headers = dict(headers)
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # the body goes pre-encoded (orjson): say what it is, unless the caller did
+        if not any(k.lower() == "content-type" for k in self._headers):
+            self._headers["Content-Type"] = "application/json"
         self._secrets = tuple(s for s in secrets if s)
         self._closed = False
 
@@ -86,7 +91,7 @@ class JsonTransport:
     ) -> tuple[dict[str, Any], float]:
         """POST ``body`` to ``url``; return the JSON object reply and the latency in seconds."""
         session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=timeout_s or self._timeout_s)
+        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else self._timeout
         where: dict[str, Any] = {
             "provider": self._provider,
             "model": model,
@@ -95,8 +100,9 @@ class JsonTransport:
         started = time.perf_counter()
         status: int | None = None
         try:
+            data = json_codec.dumps_bytes(body)
             async with session.post(
-                url, json=body, headers=self._headers, timeout=timeout
+                url, data=data, headers=self._headers, timeout=timeout
             ) as response:
                 status = response.status
                 raw = await self._read(response, model)
@@ -109,21 +115,21 @@ class JsonTransport:
         if status >= 400:
             raise error_from_status(status, raw, headers, **where)
         try:
-            data = json.loads(raw)
+            reply = json_codec.loads(raw)
         except RecursionError:
             raise MalformedResponse(
                 "reply JSON is nested too deeply to read", status=status, **_who(where)
             ) from None
         except ValueError as exc:
             raise error_from_exception(exc, status=status, **where) from None
-        if not isinstance(data, dict):
+        if not isinstance(reply, dict):
             raise MalformedResponse(
-                f"expected a JSON object, got {type(data).__name__}",
+                f"expected a JSON object, got {type(reply).__name__}",
                 provider=self._provider,
                 model=model,
                 status=status,
             )
-        return data, latency
+        return reply, latency
 
     async def _read(self, response: aiohttp.ClientResponse, model: str) -> bytes:
         """The body, read in chunks; past the size limit the connection is dropped."""
@@ -132,6 +138,8 @@ class JsonTransport:
         if announced is not None and announced > limit:
             response.close()
             raise self._too_large(model, response.status, f"announces {announced:,} bytes")
+        if announced is not None:  # within the limit: one read, no chunk loop
+            return await response.read()
         body = bytearray()
         async for chunk in response.content.iter_chunked(_CHUNK):
             body += chunk

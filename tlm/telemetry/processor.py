@@ -12,7 +12,6 @@ record keeps its id, task, time and input). Thread-safe.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
+from tlm import json_codec
 from tlm.telemetry import conventions as c
 from tlm.telemetry.records import (
     ErrorInfo,
@@ -138,7 +138,7 @@ def _load(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     try:
-        return json.loads(text)
+        return json_codec.loads(text)
     except ValueError:  # truncated by an attribute length limit: keep what there is
         return text
 
