@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
-from tlm import json_codec
+import tlm.json_codec as json_codec
 from tlm.errors import ConfigurationError, MalformedResponse, ProviderError, ResponseTooLarge
 from tlm.providers.errors import error_from_exception, error_from_status
 

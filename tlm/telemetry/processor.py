@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
-from tlm import json_codec
+import tlm.json_codec as json_codec
 from tlm.telemetry import conventions as c
 from tlm.telemetry.records import (
     ErrorInfo,
