@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-__all__ = ("ParsedReply", "parse_json_reply")
+__all__ = ("ParsedReply", "parse_json_reply", "schema_instruction")
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()
@@ -54,3 +55,12 @@ def parse_json_reply(text: str) -> ParsedReply:
             break
         return ParsedReply(value, ok=True, repaired=True)
     return ParsedReply(ok=False, error=first_error)
+
+
+def schema_instruction(schema: Mapping[str, Any]) -> str:
+    """The one prompt text asking for a JSON reply matching ``schema``: in the engine's system
+    message, or added by an adapter whose API cannot carry the schema itself."""
+    return (
+        "Answer with one JSON value that satisfies this JSON Schema, and nothing else "
+        "(no prose, no code fences):\n" + json.dumps(schema, separators=(",", ":"))
+    )

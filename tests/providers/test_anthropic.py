@@ -20,6 +20,7 @@ from tlm.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from tlm.json_reply import schema_instruction
 from tlm.providers.anthropic import ANTHROPIC_VERSION, OUTPUT_TOOL, AnthropicProvider
 from tlm.providers.base import ChatRequest, Message
 from tlm.testing import (
@@ -144,7 +145,7 @@ async def test_schema_in_the_prompt_when_the_card_says_none(
     assert response.parsed == {"title": "Engineer"}
     body = server.requests[0].body
     assert "tools" not in body
-    assert '"required": ["title"]' in body["system"]
+    assert schema_instruction(SCHEMA) in body["system"]  # the engine's wording, one place
 
 
 ERROR_CASES = {

@@ -22,6 +22,7 @@ from tlm.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from tlm.json_reply import schema_instruction
 from tlm.providers.base import ChatRequest, Message
 from tlm.providers.openai_compat import OpenAICompatProvider
 from tlm.testing import (
@@ -153,7 +154,7 @@ async def test_structured_output_follows_the_card(
     system = body["messages"][0]
     assert system["role"] == "system"
     assert system["content"].startswith("Be exact.")
-    assert ('"required": ["title"]' in system["content"]) is schema_in_prompt
+    assert (schema_instruction(SCHEMA) in system["content"]) is schema_in_prompt
 
 
 async def test_unparseable_structured_reply_leaves_parsed_empty(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from tlm.engine.json_values import json_value_problems
 from tlm.engine.output import parse_json_reply
 from tlm.engine.result import ExecuteOptions
 from tlm.errors import Problem
+from tlm.json_reply import schema_instruction
 from tlm.json_schema import SchemaValidator
 from tlm.providers.base import ChatResponse
 from tlm.rules import RuleRegistry, RuleSet
@@ -21,11 +21,6 @@ from tlm.telemetry.redact import Redaction
 from tlm.verify.base import Verifier
 
 __all__ = ("CompiledTask", "compile_task")
-
-_JSON_INSTRUCTIONS = (
-    "Answer with one JSON value that satisfies this JSON Schema, and nothing else "
-    "(no prose, no code fences):\n{schema}"
-)
 
 
 @attrs.frozen(eq=False)
@@ -108,13 +103,12 @@ def compile_task(
     ``voters``: how many consensus voters to start speculatively with the primary call.
     ``redact``: field names whose values validation problems must not show.
     """
-    schema_text = json.dumps(definition.output.schema, separators=(",", ":"))
     return CompiledTask(
         definition=definition,
         verifier=verifier,
         input_validator=SchemaValidator(definition.input.schema),
         output_validator=SchemaValidator(definition.output.schema),
-        json_instructions=_JSON_INSTRUCTIONS.format(schema=schema_text),
+        json_instructions=schema_instruction(definition.output.schema),
         input_rules=RuleSet.resolve(rules, definition.input.validations),
         output_rules=RuleSet.resolve(rules, definition.output.validations),
         voters=voters,

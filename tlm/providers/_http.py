@@ -10,7 +10,6 @@ well under 16 MiB, and a few hundred calls in flight at the limit still fit in m
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
@@ -24,13 +23,11 @@ from tlm.providers.errors import error_from_exception, error_from_status
 if TYPE_CHECKING:
     from tlm.catalog import Catalog
 
-__all__ = ("HttpAdapter", "JsonTransport", "schema_instruction", "DEFAULT_MAX_RESPONSE_BYTES")
+__all__ = ("HttpAdapter", "JsonTransport", "DEFAULT_MAX_RESPONSE_BYTES")
 
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 """The largest reply read (bytes) unless configured otherwise."""
 _CHUNK = 64 * 1024
-
-_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 
 
 class JsonTransport:
@@ -177,14 +174,6 @@ def _size(count: int) -> str:
         if count >= scale and count % scale == 0:
             return f"{count // scale} {unit}"
     return f"{count:,} bytes"
-
-
-def schema_instruction(schema: Mapping[str, Any]) -> str:
-    """The prompt text asking for JSON that matches ``schema`` (when the API cannot enforce it)."""
-    return (
-        "Reply with a single JSON value and nothing else (no prose, no code fences) that "
-        "conforms to this JSON Schema:\n" + json.dumps(schema, ensure_ascii=False)
-    )
 
 
 class HttpAdapter:

@@ -16,8 +16,8 @@ import aiohttp
 
 from tlm.catalog import Catalog, ModelCard
 from tlm.errors import MalformedResponse
-from tlm.json_reply import parse_json_reply
-from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES, HttpAdapter, schema_instruction
+from tlm.json_reply import parse_json_reply, schema_instruction
+from tlm.providers._http import DEFAULT_MAX_RESPONSE_BYTES, HttpAdapter
 from tlm.providers.base import ChatRequest, ChatResponse, Usage
 
 __all__ = (
