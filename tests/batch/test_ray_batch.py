@@ -161,8 +161,9 @@ async def test_an_interrupted_ray_batch_resumed_runs_only_the_missing_inputs(
     assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
     postings = [json.loads(t) for t in inputs.read_text(encoding="utf-8").splitlines()]
     missing = {str(n) for n, p in enumerate(postings, 1) if json.dumps(p) not in first}
+    # only the inputs without a successful record ran again (a request may be sent twice when a
+    # call is retried on a loaded machine; each input still ends as one record and one line)
     assert set(again) == missing, (sorted(set(again) - missing), sorted(missing - set(again)))
-    assert set(again.values()) == {1}
     _exactly_once(output, tmp_path / "data", count, crashed=True)
     assert f"skipped {count - len(missing)}" in resumed.stderr.decode()
 
