@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections import Counter
 from functools import partial
@@ -161,11 +162,14 @@ async def test_an_interrupted_ray_batch_resumed_runs_only_the_missing_inputs(
     assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
     postings = [json.loads(t) for t in inputs.read_text(encoding="utf-8").splitlines()]
     missing = {str(n) for n, p in enumerate(postings, 1) if json.dumps(p) not in first}
-    # only the inputs without a successful record ran again (a request may be sent twice when a
-    # call is retried on a loaded machine; each input still ends as one record and one line)
-    assert set(again) == missing, (sorted(set(again) - missing), sorted(missing - set(again)))
+    # Only inputs without a successful record ran again. (A call the dead driver's actor had
+    # in flight may still commit after the snapshot above: that input is then skipped too.)
+    assert again
+    assert set(again) <= missing, sorted(set(again) - missing)
+    found = re.search(r"skipped\s+(\d+)", resumed.stderr.decode())
+    assert found is not None
+    assert int(found.group(1)) + len(again) == count
     _exactly_once(output, tmp_path / "data", count, crashed=True)
-    assert f"skipped {count - len(missing)}" in resumed.stderr.decode()
 
 
 async def test_bad_lines_on_ray_are_recorded_and_located(tmp_path: Path, ray_session: Any) -> None:
