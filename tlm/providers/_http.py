@@ -9,7 +9,6 @@ well under 16 MiB, and a few hundred calls in flight at the limit still fit in m
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
