@@ -32,7 +32,7 @@ from tlm.errors import StoreError
 from tlm.numbers import check_feedback_score
 from tlm.store.backend import redact_url
 from tlm.store.pg_schema import PG_SELECT, PG_UPSERT, migrate, pg_escape_row
-from tlm.store.schema import feedback_from_row, from_row, to_row
+from tlm.store.schema import feedback_from_row, from_row, query_sql, to_row
 from tlm.store.sqlite import _close_at_exit
 from tlm.store.writer import RecordWriter
 from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource, format_timestamp
@@ -215,22 +215,16 @@ class PostgresExecutionStore(RecordWriter):
     ) -> Iterator[ExecutionRecord]:
         """Records matching every given filter, oldest first; ``until`` is exclusive."""
         self.flush()
-        where: list[str] = []
-        args: list[Any] = []
-        for clause, value in (
-            ("task_id = %s", task_id),
-            ("task_version = %s", version),
-            ("timestamp >= %s", None if since is None else format_timestamp(since)),
-            ("timestamp < %s", None if until is None else format_timestamp(until)),
-        ):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
-        sql += " ORDER BY timestamp DESC" if newest_first else " ORDER BY timestamp"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(limit)
+        sql, args = query_sql(
+            _SELECT,
+            "%s",
+            task_id=task_id,
+            since=since,
+            until=until,
+            version=version,
+            limit=limit,
+            newest_first=newest_first,
+        )
         with self._reader_lock:
             rows = self._read(sql, args)
             feedback = self._feedback_for([row[0] for row in rows])

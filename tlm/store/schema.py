@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ from tlm.telemetry.records import (
     Feedback,
     Performance,
     VerificationResults,
+    format_timestamp,
 )
 
 __all__ = (
@@ -36,6 +38,7 @@ __all__ = (
     "escape_surrogates",
     "from_row",
     "feedback_from_row",
+    "query_sql",
 )
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -306,3 +309,35 @@ def feedback_from_row(row: Sequence[Any]) -> Feedback:
         correct=None if correct is None else bool(correct),
         note=note,
     )
+
+
+def query_sql(
+    select: str,
+    placeholder: str,
+    *,
+    task_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    version: str | None,
+    limit: int | None,
+    newest_first: bool,
+) -> tuple[str, list[Any]]:
+    """The statement and arguments of an execution-log query, for either backend's
+    ``placeholder`` (``?`` or ``%s``): every given filter, by timestamp; ``until`` exclusive."""
+    where: list[str] = []
+    args: list[Any] = []
+    for clause, value in (
+        ("task_id = {}", task_id),
+        ("task_version = {}", version),
+        ("timestamp >= {}", None if since is None else format_timestamp(since)),
+        ("timestamp < {}", None if until is None else format_timestamp(until)),
+    ):
+        if value is not None:
+            where.append(clause.format(placeholder))
+            args.append(value)
+    sql = select + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql += " ORDER BY timestamp DESC" if newest_first else " ORDER BY timestamp"
+    if limit is not None:
+        sql += f" LIMIT {placeholder}"
+        args.append(limit)
+    return sql, args

@@ -36,6 +36,7 @@ from tlm.store.schema import (
     feedback_from_row,
     from_row,
     migrate,
+    query_sql,
 )
 from tlm.store.writer import RecordWriter, Ticket
 from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource, format_timestamp
@@ -134,25 +135,16 @@ class ExecutionStore(RecordWriter):
     ) -> Iterator[ExecutionRecord]:
         """Records matching every given filter, oldest first; ``until`` is exclusive."""
         self.flush()
-        where: list[str] = []
-        args: list[Any] = []
-        if task_id is not None:
-            where.append("task_id = ?")
-            args.append(task_id)
-        if version is not None:
-            where.append("task_version = ?")
-            args.append(version)
-        if since is not None:
-            where.append("timestamp >= ?")
-            args.append(format_timestamp(since))
-        if until is not None:
-            where.append("timestamp < ?")
-            args.append(format_timestamp(until))
-        sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
-        sql += " ORDER BY timestamp DESC" if newest_first else " ORDER BY timestamp"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = query_sql(
+            _SELECT,
+            "?",
+            task_id=task_id,
+            since=since,
+            until=until,
+            version=version,
+            limit=limit,
+            newest_first=newest_first,
+        )
         with self._reader_lock:
             rows = self._read(sql, args).fetchall()
             feedback = self._feedback_for([row[0] for row in rows])
