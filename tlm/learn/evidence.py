@@ -27,11 +27,24 @@ import attrs
 from tlm.learn.analysis import primary_model, verdict_of
 from tlm.telemetry.records import ExecutionRecord
 
-__all__ = ("ModelEvidence", "Judgement", "judgement_of", "answers_of", "answer_evidence")
+__all__ = (
+    "AUTO_WEIGHT",
+    "HUMAN_WEIGHT",
+    "SYSTEM_WEIGHT",
+    "ModelEvidence",
+    "Judgement",
+    "judgement_of",
+    "tally",
+    "answers_of",
+    "answer_evidence",
+)
 
 AUTO_WEIGHT = 1.0
+"""Weight of an automatic verdict (verifier pass/fail, invalid output)."""
 HUMAN_WEIGHT = 3.0
+"""Weight of a person's feedback."""
 SYSTEM_WEIGHT = 1.0
+"""Weight of feedback from a system (e.g. a downstream check)."""
 
 
 @attrs.frozen
@@ -57,10 +70,15 @@ class Judgement:
 
 def judgement_of(record: ExecutionRecord) -> Judgement | None:
     """Feedback and automatic verdict on the returned answer; ``None`` if there is none."""
+    details = record.verification_results.details if record.verification_results else {}
+    return tally(record, None if details.get("unchecked") else verdict_of(record))
+
+
+def tally(record: ExecutionRecord, passed: bool | None) -> Judgement | None:
+    """The weighted successes and failures of an automatic verdict ``passed`` (an invalid
+    output counting as a failure when there is none) and of ``record``'s feedback."""
     successes = failures = 0.0
     human = 0
-    details = record.verification_results.details if record.verification_results else {}
-    passed = None if details.get("unchecked") else verdict_of(record)
     if passed is not None:
         successes += AUTO_WEIGHT if passed else 0.0
         failures += 0.0 if passed else AUTO_WEIGHT

@@ -41,7 +41,7 @@ import attrs
 from tlm.definition.model import RankingCriteria
 from tlm.errors import ConfigurationError
 from tlm.learn.analysis import primary_model, verdict_of
-from tlm.learn.evidence import answer_evidence
+from tlm.learn.evidence import AUTO_WEIGHT, HUMAN_WEIGHT, SYSTEM_WEIGHT, answer_evidence, tally
 from tlm.providers.base import Usage
 from tlm.telemetry.records import ExecutionRecord, format_timestamp, parse_timestamp
 
@@ -68,12 +68,6 @@ __all__ = (
     "Policy",
 )
 
-AUTO_WEIGHT = 1.0
-"""Weight of an automatic verdict (verifier pass/fail, invalid output)."""
-HUMAN_WEIGHT = 3.0
-"""Weight of a person's feedback."""
-SYSTEM_WEIGHT = 1.0
-"""Weight of feedback from a system (e.g. a downstream check)."""
 PRIOR_STRENGTH = 2.0
 """Pseudo-executions the prior is worth."""
 DEFAULT_PRIOR = 0.5
@@ -100,28 +94,10 @@ class Evidence:
 
 def evidence_of(record: ExecutionRecord) -> Evidence | None:
     """The quality evidence in ``record``, or ``None`` if it says nothing about quality."""
-    successes = failures = 0.0
-    human = 0
-    passed = verdict_of(record)
-    if passed is not None:
-        successes += AUTO_WEIGHT if passed else 0.0
-        failures += 0.0 if passed else AUTO_WEIGHT
-    elif record.status == "error" and record.error and record.error.type.endswith("OutputInvalid"):
-        failures += AUTO_WEIGHT
-    for feedback in record.feedback:
-        weight = HUMAN_WEIGHT if feedback.source == "human" else SYSTEM_WEIGHT
-        if feedback.correct is not None:
-            share = 1.0 if feedback.correct else 0.0
-        elif feedback.score is not None:
-            share = min(max(feedback.score, 0.0), 1.0)
-        else:
-            continue
-        successes += weight * share
-        failures += weight * (1.0 - share)
-        human += feedback.source == "human"
-    if successes == 0.0 and failures == 0.0:
+    found = tally(record, verdict_of(record))
+    if found is None:
         return None
-    return Evidence(primary_model(record), successes, failures, human)
+    return Evidence(primary_model(record), found.successes, found.failures, found.human)
 
 
 @attrs.frozen
