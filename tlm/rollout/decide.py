@@ -24,10 +24,8 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
+from tlm.rollout.records import EVAL_RUN_KEY
 from tlm.telemetry.records import ExecutionRecord
-
-EVAL_RUN_KEY = "tlm.eval_run"
-"""Metadata marking a replay evaluation's executions (they are not a canary's evidence)."""
 
 __all__ = ("CanaryPolicy", "ArmStats", "Verdict", "success_of", "arm_stats", "decide")
 

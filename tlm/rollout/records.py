@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ("RolloutState", "Rollout", "Decision", "EvalRun", "EvalItem")
+__all__ = ("RolloutState", "Rollout", "Decision", "EvalRun", "EvalItem", "EVAL_RUN_KEY")
+
+EVAL_RUN_KEY = "tlm.eval_run"
+"""Metadata marking a replay evaluation's executions (they are not a canary's evidence)."""
 
 RolloutState = Literal["running", "promoted", "rolled_back", "aborted", "pinned"]
 """``pinned`` is a person's choice of the live version, without a canary."""

@@ -20,7 +20,7 @@ import anyio
 from tlm.budget import BudgetLedger
 from tlm.definition.model import Budget, ConsensusParams, TaskDefinition
 from tlm.errors import BudgetExceeded, TLMError
-from tlm.rollout import decide as decide_module
+from tlm.rollout.records import EVAL_RUN_KEY
 from tlm.rollout.references import gather_items
 from tlm.rollout.state import EvalItem, EvalRun, RolloutStore
 from tlm.similarity.base import prepare_metric
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from tlm.engine.engine import Engine
 
 __all__ = ("similarity_settings", "start_replay", "run_replay", "EVAL_RUN_KEY")
-
-EVAL_RUN_KEY = decide_module.EVAL_RUN_KEY
-"""The metadata key (``ExecuteOptions.metadata``) that tags a replayed execution with its run."""
 
 
 def similarity_settings(definition: TaskDefinition) -> tuple[str, float]:
