@@ -13,7 +13,6 @@ from tests.learn.records import NOW, human, record
 from tlm.definition.loader import parse_definition
 from tlm.definition.model import ConsensusParams, TaskDefinition
 from tlm.learn.coldstart import (
-    AdaptiveVerifier,
     ModelHistory,
     TaskHistory,
     VerificationPolicy,
@@ -21,6 +20,7 @@ from tlm.learn.coldstart import (
     similar_tasks,
 )
 from tlm.learn.rankings import build_rankings
+from tlm.verify.adaptive import AdaptiveVerifier
 from tlm.verify.base import Candidate, Verdict, VerificationContext
 
 

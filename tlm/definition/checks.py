@@ -12,12 +12,11 @@ from collections.abc import Collection, Mapping
 
 from tlm.definition.model import (
     FALLBACK_STRATEGIES,
-    VERIFICATION_METHODS,
     CascadeParams,
-    ChainParams,
     ConsensusParams,
     HierarchicalParams,
     IOSpec,
+    NoParams,
     TaskDefinition,
     VerificationSpec,
 )
@@ -26,6 +25,7 @@ from tlm.definition.semver import parse_range
 from tlm.errors import Problem
 from tlm.prompts import parse_condition, template_variables
 from tlm.rules import RuleRegistry, apply_rules, default_registry
+from tlm.verify.methods import METHODS, steps_of
 
 __all__ = ("KNOWN_METRICS", "check_definition", "input_properties")
 
@@ -227,13 +227,23 @@ def _check_verification(
     step: bool = False,
 ) -> list[Problem]:
     problems: list[Problem] = []
-    if spec.method not in VERIFICATION_METHODS:
+    method = METHODS.get(spec.method)
+    if method is None:
         problems.append(
             Problem(
                 source,
                 f"{at}.method",
                 f"unknown verification method {spec.method!r} "
-                f"(known: {', '.join(VERIFICATION_METHODS)})",
+                f"(known: {', '.join(METHODS.names())})",
+            )
+        )
+    elif not isinstance(spec.parameters, method.parameters) and method.parameters is not NoParams:
+        problems.append(
+            Problem(
+                source,
+                f"{at}.parameters",
+                f"verification method {spec.method!r} needs {method.parameters.__name__}, got "
+                f"{type(spec.parameters).__name__}",
             )
         )
     if not step and spec.fallback.strategy not in FALLBACK_STRATEGIES:
@@ -260,11 +270,10 @@ def _check_verification(
                     f"unknown similarity metric {params.similarity_metric!r}",
                 )
             )
-    elif isinstance(params, ChainParams):
-        for i, sub in enumerate(params.steps):
-            problems += _check_verification(
-                sub, f"{where}.steps[{i}]", definition, metrics, source, step=True
-            )
+    for i, sub in enumerate(steps_of(spec)):
+        problems += _check_verification(
+            sub, f"{where}.steps[{i}]", definition, metrics, source, step=True
+        )
     return problems
 
 

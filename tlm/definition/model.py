@@ -8,9 +8,24 @@ first, then structures the document into these classes with the one converter in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
+
+from tlm.verify.methods import METHODS
+from tlm.verify.params import (
+    CascadeAccept,
+    CascadeParams,
+    ChainParams,
+    ConsensusParams,
+    ExternalParams,
+    FallbackSpec,
+    HierarchicalParams,
+    HumanParams,
+    NoParams,
+    VerificationParams,
+    VerificationSpec,
+)
 
 __all__ = (
     "IOSpec",
@@ -39,15 +54,9 @@ __all__ = (
 JSON = Any
 """A JSON value as :func:`json.loads` returns it."""
 
-VERIFICATION_METHODS = (
-    "none",
-    "consensus",
-    "hierarchical",
-    "external",
-    "human",
-    "chain",
-    "cascade",
-)
+VERIFICATION_METHODS: tuple[str, ...] = METHODS.names()
+"""The built-in verification methods (each a record in :mod:`tlm.verify.methods`; the methods
+registered there later are accepted too)."""
 FALLBACK_STRATEGIES = (
     "use_highest_ranked_model",
     "next_model",
@@ -97,142 +106,6 @@ class PromptVariant:
     def is_default(self) -> bool:
         """Whether this variant is the task's default."""
         return bool(self.usage_conditions.get("default", False))
-
-
-@attrs.frozen
-class ConsensusParams:
-    """Consensus across distinct models."""
-
-    similarity_threshold: float = 0.8
-    min_models: int = 2
-    max_models: int = 3
-    consensus_count: int | None = None
-    """How many models must agree; ``None`` means ``min_models``."""
-    similarity_metric: str = "structured"
-    models: tuple[str, ...] = ()
-    """Explicit model ids to consult, in rank order; empty means chosen by ranking."""
-    field_weights: Mapping[str, float] = attrs.field(factory=dict)
-    """For the structured metric: weight per top-level field (default 1)."""
-
-    @property
-    def quorum(self) -> int:
-        """The number of agreeing models needed to pass."""
-        return self.consensus_count if self.consensus_count is not None else self.min_models
-
-
-@attrs.frozen
-class HierarchicalParams:
-    """A verifier model reviews the primary model's output."""
-
-    verification_prompt: str
-    min_confidence: float = 0.8
-    verifier_model: str | None = None
-    correction_round: bool = False
-    """Send the verifier's issues back to the primary once and verify again."""
-
-
-@attrs.frozen
-class ExternalParams:
-    """An HTTP endpoint or a registered async function checks the output."""
-
-    endpoint: str | None = None
-    function: str | None = None
-    timeout_s: float = 10.0
-    retries: int = 2
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class HumanParams:
-    """A person reviews the output through the review queue."""
-
-    queue: str = "default"
-    timeout_s: float | None = None
-    default_action: Literal["approve", "reject", "fallback"] = "fallback"
-    wait: bool = False
-    """Whether ``execute`` waits for the decision (up to ``timeout_s``) or returns a pending one."""
-
-
-@attrs.frozen
-class ChainParams:
-    """Several verification methods in order, cheapest first, stopping at the first decisive one."""
-
-    steps: tuple[VerificationSpec, ...]
-
-
-@attrs.frozen
-class CascadeAccept:
-    """When a cascade accepts an answer below the top of its ladder."""
-
-    agreement: int = 2
-    """Answers (from distinct models, so far) that must agree."""
-    min_confidence: float = 0.0
-    """The learned probability that such an agreeing answer is right, at least (0: agreement
-    alone decides, as before anything is learned)."""
-
-
-@attrs.frozen
-class CascadeParams:
-    """A verified cascade: cheap models first, escalating up a ladder until an answer is trusted.
-
-    ``ladder`` is a list of rungs (a model id, or several asked together), cheapest first; with
-    ``learned`` the ladder and the acceptance thresholds come from the execution log (see
-    :mod:`tlm.learn.cascade`), chosen among ``models`` to reach ``target_quality`` at least cost,
-    or the best quality within ``max_cost_usd`` per execution.
-    """
-
-    ladder: tuple[tuple[str, ...], ...] = ()
-    """The rungs, cheapest first; empty when ``learned``."""
-    learned: bool = False
-    models: tuple[str, ...] = ()
-    """Candidates of a learned ladder (default: the configured models)."""
-    accept: CascadeAccept = attrs.field(factory=CascadeAccept)
-    similarity_metric: str = "structured"
-    similarity_threshold: float = 0.9
-    field_weights: Mapping[str, float] = attrs.field(factory=dict)
-    """For the structured metric: weight per top-level field (default 1; 0 ignores a field)."""
-    target_quality: float | None = None
-    max_cost_usd: float | None = None
-
-    @property
-    def first_rung(self) -> tuple[str, ...]:
-        """The models asked first (empty for a learned ladder)."""
-        return self.ladder[0] if self.ladder else ()
-
-
-@attrs.frozen
-class NoParams:
-    """No verification beyond the output schema and rules."""
-
-
-VerificationParams = (
-    ConsensusParams
-    | HierarchicalParams
-    | ExternalParams
-    | HumanParams
-    | ChainParams
-    | CascadeParams
-    | NoParams
-)
-
-
-@attrs.frozen
-class FallbackSpec:
-    """What to do when validation or verification fails."""
-
-    strategy: str = "fail"
-    """One of :data:`FALLBACK_STRATEGIES`."""
-    value: JSON = None
-    """The output to return for ``default_value``."""
-
-
-@attrs.frozen
-class VerificationSpec:
-    """How a task's outputs are verified and what happens when verification fails."""
-
-    method: str = "none"
-    parameters: VerificationParams = attrs.field(factory=NoParams)
-    fallback: FallbackSpec = attrs.field(factory=FallbackSpec)
 
 
 @attrs.frozen

@@ -6,6 +6,7 @@ can report every problem of a document at once. Paths are JSONPath-like: ``$.pro
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -18,6 +19,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from tlm.data import resource
 from tlm.errors import ConfigurationError, Problem
+from tlm.verify.methods import METHODS
 
 __all__ = (
     "SCHEMA_ID",
@@ -61,9 +63,28 @@ def task_definition_schema() -> Mapping[str, Any]:
     return schema
 
 
+def _with_registered_methods(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` accepting exactly the methods of :data:`tlm.verify.methods.METHODS`: the method
+    enum is the registry's names, and a method the file does not describe gets its record's
+    ``parameters_schema`` (any object when it has none)."""
+    merged = copy.deepcopy(dict(schema))
+    defs = merged["$defs"]
+    defs["method"] = {"enum": list(METHODS.names())}
+    rules = defs["parameters_per_method"]["allOf"]
+    described = {rule["if"]["properties"]["method"]["const"] for rule in rules}
+    for method in METHODS:
+        if method.name not in described:
+            parameters = dict(method.parameters_schema or {"type": "object"})
+            selects = {"properties": {"method": {"const": method.name}}, "required": ["method"]}
+            rules.append({"if": selects, "then": {"properties": {"parameters": parameters}}})
+    return merged
+
+
 @functools.cache
-def _definition_validator() -> jsonschema.protocols.Validator:
-    return _Validator(task_definition_schema(), format_checker=_Validator.FORMAT_CHECKER)
+def _definition_validator(methods_version: int = 0) -> jsonschema.protocols.Validator:
+    """The validator for the schema with the methods registered at ``methods_version``."""
+    schema = _with_registered_methods(task_definition_schema())
+    return _Validator(schema, format_checker=_Validator.FORMAT_CHECKER)
 
 
 def json_path(parts: Iterable[str | int], base: str = "$") -> str:
@@ -113,7 +134,7 @@ def _problems(errors: Iterable[ValidationError], *, source: str, base_path: str)
 
 def schema_problems(document: Any, *, source: str = "") -> list[Problem]:
     """Every place where ``document`` violates the task-definition schema."""
-    errors = _definition_validator().iter_errors(document)
+    errors = _definition_validator(METHODS.version).iter_errors(document)
     return _problems(errors, source=source, base_path="$")
 
 

@@ -1,8 +1,9 @@
 """The one cattrs converter between task-definition JSON and :class:`TaskDefinition`.
 
-JSON ``verification.parameters`` becomes the parameter class chosen by ``verification.method``
-(chain steps recursively), JSON ``verification.fallback_strategy`` becomes
-:attr:`VerificationSpec.fallback`, and unstructuring gives back the same JSON shape.
+JSON ``verification.parameters`` becomes the parameter class named by the method's record in
+:data:`tlm.verify.methods.METHODS` (chain steps recursively), JSON
+``verification.fallback_strategy`` becomes :attr:`VerificationSpec.fallback`, and unstructuring
+gives back the same JSON shape.
 """
 
 from __future__ import annotations
@@ -14,32 +15,16 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from tlm.definition.model import (
+from tlm.verify.methods import METHODS
+from tlm.verify.params import (
     CascadeAccept,
     CascadeParams,
     ChainParams,
-    ConsensusParams,
-    ExternalParams,
     FallbackSpec,
-    HierarchicalParams,
-    HumanParams,
-    NoParams,
-    VerificationParams,
     VerificationSpec,
 )
 
-__all__ = ("PARAMETER_CLASSES", "make_converter", "configure_converter")
-
-PARAMETER_CLASSES: Mapping[str, type[VerificationParams]] = {
-    "none": NoParams,
-    "consensus": ConsensusParams,
-    "hierarchical": HierarchicalParams,
-    "external": ExternalParams,
-    "human": HumanParams,
-    "chain": ChainParams,
-    "cascade": CascadeParams,
-}
-"""The parameter class for each verification method."""
+__all__ = ("make_converter", "configure_converter")
 
 
 def make_converter() -> cattrs.Converter:
@@ -64,10 +49,11 @@ def configure_converter(converter: cattrs.Converter) -> None:
 
     def structure_verification(value: Mapping[str, Any], _: type) -> VerificationSpec:
         method = str(value.get("method", "none"))
-        params_class = PARAMETER_CLASSES.get(method)
-        if params_class is None:
-            raise ValueError(f"unknown verification method {method!r}")
-        parameters = converter.structure(value.get("parameters") or {}, params_class)
+        record = METHODS.get(method)
+        if record is None:
+            known = ", ".join(METHODS.names())
+            raise ValueError(f"unknown verification method {method!r} (known: {known})")
+        parameters = converter.structure(value.get("parameters") or {}, record.parameters)
         fallback = converter.structure(value.get("fallback_strategy", "fail"), FallbackSpec)
         return VerificationSpec(method=method, parameters=parameters, fallback=fallback)
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from tlm.definition.model import ChainParams, ConsensusParams, TaskDefinition, VerificationSpec
+from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
 from tlm.verify.base import Verifier
+from tlm.verify.methods import calls_out
 
 if TYPE_CHECKING:
     import aiohttp
@@ -63,7 +64,8 @@ def build_verifier(definition: TaskDefinition, parts: VerifierParts) -> tuple[Ve
     voters = params.min_models - 1 if isinstance(params, ConsensusParams) else 0
     policy = parts.policy
     if policy is not None:
-        from tlm.learn.coldstart import PolicyVerifier, TaskHistory
+        from tlm.learn.coldstart import TaskHistory
+        from tlm.verify.adaptive import PolicyVerifier
 
         override = policy.verification_override(definition, TaskHistory())
         verifier = PolicyVerifier(
@@ -71,13 +73,6 @@ def build_verifier(definition: TaskDefinition, parts: VerifierParts) -> tuple[Ve
         )
         voters = 0  # the policy may skip verification: do not pay for voters up front
     return verifier, voters
-
-
-def calls_out(spec: VerificationSpec) -> bool:
-    """Whether verification ``spec`` POSTs to an external endpoint (directly or in a chain)."""
-    if isinstance(spec.parameters, ChainParams):
-        return any(calls_out(step) for step in spec.parameters.steps)
-    return spec.method == "external"
 
 
 class TaskHistories:

@@ -6,36 +6,33 @@ conservatively — consensus on, or a stricter method kept — until it has ``mi
 executions (:meth:`VerificationPolicy.verification_override`). Once history shows a model reliably
 passes a task (enough samples and a Wilson 95% lower bound over the risk level's threshold),
 verification of that model's outputs may be skipped, except for a seeded random audit sample
-(:meth:`VerificationPolicy.decide`); ``critical`` tasks are always verified.
-:class:`AdaptiveVerifier` applies those decisions around any verifier. A skipped verification is
-recorded with ``details["skipped"] = True`` and counts as evidence nowhere (no self-reinforcement).
+(:meth:`VerificationPolicy.decide`); ``critical`` tasks are always verified. The verifiers that
+apply those decisions, :class:`~tlm.verify.adaptive.AdaptiveVerifier` and
+:class:`~tlm.verify.adaptive.PolicyVerifier`, live in :mod:`tlm.verify.adaptive` (re-exported
+here). A skipped verification is recorded with ``details["skipped"] = True`` and counts as
+evidence nowhere (no self-reinforcement).
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
 
-from tlm.definition.model import (
-    ChainParams,
-    ConsensusParams,
-    TaskDefinition,
-    VerificationSpec,
-)
+from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
 from tlm.learn.analysis import is_skipped, primary_model
 from tlm.learn.stats import token_cosine, tokens, wilson_interval
 from tlm.telemetry.records import ExecutionRecord
-from tlm.verify.base import Verdict, VerificationContext, Verifier
+from tlm.verify.adaptive import AdaptiveVerifier, PolicyVerifier
+from tlm.verify.methods import METHODS, cost_rank
 
 if TYPE_CHECKING:
     from tlm.learn.rankings import Rankings
 
 __all__ = (
-    "METHOD_STRICTNESS",
     "RISK_THRESHOLDS",
     "ModelHistory",
     "TaskHistory",
@@ -47,16 +44,6 @@ __all__ = (
     "PolicyVerifier",
     "is_skipped",
 )
-
-METHOD_STRICTNESS: Mapping[str, int] = {
-    "none": 0,
-    "external": 1,
-    "hierarchical": 2,
-    "consensus": 3,
-    "cascade": 3,
-    "human": 4,
-}
-"""How thorough each method is; a chain counts as its strictest step."""
 
 RISK_THRESHOLDS: Mapping[str, tuple[float, float] | None] = {
     "low": (0.80, 0.10),
@@ -178,13 +165,6 @@ def cold_start_priors(
 # --- verification policy --------------------------------------------------------------------
 
 
-def strictness(spec: VerificationSpec) -> int:
-    """How thorough ``spec`` is (:data:`METHOD_STRICTNESS`; a chain as its strictest step)."""
-    if spec.method == "chain" and isinstance(spec.parameters, ChainParams):
-        return max((strictness(step) for step in spec.parameters.steps), default=0)
-    return METHOD_STRICTNESS.get(spec.method, 0)
-
-
 @attrs.frozen
 class Decision:
     """Whether to verify this execution, and why."""
@@ -231,7 +211,7 @@ class VerificationPolicy:
         if history.samples >= self.min_samples:
             return None
         current = definition.verification
-        if strictness(current) >= METHOD_STRICTNESS["consensus"]:
+        if cost_rank(current) >= METHODS["consensus"].cost_rank:
             return None
         schema_type = definition.output.schema.get("type")
         metric = "structured" if schema_type in ("object", "array") else "text"
@@ -264,69 +244,3 @@ class VerificationPolicy:
         return Decision(
             False, f"{model} reliable: lower bound {lower:.3f} > {threshold}", False, lower
         )
-
-
-@attrs.define
-class AdaptiveVerifier:
-    """Wraps a verifier: skips it where :meth:`VerificationPolicy.decide` says the model is
-    reliable (returning a passed verdict marked ``skipped``), runs it otherwise.
-
-    ``history`` is called per execution with the task id, so it can follow a live store.
-    """
-
-    inner: Verifier
-    policy: VerificationPolicy
-    history: Callable[[str], TaskHistory]
-
-    @property
-    def method(self) -> str:
-        """The wrapped verifier's method."""
-        return self.inner.method
-
-    async def verify(self, context: VerificationContext, /) -> Verdict:
-        """Skip (audit sample aside) or delegate."""
-        decision = self.policy.decide(
-            context.task, context.primary.model, self.history(context.task.id)
-        )
-        if decision.verify:
-            verdict = await self.inner.verify(context)
-            if decision.audit:
-                verdict = attrs.evolve(verdict, details={**verdict.details, "audit": True})
-            return verdict
-        return Verdict(
-            passed=True,
-            confidence=decision.lower_bound or 0.0,
-            method=self.inner.method,
-            details={"skipped": True, "reason": decision.reason, "decisive": True},
-        )
-
-
-@attrs.define
-class PolicyVerifier:
-    """The definition's verifier under a :class:`VerificationPolicy`, decided per execution.
-
-    While the task has fewer than ``policy.min_samples`` decided executions, ``cold_start`` (the
-    conservative override, when there is one) verifies instead, marked ``details["cold_start"]``;
-    afterwards the definition's verifier runs through :class:`AdaptiveVerifier` (skipped for a
-    reliable model, audit sample aside).
-    """
-
-    inner: Verifier
-    cold_start: Verifier | None
-    policy: VerificationPolicy
-    history: Callable[[str], Awaitable[TaskHistory]]
-    """The task's history by task id (awaited: it may read the store in a worker thread)."""
-
-    @property
-    def method(self) -> str:
-        """The definition's method."""
-        return self.inner.method
-
-    async def verify(self, context: VerificationContext, /) -> Verdict:
-        """Cold-start verification, or the adaptive decision around the definition's verifier."""
-        history = await self.history(context.task.id)
-        if self.cold_start is not None and history.samples < self.policy.min_samples:
-            verdict = await self.cold_start.verify(context)
-            return attrs.evolve(verdict, details={**verdict.details, "cold_start": True})
-        adaptive = AdaptiveVerifier(self.inner, self.policy, lambda _task_id: history)
-        return await adaptive.verify(context)

@@ -1,5 +1,8 @@
 """Verification methods: consensus, hierarchical review, external checks, human review, chains.
 
+Each method is one record in :data:`tlm.verify.methods.METHODS` (name, parameter class, cost
+rank, builder); ``METHODS.register(...)`` adds one.
+
 The protocol (:mod:`tlm.verify.base`) is imported eagerly; the methods load on first use, so
 importing :mod:`tlm` does not pull in aiohttp or numpy until a verifier needs them.
 """
@@ -20,12 +23,14 @@ from tlm.verify.base import (
 )
 
 if TYPE_CHECKING:
+    from tlm.verify.adaptive import AdaptiveVerifier, PolicyVerifier
     from tlm.verify.chain import ChainVerifier
     from tlm.verify.consensus import ConsensusVerifier
     from tlm.verify.external import ExternalFunction, ExternalVerifier
     from tlm.verify.factory import create_verifier
     from tlm.verify.hierarchical import VERDICT_SCHEMA, HierarchicalVerifier
     from tlm.verify.human import HumanVerifier, await_decision
+    from tlm.verify.methods import METHODS, VerificationMethod
     from tlm.verify.review_queue import Decision, Review, ReviewQueue
 
 __all__ = (
@@ -48,6 +53,10 @@ __all__ = (
     "Decision",
     "ChainVerifier",
     "ConsensusVerifier",
+    "AdaptiveVerifier",
+    "PolicyVerifier",
+    "METHODS",
+    "VerificationMethod",
 )
 
 _LAZY = {
@@ -63,6 +72,10 @@ _LAZY = {
     "Decision": "tlm.verify.review_queue",
     "ChainVerifier": "tlm.verify.chain",
     "ConsensusVerifier": "tlm.verify.consensus",
+    "AdaptiveVerifier": "tlm.verify.adaptive",
+    "PolicyVerifier": "tlm.verify.adaptive",
+    "METHODS": "tlm.verify.methods",
+    "VerificationMethod": "tlm.verify.methods",
 }
 
 

@@ -12,12 +12,14 @@ own (a semantic metric's embeddings) goes through ``charge``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from tlm.definition.model import TaskDefinition
 from tlm.providers.base import ChatResponse
+
+if TYPE_CHECKING:
+    from tlm.definition.model import TaskDefinition
 
 __all__ = (
     "Candidate",

@@ -37,8 +37,8 @@ from tlm.similarity.base import SimilarityMetric
 from tlm.verify.base import Candidate, Verdict, VerificationContext
 
 if TYPE_CHECKING:
-    from tlm.definition.model import CascadeParams
     from tlm.learn.cascade import CascadePlan
+    from tlm.verify.params import CascadeParams
 
 __all__ = ("CascadeVerifier", "PlanSource")
 

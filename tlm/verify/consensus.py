@@ -48,7 +48,7 @@ from tlm.verify.base import Candidate, Verdict, VerificationContext
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from tlm.definition.model import ConsensusParams
+    from tlm.verify.params import ConsensusParams
 
 __all__ = ("ConsensusVerifier",)
 

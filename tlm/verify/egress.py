@@ -30,6 +30,7 @@ import os
 import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,8 +38,12 @@ import aiohttp.abc
 import anyio
 import attrs
 
-from tlm.definition.model import ChainParams, ExternalParams, TaskDefinition, VerificationSpec
 from tlm.errors import Problem
+from tlm.verify.methods import steps_of
+from tlm.verify.params import ExternalParams, VerificationSpec
+
+if TYPE_CHECKING:
+    from tlm.definition.model import TaskDefinition
 
 __all__ = (
     "ENV_REFERENCE",
@@ -344,9 +349,8 @@ def _external_specs(spec: VerificationSpec, at: str) -> Iterator[tuple[ExternalP
     params = spec.parameters
     if isinstance(params, ExternalParams):
         yield params, f"{at}.parameters"
-    elif isinstance(params, ChainParams):
-        for i, step in enumerate(params.steps):
-            yield from _external_specs(step, f"{at}.parameters.steps[{i}]")
+    for i, step in enumerate(steps_of(spec)):
+        yield from _external_specs(step, f"{at}.parameters.steps[{i}]")
 
 
 def egress_warnings(definition: TaskDefinition, policy: ExternalPolicy) -> list[Problem]:

@@ -24,12 +24,12 @@ import anyio
 import attrs
 import tenacity
 
-from tlm.definition.model import ExternalParams
 from tlm.errors import BudgetExceeded, ConfigurationError, DefinitionError
 from tlm.providers.errors import scrub
 from tlm.telemetry.redact import Redaction
 from tlm.verify.base import Verdict, VerificationContext
 from tlm.verify.egress import EgressRefused, ExternalPolicy, same_origin
+from tlm.verify.params import ExternalParams
 
 __all__ = ("ExternalFunction", "ExternalVerifier", "verdict_from_reply")
 

@@ -1,8 +1,8 @@
 """Build the verifier a definition's ``verification`` section asks for.
 
-:func:`create_verifier` covers every method in
-:data:`tlm.definition.model.VERIFICATION_METHODS`; a chain's steps are built recursively and
-ordered cheapest first (none < external < hierarchical < consensus < human; stable otherwise).
+:func:`create_verifier` builds every method registered in :data:`tlm.verify.methods.METHODS`
+with that method's builder; a chain's steps are built recursively and ordered cheapest first
+(by :func:`tlm.verify.methods.cost_rank`; stable otherwise).
 """
 
 from __future__ import annotations
@@ -10,24 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from tlm.definition.model import (
-    CascadeParams,
-    ChainParams,
-    ConsensusParams,
-    ExternalParams,
-    HierarchicalParams,
-    HumanParams,
-    NoParams,
-    VerificationSpec,
-)
-from tlm.errors import ConfigurationError, DefinitionError
+from tlm.errors import DefinitionError
 from tlm.verify.base import NoVerifier, Verifier
-from tlm.verify.chain import ChainVerifier
 from tlm.verify.egress import ExternalPolicy
-from tlm.verify.external import ExternalFunction, ExternalVerifier
-from tlm.verify.hierarchical import HierarchicalVerifier
-from tlm.verify.human import HumanVerifier
-from tlm.verify.review_queue import ReviewQueue
+from tlm.verify.methods import METHODS, BuildContext, cost_rank
+from tlm.verify.params import NoParams, VerificationSpec
 
 if TYPE_CHECKING:
     import aiohttp
@@ -36,45 +23,21 @@ if TYPE_CHECKING:
     from tlm.learn.cascade import CascadePlan
     from tlm.similarity import MetricRegistry
     from tlm.verify.cascade import PlanSource
+    from tlm.verify.external import ExternalFunction
+    from tlm.verify.review_queue import ReviewQueue
 
 __all__ = (
-    "METHOD_COST_RANK",
     "NoVerifier",
     "create_verifier",
     "external_policy",
     "order_cheapest_first",
 )
 
-METHOD_COST_RANK: Mapping[str, int] = {
-    "none": 0,
-    "external": 1,
-    "hierarchical": 2,
-    "consensus": 3,
-    "cascade": 3,
-    "human": 4,
-}
-"""How expensive each method is, relative to the others (a chain ranks as its dearest step)."""
-
-_PARAMS_TYPE: Mapping[str, type] = {
-    "none": NoParams,
-    "consensus": ConsensusParams,
-    "hierarchical": HierarchicalParams,
-    "external": ExternalParams,
-    "human": HumanParams,
-    "chain": ChainParams,
-    "cascade": CascadeParams,
-}
-
-
-def _rank(spec: VerificationSpec) -> int:
-    if spec.method == "chain" and isinstance(spec.parameters, ChainParams):
-        return max((_rank(step) for step in spec.parameters.steps), default=0)
-    return METHOD_COST_RANK.get(spec.method, len(METHOD_COST_RANK))
-
 
 def order_cheapest_first(steps: Sequence[VerificationSpec]) -> list[VerificationSpec]:
-    """Steps sorted by :data:`METHOD_COST_RANK`, keeping the given order among equals."""
-    return sorted(steps, key=_rank)
+    """Steps sorted by :func:`tlm.verify.methods.cost_rank`, keeping the given order among
+    equals."""
+    return sorted(steps, key=cost_rank)
 
 
 def external_policy(config: EngineConfig) -> ExternalPolicy:
@@ -117,48 +80,23 @@ def create_verifier(
         ConfigurationError: ``human`` without a review queue, an unregistered external function,
             or an unknown similarity metric.
     """
-    method = spec.method
-    expected = _PARAMS_TYPE.get(method)
-    if expected is None:
-        known = ", ".join(_PARAMS_TYPE)
+    method = METHODS.get(spec.method)
+    if method is None:
+        known = ", ".join(METHODS.names())
         raise DefinitionError(
-            f"unknown verification method {method!r} (known: {known}) @ {_path}.method"
+            f"unknown verification method {spec.method!r} (known: {known}) @ {_path}.method"
         )
     params = spec.parameters
-    if method == "none" and not isinstance(params, NoParams):
-        params = NoParams()  # parameters of "none" are ignored
-    if not isinstance(params, expected):
+    if method.parameters is NoParams and not isinstance(params, NoParams):
+        params = NoParams()  # a method without parameters ignores any it is given
+    if not isinstance(params, method.parameters):
         raise DefinitionError(
-            f"verification method {method!r} needs {expected.__name__}, got "
+            f"verification method {spec.method!r} needs {method.parameters.__name__}, got "
             f"{type(params).__name__} @ {_path}.parameters"
         )
-    if isinstance(params, NoParams):
-        return NoVerifier()
-    if isinstance(params, HierarchicalParams):
-        return HierarchicalVerifier(params)
-    if isinstance(params, ExternalParams):
-        return ExternalVerifier(
-            params, functions=functions or {}, session=session, policy=policy or ExternalPolicy()
-        )
-    if isinstance(params, HumanParams):
-        if review_queue is None:
-            raise ConfigurationError(
-                f"human verification needs a review queue ({_path} uses method 'human')"
-            )
-        return HumanVerifier(params, review_queue)
-    if isinstance(params, ConsensusParams):
-        return _consensus(params, metrics, _path)
-    if isinstance(params, CascadeParams):
-        from tlm.verify.cascade import CascadeVerifier  # lazy, like consensus
 
-        try:
-            return CascadeVerifier.from_params(params, metrics, plans=cascade_plans)
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"{exc} @ {_path}.parameters.similarity_metric") from None
-    assert isinstance(params, ChainParams)
-    indexed = sorted(enumerate(params.steps), key=lambda pair: _rank(pair[1]))
-    steps = [
-        create_verifier(
+    def build_step(step: VerificationSpec, path: str) -> Verifier:
+        return create_verifier(
             step,
             metrics=metrics,
             functions=functions,
@@ -166,17 +104,17 @@ def create_verifier(
             session=session,
             policy=policy,
             cascade_plans=cascade_plans,
-            _path=f"{_path}.parameters.steps[{index}]",
+            _path=path,
         )
-        for index, step in indexed
-    ]
-    return ChainVerifier(steps)
 
-
-def _consensus(params: ConsensusParams, metrics: MetricRegistry | None, path: str) -> Verifier:
-    from tlm.verify.consensus import ConsensusVerifier  # lazy: pulls in numpy and the metrics
-
-    try:
-        return ConsensusVerifier.from_params(params, metrics)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{exc} @ {path}.parameters.similarity_metric") from None
+    context = BuildContext(
+        path=_path,
+        build_step=build_step,
+        metrics=metrics,
+        functions=functions or {},
+        review_queue=review_queue,
+        session=session,
+        policy=policy,
+        cascade_plans=cascade_plans,
+    )
+    return method.build(params, context)

@@ -17,11 +17,11 @@ from typing import Any
 import attrs
 import jsonschema
 
-from tlm.definition.model import HierarchicalParams
 from tlm.errors import BudgetExceeded, ExecutionError, PromptError
 from tlm.json_reply import parse_json_reply
 from tlm.prompts import render, template_variables
 from tlm.verify.base import Candidate, Verdict, VerificationContext
+from tlm.verify.params import HierarchicalParams
 
 __all__ = ("VERDICT_SCHEMA", "HierarchicalVerifier", "ReviewerVerdict")
 

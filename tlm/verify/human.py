@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tlm.definition.model import HumanParams, TaskDefinition
 from tlm.errors import DefinitionError, Problem, UnknownDefinition
 from tlm.json_schema import SchemaValidator
 from tlm.rules import RuleRegistry, RuleSet, default_registry
 from tlm.verify.base import Verdict, VerificationContext
+from tlm.verify.params import HumanParams
 from tlm.verify.review_queue import Decision, OutputCheck, Review, ReviewQueue
 
 if TYPE_CHECKING:
+    from tlm.definition.model import TaskDefinition
     from tlm.definition.registry import DefinitionRegistry
 
 __all__ = (
