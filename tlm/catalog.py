@@ -36,6 +36,7 @@ import jsonschema
 
 from tlm.data import resource
 from tlm.errors import ConfigurationError, Problem, TaskSchemaError
+from tlm.pricing import price
 from tlm.usage import Usage
 
 __all__ = (
@@ -52,8 +53,6 @@ __all__ = (
 
 Api = Literal["openai", "anthropic"]
 StructuredOutput = Literal["json_schema", "json_object", "json_object_schema", "none"]
-
-_MILLION = 1_000_000
 
 
 @attrs.frozen
@@ -113,28 +112,12 @@ class ModelCard:
         return self.batch_input_price_per_mtok is not None
 
     def cost(self, usage: Usage, *, batch: bool = False) -> float:
-        """USD for ``usage``: cached input at the cached price, other input and output at theirs.
+        """USD for ``usage`` at this card's prices (:func:`tlm.pricing.price`).
 
         ``batch``: at the card's batch prices (cached input at the lower of the cached and the
         batch input price). Raises ``ValueError`` if the card has none.
         """
-        input_price, output_price = self.input_price_per_mtok, self.output_price_per_mtok
-        if batch:
-            if self.batch_input_price_per_mtok is None or self.batch_output_price_per_mtok is None:
-                raise ValueError(f"model {self.id!r} has no batch prices in the catalog")
-            input_price = self.batch_input_price_per_mtok
-            output_price = self.batch_output_price_per_mtok
-        cached = min(usage.cached_input_tokens, usage.input_tokens)
-        cached_price = (
-            input_price
-            if self.cached_input_price_per_mtok is None
-            else min(self.cached_input_price_per_mtok, input_price)
-        )
-        return (
-            (usage.input_tokens - cached) * input_price
-            + cached * cached_price
-            + usage.output_tokens * output_price
-        ) / _MILLION
+        return price(self, usage, batch=batch)
 
     def resolve_base_url(self, env: Mapping[str, str] | None = None) -> str:
         """The base URL, from the card or its environment variable.

@@ -206,5 +206,5 @@ def parse_message(
         response_id=data.get("id") if isinstance(data.get("id"), str) else None,
         latency_s=latency_s,
         parsed=parsed,
-        cost_usd=card.cost(usage),
+        prices=card,
     )

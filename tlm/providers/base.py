@@ -2,6 +2,11 @@
 
 Adapters (OpenAI-compatible, Anthropic, the embedded local model) implement :class:`Provider`;
 wrappers (retries, rate limits) are providers that wrap a provider.
+
+Adapters do not price: a response carries its :class:`Usage` and the ``prices`` of the model that
+answered (its catalog card), and ``cost_usd`` is :func:`tlm.pricing.price` of the two — so a
+direct provider call still reads its cost. The engine fixes each call's cost once, for the usage
+it bills (``attrs.evolve(response, cost_usd=...)``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from tlm.pricing import Prices, price
 from tlm.usage import Usage
 
 __all__ = (
@@ -78,10 +84,21 @@ class ChatResponse:
     latency_s: float = 0.0
     parsed: Any = None
     """The reply parsed as JSON when the request asked for structured output and it parsed."""
-    cost_usd: float = 0.0
-    """Cost of this call from the catalog's prices (0 when the model is free or unknown)."""
+    fixed_cost_usd: float | None = attrs.field(default=None, alias="cost_usd")
+    """The cost as priced by the engine (``cost_usd=`` at construction); ``None``: priced from
+    ``usage`` and ``prices``."""
     attempts: int = 1
     """Attempts made to get this response, retries included."""
+    prices: Prices | None = attrs.field(default=None, eq=False, repr=False)
+    """The answering model's prices (its catalog card), set by the adapter."""
+
+    @property
+    def cost_usd(self) -> float:
+        """Cost of this call: as the engine priced it, else :func:`tlm.pricing.price` of
+        ``usage`` at ``prices`` (0 when the model is free or unknown)."""
+        if self.fixed_cost_usd is not None:
+            return self.fixed_cost_usd
+        return price(self.prices, self.usage)
 
 
 @attrs.frozen
@@ -91,7 +108,18 @@ class EmbeddingResponse:
     vectors: tuple[tuple[float, ...], ...]
     model: str
     usage: Usage = attrs.field(factory=Usage)
-    cost_usd: float = 0.0
+    fixed_cost_usd: float | None = attrs.field(default=None, alias="cost_usd")
+    """The cost given at construction (``cost_usd=``); ``None``: priced from ``usage``."""
+    prices: Prices | None = attrs.field(default=None, eq=False, repr=False)
+    """The embedding model's prices (its catalog card), set by the adapter."""
+
+    @property
+    def cost_usd(self) -> float:
+        """Cost of this call: :func:`tlm.pricing.price` of ``usage`` at ``prices``, unless one
+        was given."""
+        if self.fixed_cost_usd is not None:
+            return self.fixed_cost_usd
+        return price(self.prices, self.usage)
 
 
 @runtime_checkable

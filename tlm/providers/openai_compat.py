@@ -143,7 +143,7 @@ def parse_chat_completion(
         response_id=data.get("id") if isinstance(data.get("id"), str) else None,
         latency_s=latency_s,
         parsed=parse_json_reply(text).value if request.output_schema is not None else None,
-        cost_usd=card.cost(usage),
+        prices=card,
     )
 
 
@@ -220,6 +220,4 @@ class OpenAICompatProvider(HttpAdapter):
             if isinstance(raw_usage, Mapping)
             else 0
         )
-        return EmbeddingResponse(
-            vectors=vectors, model=model, usage=usage, cost_usd=card.cost(usage)
-        )
+        return EmbeddingResponse(vectors=vectors, model=model, usage=usage, prices=card)

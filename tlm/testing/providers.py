@@ -68,9 +68,9 @@ class FakeProvider:
             input_tokens=sum(len(m.content.split()) for m in request.messages),
             output_tokens=max(1, len(answer.split())),
         )
-        cost = 0.0
+        card = None
         if self.catalog is not None and request.model in self.catalog:
-            cost = self.catalog.get(request.model).cost(usage)
+            card = self.catalog.get(request.model)
         return ChatResponse(
             text=answer,
             model=request.model,
@@ -79,7 +79,7 @@ class FakeProvider:
             usage=usage,
             response_id=f"fake-{len(self.requests)}",
             parsed=parse_json_reply(answer).value if request.output_schema is not None else None,
-            cost_usd=cost,
+            prices=card,
         )
 
     async def embed(self, model: str, texts: Sequence[str], /) -> EmbeddingResponse:

@@ -16,6 +16,7 @@ from tlm.errors import (
     ProviderError,
     ProviderTimeout,
 )
+from tlm.pricing import price
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
 from tlm.providers.limits import measure_queue_wait
 from tlm.providers.retry import Attempt, recording_attempts
@@ -139,7 +140,7 @@ async def _send(
                         call_span.set_attempts(tries)
                         call_span.set_queue_wait(waited.seconds)
                 usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
-                cost = card.cost(usage)
+                cost = price(card, usage)  # the one place a call is priced
                 response = attrs.evolve(response, cost_usd=cost)
                 call_span.set_response(response)
         except ProviderError as exc:
@@ -172,7 +173,7 @@ async def _take_prefetched(
             if isinstance(prefetched.outcome, ProviderError):
                 raise prefetched.outcome
             response = prefetched.outcome
-            cost = card.cost(response.usage, batch=batch)
+            cost = price(card, response.usage, batch=batch)
             response = attrs.evolve(response, cost_usd=cost)
             call_span.set_response(response)
     finally:
