@@ -38,6 +38,7 @@ from tlm.verify.methods import (
     VerificationMethod,
     calls_out,
     cost_rank,
+    voters_ahead,
 )
 from tlm.verify.params import (
     ChainParams,
@@ -228,6 +229,9 @@ def test_cost_rank_and_calls_out_follow_the_steps() -> None:
     assert calls_out(external)
     assert not calls_out(human)
     assert cost_rank(VerificationSpec("unheard-of")) > max(m.cost_rank for m in METHODS)
+    consensus = VerificationSpec("consensus", ConsensusParams(min_models=3))
+    assert voters_ahead(consensus) == 2
+    assert voters_ahead(chain) == voters_ahead(VerificationSpec("unheard-of")) == 0
 
 
 def test_registering_twice_or_without_an_attrs_class_is_refused() -> None:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from tlm.definition.model import ConsensusParams, TaskDefinition, VerificationSpec
+from tlm.definition.model import TaskDefinition, VerificationSpec
 from tlm.verify.base import Verifier
-from tlm.verify.methods import calls_out
+from tlm.verify.methods import calls_out, voters_ahead
 
 if TYPE_CHECKING:
     import aiohttp
@@ -60,8 +60,7 @@ def build_verifier(definition: TaskDefinition, parts: VerifierParts) -> tuple[Ve
         )
 
     verifier = build(definition.verification)
-    params = definition.verification.parameters
-    voters = params.min_models - 1 if isinstance(params, ConsensusParams) else 0
+    voters = voters_ahead(definition.verification)
     policy = parts.policy
     if policy is not None:
         from tlm.learn.coldstart import TaskHistory

@@ -5,8 +5,8 @@
 the record's class; :func:`tlm.verify.factory.create_verifier` builds a verifier with the record's
 builder; a chain orders its steps by :func:`cost_rank`; cold start
 (:mod:`tlm.learn.coldstart`) reads the same rank as a method's strictness; the engine opens an
-HTTP session only for methods that :func:`calls_out`. Adding a method means registering one
-record::
+HTTP session only for methods that :func:`calls_out`, and starts a method's
+:func:`voters_ahead` beside the primary call. Adding a method means registering one record::
 
     METHODS.register(VerificationMethod("regex", RegexParams, cost_rank=1, build=build_regex))
 
@@ -53,6 +53,7 @@ __all__ = (
     "cost_rank",
     "calls_out",
     "steps_of",
+    "voters_ahead",
 )
 
 
@@ -96,6 +97,9 @@ class VerificationMethod:
     """For a composite method (a chain): the nested verification sections of its parameters."""
     calls_out: bool = False
     """Whether the verifier POSTs to an external endpoint (it then gets an HTTP session)."""
+    voters: Callable[[Any], int] | None = None
+    """How many other models the verifier will surely ask for the same task (consensus): the
+    engine starts those calls beside the primary one."""
 
 
 class MethodRegistry:
@@ -182,6 +186,16 @@ def calls_out(spec: VerificationSpec, registry: MethodRegistry | None = None) ->
     return any(calls_out(step, methods) for step in steps_of(spec, methods))
 
 
+def voters_ahead(spec: VerificationSpec, registry: MethodRegistry | None = None) -> int:
+    """How many second opinions ``spec``'s verifier will ask for first (0 for most methods)."""
+    method = (registry or METHODS).get(spec.method)
+    if method is None or method.voters is None:
+        return 0
+    if not isinstance(spec.parameters, method.parameters):
+        return 0
+    return max(method.voters(spec.parameters), 0)
+
+
 # --- the built-in methods ---------------------------------------------------------------------
 
 
@@ -254,10 +268,16 @@ def _chain_steps(params: ChainParams) -> Sequence[VerificationSpec]:
     return params.steps
 
 
+def _consensus_voters(params: ConsensusParams) -> int:
+    return params.min_models - 1
+
+
 METHODS = MethodRegistry(
     [
         VerificationMethod("none", NoParams, cost_rank=0, build=_none),
-        VerificationMethod("consensus", ConsensusParams, cost_rank=3, build=_consensus),
+        VerificationMethod(
+            "consensus", ConsensusParams, cost_rank=3, build=_consensus, voters=_consensus_voters
+        ),
         VerificationMethod("hierarchical", HierarchicalParams, cost_rank=2, build=_hierarchical),
         VerificationMethod(
             "external", ExternalParams, cost_rank=1, build=_external, calls_out=True
