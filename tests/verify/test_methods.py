@@ -246,3 +246,29 @@ def test_registering_twice_or_without_an_attrs_class_is_refused() -> None:
     registry.unregister("x")
     assert "x" not in registry
     assert registry.version > version
+
+
+@pytest.mark.parametrize("posts", [True, False])
+async def test_the_engine_gives_an_http_session_to_a_method_that_calls_out(
+    tmp_path: Path, posts: bool
+) -> None:
+    sessions: list[object] = []
+
+    def build(params: KeywordParams, context: BuildContext) -> Verifier:
+        sessions.append(context.session)
+        return KeywordVerifier(params)
+
+    METHODS.register(VerificationMethod("probe", KeywordParams, 1, build, calls_out=posts))
+    try:
+        section = {"method": "probe", "parameters": {"word": "chef"}, "fallback_strategy": "fail"}
+        task = parse_definition(base_task(verification=section), source="t.json")
+        models = ScriptedModels()
+        models.handlers["*"] = reply({"title": "Chef"})
+        async with _engine(tmp_path, models, task) as engine:
+            result = await engine.execute("title_extraction", {"posting": "Chef"})
+    finally:
+        METHODS.unregister("probe")
+    assert result.verdict is not None
+    assert result.verdict.method == "keyword"
+    assert len(sessions) == 1
+    assert (sessions[0] is not None) is posts

@@ -80,7 +80,7 @@ def _with_registered_methods(schema: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2)
 def _definition_validator(methods_version: int = 0) -> jsonschema.protocols.Validator:
     """The validator for the schema with the methods registered at ``methods_version``."""
     schema = _with_registered_methods(task_definition_schema())
