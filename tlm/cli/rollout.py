@@ -21,7 +21,8 @@ from tlm.errors import TLMError
 
 if TYPE_CHECKING:
     from tlm.engine.engine import Engine
-    from tlm.rollout.state import Rollout, RolloutStore
+    from tlm.rollout.repository import Rollouts
+    from tlm.rollout.state import Rollout
 
 __all__ = ("COMMANDS", "rollout_group")
 
@@ -37,10 +38,16 @@ def _engine(data_dir: Path) -> Engine:
     return Engine(attrs.evolve(config, data_dir=data_dir))
 
 
-def _store(data_dir: Path) -> RolloutStore:
-    from tlm.rollout.state import RolloutStore
+def _store(data_dir: Path) -> Rollouts:
+    """The rollouts of the configured database (PostgreSQL), else of ``data_dir``."""
+    from tlm.engine.config import load_config
+    from tlm.rollout.repository import open_rollouts
 
-    return RolloutStore.in_data_dir(data_dir)
+    try:
+        database = load_config().database
+    except TLMError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return open_rollouts(data_dir, database)
 
 
 def _split_ref(ref: str, what: str) -> tuple[str, str | None]:

@@ -236,6 +236,7 @@ class Engine:
             data_dir,
             executions=self._store,
             has_version=lambda task_id, version: version in registry.versions(task_id),
+            database=config.database,
         )
 
     def _open_telemetry(self, data_dir: Path) -> None:

@@ -46,7 +46,7 @@ from tlm.workflow.step import (
     Step,
     TaskNode,
 )
-from tlm.workflow.store import DB_NAME, WorkflowStore
+from tlm.workflow.store import open_workflow_store
 
 if TYPE_CHECKING:
     from tlm.definition.registry import DefinitionRegistry
@@ -195,7 +195,7 @@ class Workflow(Generic[InT, OutT]):
             otel_context.detach(token)
             if record and engine.config.store:
                 run = _redacted(run, Redaction(fields=engine.config.redact).for_input(input))
-                store = WorkflowStore(engine.config.data_dir / DB_NAME)
+                store = open_workflow_store(engine.config.data_dir, engine.config.database)
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(store.write, run)
         return WorkflowResult(output, run)
