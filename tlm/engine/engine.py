@@ -200,6 +200,7 @@ class Engine:
         )
         self._verification_policy = learned.policy
         self._estimates, self._cascade_plans = learned.estimates, learned.cascade_plans
+        self._live_rankings = learned.live
         self._pool = ProviderPool(
             self._catalog,
             env=config.env,
@@ -301,6 +302,8 @@ class Engine:
                     self._store.close()
                 if runtime is not None and runtime.cache is not None:
                     runtime.cache.close()
+                if getattr(self, "_live_rankings", None) is not None:
+                    self._live_rankings.close()
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""

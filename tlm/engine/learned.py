@@ -17,6 +17,7 @@ from tlm.estimates import ModelEstimate
 
 if TYPE_CHECKING:
     from tlm.learn.coldstart import VerificationPolicy
+    from tlm.learn.live import LiveEstimates
     from tlm.learn.updates import LearningSink
 
 __all__ = ("Learned", "open_learned")
@@ -31,6 +32,8 @@ class Learned:
     estimates: Estimates | None
     cascade_plans: Mapping[str, Any]
     policy: VerificationPolicy | None
+    live: LiveEstimates | None = None
+    """The rankings followed while running (the engine closes it)."""
 
 
 async def open_learned(
@@ -48,11 +51,14 @@ async def open_learned(
         from tlm.learn.coldstart import VerificationPolicy
 
         policy = VerificationPolicy()
-    if estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
-        from tlm.learn.estimator import load_estimator
+    live = None
+    if estimates is None:  # the rankings of `tlm update-rankings`, followed while running
+        from tlm.learn.live import open_live_estimates
 
-        estimates = load_estimator(
-            data_dir, catalog=catalog, models=config.models, registry=registry
+        estimates = live = await anyio.to_thread.run_sync(
+            lambda: open_live_estimates(
+                data_dir, config, catalog=catalog, models=config.models, registry=registry
+            )
         )
     cascade_plans: Mapping[str, Any] = {}
     found = [await anyio.Path(data_dir / f).is_file() for f in ("selector.json", "cascades.json")]
@@ -62,4 +68,4 @@ async def open_learned(
         estimates, cascade_plans = await anyio.to_thread.run_sync(
             read_learned, data_dir, estimates, catalog, sink
         )
-    return Learned(estimates, cascade_plans, policy)
+    return Learned(estimates, cascade_plans, policy, live)

@@ -77,16 +77,22 @@ def chart_data(analysis: Analysis) -> dict[str, Any]:
     return {"days": epoch, "pass_rate": pass_rate, "groups": groups}
 
 
-def load_rankings(data_dir: Path, task_id: str) -> tuple[tuple[RankingRow, ...], str | None]:
-    """The task's rows of ``<data_dir>/rankings.json`` (``tlm update-rankings``), best first."""
-    from tlm.learn.rankings import RANKINGS_FILE, Rankings
+def load_rankings(
+    data_dir: Path, task_id: str, database: str | None = None
+) -> tuple[tuple[RankingRow, ...], str | None]:
+    """The task's rows of the rankings ``tlm update-rankings`` saved (in ``database`` when given,
+    else ``<data_dir>/rankings.json``), best first."""
+    from tlm.learn.rankings_store import open_rankings
 
-    path = data_dir / RANKINGS_FILE
-    if not path.is_file():
-        return (), None
     try:
-        rankings = Rankings.load(path)
-    except Exception:  # a broken file is reported by `tlm update-rankings`, not here
+        store = open_rankings(data_dir, database)
+        try:
+            rankings = store.load()
+        finally:
+            store.close()
+    except Exception:  # broken rankings are reported by `tlm update-rankings`, not here
+        return (), None
+    if rankings is None:
         return (), None
     ranking = rankings.tasks.get(task_id)
     if ranking is None:
@@ -113,13 +119,15 @@ def load_analysis(
     period: timedelta | None,
     now: datetime | None = None,
     version: str | None = None,
+    database: str | None = None,
 ) -> TaskAnalysis:
-    """The task's analysis over the last ``period`` (all time when ``None``)."""
+    """The task's analysis over the last ``period`` (all time when ``None``); the rankings are
+    those of ``database`` when given."""
     until = now or datetime.now(UTC).replace(second=0, microsecond=0)  # a minute's loads agree
     since = None if period is None else until - period
     since_text = None if since is None else format_timestamp(since)
     analysis = queries.analysis(task_id, since=since_text, version=version)
-    rankings, generated = load_rankings(data_dir, task_id)
+    rankings, generated = load_rankings(data_dir, task_id, database)
     return TaskAnalysis(
         analysis=analysis,
         suggestions=tuple(suggest(analysis)),
