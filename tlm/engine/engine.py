@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from tlm.engine.recording import Recorder
     from tlm.learn.coldstart import VerificationPolicy
+    from tlm.learn.live import LiveEstimates
     from tlm.learn.updates import LearningSink
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
@@ -137,6 +138,7 @@ class Engine:
         self._opening = anyio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._rollouts: RolloutRouter | None = None
+        self._live_rankings: LiveEstimates | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -302,8 +304,10 @@ class Engine:
                     self._store.close()
                 if runtime is not None and runtime.cache is not None:
                     runtime.cache.close()
-                if getattr(self, "_live_rankings", None) is not None:
+                if self._live_rankings is not None:
                     self._live_rankings.close()
+                if self._rollouts is not None:
+                    self._rollouts.close()
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""

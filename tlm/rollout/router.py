@@ -116,6 +116,12 @@ class RolloutRouter:
             self._store = open_rollouts(self.path.parent, self.database)
         return self._store.all_latest()
 
+    def close(self) -> None:
+        """Release the rollout store's connection (PostgreSQL)."""
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
     async def refresh(self, *, force: bool = False) -> None:
         """Re-read the rollout state when it is older than ``refresh_s`` (or ``force``)."""
         now = self._clock()

@@ -135,6 +135,9 @@ class RolloutStore:
                 raise
             conn.execute("COMMIT")
 
+    def close(self) -> None:
+        """Nothing to release (each call opens and closes its own connection)."""
+
     def _migrate(self) -> None:
         with self._connect() as conn:
             sqlite_base.migrate(conn, ROLLOUTS_SCHEMA, f"the rollout store {self.path}")

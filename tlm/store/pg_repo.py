@@ -1,7 +1,9 @@
 """One PostgreSQL connection for a small repository (workflow runs, rollouts, rankings).
 
 A repository written once in SQLite's dialect (``?`` placeholders, ``rowid``) runs on PostgreSQL
-through :class:`PgStatements`, which rewrites each statement; :class:`PgRepository` owns one
+through :class:`PgStatements`, which rewrites each statement (and stores what PostgreSQL text
+cannot hold, NUL and lone surrogates, as ``\\uXXXX`` escapes: JSON's own, so JSON reads back
+unchanged); :class:`PgRepository` owns one
 connection (opened and migrated on creation, under :mod:`tlm.store.pg_base`'s advisory lock;
 reopened after the database went away), serialises its use across threads and turns driver
 errors into :class:`~tlm.errors.StoreError` naming the database with its password masked.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +25,7 @@ from tlm.errors import StoreError
 from tlm.store import pg_base
 from tlm.store.backend import redact_url
 from tlm.store.migrations import Schema
+from tlm.store.pg_schema import pg_escape_row
 
 __all__ = ("PgStatements", "PgRepository", "pg_sql")
 
@@ -42,11 +46,13 @@ class PgStatements:
         self.renames = renames
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.conn.execute(pg_sql(sql, self.renames).encode(), args)
+        return self.conn.execute(pg_sql(sql, self.renames).encode(), pg_escape_row(args))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.conn.cursor() as cursor:
-            cursor.executemany(pg_sql(sql, self.renames).encode(), rows)
+            cursor.executemany(
+                pg_sql(sql, self.renames).encode(), [pg_escape_row(row) for row in rows]
+            )
 
 
 class PgRepository:
@@ -88,9 +94,7 @@ class PgRepository:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         try:
-            conn = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=10, row_factory=dict_row
-            )
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: cannot open {self.what}: {exc}") from exc
         try:
@@ -100,7 +104,9 @@ class PgRepository:
             if isinstance(exc, psycopg.Error):
                 raise StoreError(f"{self.where}: cannot migrate {self.what}: {exc}") from exc
             raise
+        conn.row_factory = dict_row  # type: ignore[assignment]
         self._conn = conn
+        weakref.finalize(self, conn.close)  # closed with the repository when not before
         return conn
 
     @contextmanager

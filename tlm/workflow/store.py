@@ -76,6 +76,7 @@ class WorkflowRuns(Protocol):
     def write(self, run: WorkflowRun) -> None: ...
     def get(self, run_id: str) -> WorkflowRun: ...
     def list(self, *, workflow: str | None = None, limit: int = 20) -> list[WorkflowRun]: ...
+    def close(self) -> None: ...
 
 
 def open_workflow_store(
@@ -123,6 +124,9 @@ class WorkflowStore:
             raise sqlite_base.failure(self.path, "the workflow store", "use", exc) from exc
         finally:
             connection.close()
+
+    def close(self) -> None:
+        """Nothing to release (each call opens and closes its own connection)."""
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
