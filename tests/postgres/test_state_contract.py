@@ -197,12 +197,14 @@ def test_replicas_deciding_at_once_decide_once(backend: str | None, tmp_path: Pa
 # --- rankings -----------------------------------------------------------------------------------
 
 
-def rankings(quality_a: float, generated: str = "2026-01-01T00:00:00.000000Z") -> Rankings:
+def rankings(
+    quality_a: float, generated: str = "2026-01-01T00:00:00.000000Z", task: str = "t"
+) -> Rankings:
     models = {
         "model-a": ModelPosterior(0.5, quality_a, 1.0 - quality_a, 10, score=quality_a),
         "model-b": ModelPosterior(0.5, 0.5, 0.5, 10, score=0.5),
     }
-    return Rankings({"t": TaskRanking(RankingCriteria(), models)}, generated, None, 7 * 86_400, 20)
+    return Rankings({task: TaskRanking(RankingCriteria(), models)}, generated, None, 7 * 86_400, 20)
 
 
 def test_rankings_round_trip_and_version(backend: str | None, tmp_path: Path) -> None:
