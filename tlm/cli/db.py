@@ -115,12 +115,12 @@ def status(data_dir: Path | None, database: str | None) -> None:
 
         try:
             with connect(url) as conn:
-                found = versions(conn)
+                versions_found = versions(conn)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"backend: postgresql {redact_url(url)}")
         for schema in _pg_schemas():
-            version = found.get(schema.name, 0)
+            version = versions_found.get(schema.name, 0)
             click.echo(
                 f"{schema.name}: version {version} of {schema.version}"
                 + _pending(version, schema.version)

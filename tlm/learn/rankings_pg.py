@@ -77,6 +77,7 @@ class PostgresRankings:
                 " generated_at = excluded.generated_at, body = excluded.body RETURNING version",
                 (_NAME, rankings.generated_at, body),
             ).fetchone()
+            assert row is not None  # RETURNING always gives the row
             db.execute("SELECT pg_notify(?, ?)", (RANKINGS_CHANNEL, str(row["version"])))
         return self.where
 
