@@ -113,6 +113,6 @@ async def test_a_running_engine_uses_rankings_updated_by_another_process(
         for index in range(5):  # and it stays so: the learned ranking is in use
             result = await engine.execute(TASK, {"posting": f"Pilot wanted {index}"})
             assert result.models_used[0] == "model-b"
-        live = engine._live_rankings
+        live = engine._estimates  # no selector.json: the live rankings themselves
         assert isinstance(live, LiveEstimates)
         assert live.reloads == 1

@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
     from tlm.engine.recording import Recorder
     from tlm.learn.coldstart import VerificationPolicy
-    from tlm.learn.live import LiveEstimates
     from tlm.learn.updates import LearningSink
     from tlm.providers.pool import ProviderPool
     from tlm.providers.retry import RetryPolicy
@@ -138,7 +137,6 @@ class Engine:
         self._opening = anyio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._rollouts: RolloutRouter | None = None
-        self._live_rankings: LiveEstimates | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -202,7 +200,6 @@ class Engine:
         )
         self._verification_policy = learned.policy
         self._estimates, self._cascade_plans = learned.estimates, learned.cascade_plans
-        self._live_rankings = learned.live
         self._pool = ProviderPool(
             self._catalog,
             env=config.env,
@@ -236,11 +233,9 @@ class Engine:
 
         registry = self._registry
         self._rollouts = RolloutRouter(
-            data_dir,
-            executions=self._store,
+            data_dir, executions=self._store, database=config.database,
             has_version=lambda task_id, version: version in registry.versions(task_id),
-            database=config.database,
-        )
+        )  # fmt: skip
 
     def _open_telemetry(self, data_dir: Path) -> None:
         """The execution store and the cheapest tracer provider serving every consumer."""
@@ -304,10 +299,6 @@ class Engine:
                     self._store.close()
                 if runtime is not None and runtime.cache is not None:
                     runtime.cache.close()
-                if self._live_rankings is not None:
-                    self._live_rankings.close()
-                if self._rollouts is not None:
-                    self._rollouts.close()
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""

@@ -17,7 +17,6 @@ from tlm.estimates import ModelEstimate
 
 if TYPE_CHECKING:
     from tlm.learn.coldstart import VerificationPolicy
-    from tlm.learn.live import LiveEstimates
     from tlm.learn.updates import LearningSink
 
 __all__ = ("Learned", "open_learned")
@@ -32,8 +31,6 @@ class Learned:
     estimates: Estimates | None
     cascade_plans: Mapping[str, Any]
     policy: VerificationPolicy | None
-    live: LiveEstimates | None = None
-    """The rankings followed while running (the engine closes it)."""
 
 
 async def open_learned(
@@ -51,11 +48,10 @@ async def open_learned(
         from tlm.learn.coldstart import VerificationPolicy
 
         policy = VerificationPolicy()
-    live = None
     if estimates is None:  # the rankings of `tlm update-rankings`, followed while running
         from tlm.learn.live import open_live_estimates
 
-        estimates = live = await anyio.to_thread.run_sync(
+        estimates = await anyio.to_thread.run_sync(
             lambda: open_live_estimates(
                 data_dir, config, catalog=catalog, models=config.models, registry=registry
             )
@@ -68,4 +64,4 @@ async def open_learned(
         estimates, cascade_plans = await anyio.to_thread.run_sync(
             read_learned, data_dir, estimates, catalog, sink
         )
-    return Learned(estimates, cascade_plans, policy, live)
+    return Learned(estimates, cascade_plans, policy)
