@@ -127,7 +127,12 @@ class RolloutRouter:
         now = self._clock()
         if force or now - self._read_at >= self.refresh_s:
             self._read_at = now
-            self._rollouts = await anyio.to_thread.run_sync(self._read)
+            try:
+                self._rollouts = await anyio.to_thread.run_sync(self._read)
+            except TLMError as exc:  # e.g. the database restarting: keep what was read last
+                if self._store is None:
+                    raise
+                _log.warning("cannot re-read the rollouts (%s); keeping the last state", exc)
 
     async def version_for(self, task_id: str, input: Any) -> str | None:
         """The version ``input`` should run on, or ``None`` for the registry's latest."""
