@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir, tasks_dir
 from tlm.engine.config import EngineConfig
+from tlm.learn.rankings_store import open_rankings
 from tlm.store.backend import open_store
 from tlm.store.sqlite import ExecutionStore
 from tlm.telemetry.redact import redact
@@ -52,6 +53,7 @@ class Console:
             self.data_dir, config.database, on_decision=feedback_hook(self.store)
         )
         self.workflows = open_workflow_store(self.data_dir, config.database)
+        self.rankings = open_rankings(self.data_dir, config.database)
         self._engine_kwargs = engine_kwargs
         self._engine: Engine | None = None
         self._engine_lock = anyio.Lock()
@@ -117,9 +119,8 @@ class Console:
         finally:
             self.queries.close()
             self.store.close()
-            close = getattr(self.workflows, "close", None)
-            if close is not None:
-                close()
+            self.workflows.close()
+            self.rankings.close()
 
 
 CONSOLE = web.AppKey("tlm_ui_console", Console)
