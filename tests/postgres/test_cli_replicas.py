@@ -10,6 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from tlm.cli import main
+
 REPO = Path(__file__).resolve().parents[2]
 WRITER = """
 import sys
@@ -68,3 +73,24 @@ def test_executions_and_analyze_see_both_replicas(pg_url: str, tmp_path: Path) -
     models = {g["model"]: g["executions"] for g in analysis["groups"]}
     assert models == {"model-one": 40, "model-two": 40}
     assert not (cwd / ".tlm" / "tlm.db").exists()
+
+
+def test_workflow_runs_command_reads_the_shared_database(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.postgres.test_state_contract import run_of
+    from tlm.workflow.store import open_workflow_store
+
+    store = open_workflow_store(tmp_path / "replica", pg_url)
+    store.write(run_of("run-of-another-host"))
+    store.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TLM_DATABASE_URL", pg_url)
+    monkeypatch.setenv("TLM_DATA_DIR", str(tmp_path / "empty"))
+    listed = CliRunner().invoke(main, ["workflow-runs"])
+    assert listed.exit_code == 0, listed.output
+    assert "run-of-another-host"[:12] in listed.output
+    shown = CliRunner().invoke(main, ["workflow-runs", "run-of-another"])
+    assert shown.exit_code == 0, shown.output
+    assert "score[0]" in shown.output
+    assert not (tmp_path / "empty" / "workflows.db").exists()
