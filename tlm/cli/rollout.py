@@ -296,10 +296,18 @@ def rollout_status(task_id: str | None, as_json: bool, data_dir: Path) -> None:
 
 
 def _executions(data_dir: Path) -> Any:
-    from tlm.store.sqlite import ExecutionStore, default_db_path
+    """The configured database's execution log, else ``data_dir``'s ``tlm.db`` if it exists."""
+    from tlm.engine.config import load_config
+    from tlm.store.backend import open_store
+    from tlm.store.sqlite import default_db_path
 
-    path = default_db_path(data_dir)
-    return ExecutionStore(path) if path.exists() else None
+    try:
+        database = load_config().database
+    except TLMError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if database is None and not default_db_path(data_dir).exists():
+        return None
+    return open_store(data_dir, database)
 
 
 @rollout_group.command("evaluate")
