@@ -36,6 +36,11 @@ def traffic(env: dict[str, str], inputs: range) -> list[str]:
 
 
 def test_replay_then_canary_then_promotion(tmp_path: Path) -> None:
+    replay_canary_promotion(tmp_path, {})
+
+
+def replay_canary_promotion(tmp_path: Path, more_env: dict[str, str]) -> None:
+    """The whole flow; ``more_env`` adds settings (``TLM_DATABASE_URL``: on PostgreSQL)."""
     behaviour = Behaviour()
     server = FakeOpenAIServer(behaviour)
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(server):
@@ -46,6 +51,7 @@ def test_replay_then_canary_then_promotion(tmp_path: Path) -> None:
             "TLM_MODELS": "model-a",
             "TLM_DATA_DIR": str(data_dir),
             "TLM_CONFIG": str(tmp_path / "absent.toml"),
+            **more_env,
         }
         # History on 1.0.0, approved by a person with `tlm feedback`.
         for i in range(6):

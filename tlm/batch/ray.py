@@ -38,12 +38,43 @@ from tlm.engine.execution import new_job, run_inline
 from tlm.engine.result import ExecuteOptions, coerce_options
 from tlm.errors import InputInvalid, TLMError
 
-__all__ = ("run_ray_batch", "execution_id_for", "LinesDatasource", "EngineActor")
+__all__ = (
+    "run_ray_batch",
+    "execution_id_for",
+    "LinesDatasource",
+    "EngineActor",
+    "DriverEnvironment",
+)
 
 
 def execution_id_for(run_id: str, line: int) -> str:
     """The execution id of input ``line`` in run ``run_id`` (the same on every retry)."""
     return hashlib.sha256(f"tlm-batch:{run_id}:{line}".encode()).hexdigest()[:32]
+
+
+class DriverEnvironment(Mapping[str, str]):
+    """The driver's ``TLM_*`` variables on their way to the actors, values never shown.
+
+    ``TLM_DATABASE_URL`` may carry a password: the repr (what Ray logs of an actor's arguments,
+    what a traceback prints) names the variables only; pickling keeps the values.
+    """
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"DriverEnvironment({', '.join(f'{k}=***' for k in sorted(self._values))})"
+
+    __str__ = __repr__
 
 
 def default_engine(workdir: str | None = None, env: Mapping[str, str] | None = None) -> Any:
@@ -58,9 +89,12 @@ def default_engine(workdir: str | None = None, env: Mapping[str, str] | None = N
     return Engine()
 
 
-def driver_settings() -> tuple[str, dict[str, str]]:
-    """The current directory and the ``TLM_*`` variables, for :func:`default_engine`."""
-    return os.getcwd(), {k: v for k, v in os.environ.items() if k.startswith("TLM_")}
+def driver_settings() -> tuple[str, DriverEnvironment]:
+    """The current directory and the ``TLM_*`` variables, for :func:`default_engine` (their
+    values hidden from every repr: ``TLM_DATABASE_URL`` may hold a password)."""
+    return os.getcwd(), DriverEnvironment(
+        {k: v for k, v in os.environ.items() if k.startswith("TLM_")}
+    )
 
 
 class LinesDatasource(Datasource):

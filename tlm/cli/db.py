@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tlm.errors import ConfigurationError, StoreError
+
+if TYPE_CHECKING:
+    from tlm.store.migrations import Schema
 
 __all__ = ("COMMANDS", "db")
 
@@ -40,10 +44,34 @@ def _sqlite_version(path: Path) -> int | None:
 
 
 def _sqlite_files() -> dict[str, int]:
+    from tlm.rollout.state import ROLLOUTS_FILE, ROLLOUTS_SCHEMA
     from tlm.store.schema import MIGRATIONS
     from tlm.verify.review_queue import REVIEWS_FILE, SCHEMA_VERSION
+    from tlm.workflow.store import DB_NAME, WORKFLOWS_SCHEMA
 
-    return {"tlm.db": len(MIGRATIONS), REVIEWS_FILE: SCHEMA_VERSION}
+    return {
+        "tlm.db": len(MIGRATIONS),
+        REVIEWS_FILE: SCHEMA_VERSION,
+        DB_NAME: WORKFLOWS_SCHEMA.version,
+        ROLLOUTS_FILE: ROLLOUTS_SCHEMA.version,
+    }
+
+
+def _pg_schemas() -> tuple[Schema, ...]:
+    """Every schema TLM keeps in PostgreSQL, in the order they are migrated."""
+    from tlm.learn.rankings_pg import PG_RANKINGS_SCHEMA
+    from tlm.rollout.state_pg import PG_ROLLOUTS_SCHEMA
+    from tlm.store.pg_schema import PG_EXECUTIONS
+    from tlm.ui.queries_pg import PG_CONSOLE_SCHEMA
+    from tlm.workflow.store_pg import PG_WORKFLOWS_SCHEMA
+
+    return (
+        PG_EXECUTIONS,
+        PG_WORKFLOWS_SCHEMA,
+        PG_ROLLOUTS_SCHEMA,
+        PG_RANKINGS_SCHEMA,
+        PG_CONSOLE_SCHEMA,
+    )
 
 
 @click.group()
@@ -82,17 +110,21 @@ def status(data_dir: Path | None, database: str | None) -> None:
         from tlm.store.backend import redact_url, require_psycopg
 
         require_psycopg()
-        from tlm.store.pg_schema import PG_MIGRATIONS, schema_version
+        from tlm.store.pg_base import versions
         from tlm.store.postgres import connect
 
         try:
             with connect(url) as conn:
-                version = schema_version(conn)
+                versions_found = versions(conn)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
-        known = len(PG_MIGRATIONS)
         click.echo(f"backend: postgresql {redact_url(url)}")
-        click.echo(f"schema: version {version} of {known}" + _pending(version, known))
+        for schema in _pg_schemas():
+            version = versions_found.get(schema.name, 0)
+            click.echo(
+                f"{schema.name}: version {version} of {schema.version}"
+                + _pending(version, schema.version)
+            )
         return
     click.echo(f"backend: sqlite {data_dir}")
     for name, known in _sqlite_files().items():
@@ -119,19 +151,24 @@ def upgrade(data_dir: Path | None, database: str | None) -> None:
             from tlm.store.backend import redact_url, require_psycopg
 
             require_psycopg()
-            from tlm.store.pg_schema import migrate
+            from tlm.store.pg_base import migrate
             from tlm.store.postgres import connect
 
             with connect(url) as conn:
-                before, after = migrate(conn, redact_url(url))
-            click.echo(f"{redact_url(url)}: schema version {before} -> {after}")
+                done = migrate(conn, _pg_schemas(), redact_url(url))
+            for name, (before, after) in done.items():
+                click.echo(f"{redact_url(url)}: {name} schema version {before} -> {after}")
             return
+        from tlm.rollout.state import ROLLOUTS_FILE, RolloutStore
         from tlm.store.sqlite import ExecutionStore, default_db_path
         from tlm.verify.review_queue import ReviewQueue
+        from tlm.workflow.store import DB_NAME, WorkflowStore
 
         versions = {name: _sqlite_version(data_dir / name) or 0 for name in _sqlite_files()}
         ExecutionStore(default_db_path(data_dir)).close()
         ReviewQueue.in_data_dir(data_dir)
+        WorkflowStore(data_dir / DB_NAME).list(limit=1)  # migrates on first use
+        RolloutStore(data_dir / ROLLOUTS_FILE)
         for name in _sqlite_files():
             click.echo(f"{data_dir / name}: schema version {versions[name]} -> "
                        f"{_sqlite_version(data_dir / name)}")  # fmt: skip

@@ -21,7 +21,7 @@ from tlm.errors import TLMError
 if TYPE_CHECKING:
     from tlm.engine.engine import Engine
     from tlm.rollout.report import EvalReport
-    from tlm.rollout.state import RolloutStore
+    from tlm.rollout.repository import Rollouts
 
 __all__ = ("COMMANDS", "eval_group")
 
@@ -65,7 +65,7 @@ def _print_report(report: EvalReport) -> None:
     click.echo(f"{verdict}: {'; '.join(report.reasons)}")
 
 
-async def _report(engine: Engine, store: RolloutStore, run_id: str, margin: float) -> EvalReport:
+async def _report(engine: Engine, store: Rollouts, run_id: str, margin: float) -> EvalReport:
     from tlm.rollout.replay import similarity_settings
     from tlm.rollout.report import summarise
 

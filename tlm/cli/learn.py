@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tlm.catalog import Catalog
     from tlm.definition.registry import DefinitionRegistry
     from tlm.engine.config import EngineConfig
+    from tlm.learn.rankings import Rankings
 
 __all__ = ("COMMANDS", "analyze", "update_rankings", "suggest_prompts", "parse_period")
 
@@ -131,7 +132,8 @@ def analyze(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Where to write the rankings (default <data dir>/rankings.json).",
+    help="Write the rankings to this file (default: the configured PostgreSQL database, else "
+    "<data dir>/rankings.json).",
 )
 @_data_dir_option
 def update_rankings(
@@ -141,7 +143,6 @@ def update_rankings(
     from rich.console import Console
     from rich.table import Table
 
-    from tlm.learn.rankings import RANKINGS_FILE
     from tlm.learn.rankings import update_rankings as build
 
     config = _config()
@@ -156,7 +157,7 @@ def update_rankings(
         selector, plans = update_learning(
             store, data_dir, period=period, registry=registry, catalog=catalog
         )
-    target = rankings.save(out or data_dir / RANKINGS_FILE)
+    target = _save_rankings(rankings, out, data_dir, config.database)
     table = Table("task", "rank", "model", "quality", "samples", "human", "latency s", "cost $")
     for task_id, ranking in sorted(rankings.tasks.items()):
         for position, model in enumerate(ranking.order, 1):
@@ -185,6 +186,22 @@ def update_rankings(
                 for t, p in sorted(plans.items())
             )
         )
+
+
+def _save_rankings(
+    rankings: Rankings, out: Path | None, data_dir: Path, database: str | None
+) -> str:
+    """Save to ``out``, else where running engines read them (they pick them up while running)."""
+    from tlm.learn.rankings_store import RankingsFile, open_rankings
+
+    try:
+        store = RankingsFile(out) if out is not None else open_rankings(data_dir, database)
+        try:
+            return store.save(rankings)
+        finally:
+            store.close()
+    except TLMError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 async def propose_rewrite(

@@ -21,7 +21,8 @@ from tlm.errors import TLMError
 
 if TYPE_CHECKING:
     from tlm.engine.engine import Engine
-    from tlm.rollout.state import Rollout, RolloutStore
+    from tlm.rollout.repository import Rollouts
+    from tlm.rollout.state import Rollout
 
 __all__ = ("COMMANDS", "rollout_group")
 
@@ -37,10 +38,16 @@ def _engine(data_dir: Path) -> Engine:
     return Engine(attrs.evolve(config, data_dir=data_dir))
 
 
-def _store(data_dir: Path) -> RolloutStore:
-    from tlm.rollout.state import RolloutStore
+def _store(data_dir: Path) -> Rollouts:
+    """The rollouts of the configured database (PostgreSQL), else of ``data_dir``."""
+    from tlm.engine.config import load_config
+    from tlm.rollout.repository import open_rollouts
 
-    return RolloutStore.in_data_dir(data_dir)
+    try:
+        database = load_config().database
+    except TLMError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return open_rollouts(data_dir, database)
 
 
 def _split_ref(ref: str, what: str) -> tuple[str, str | None]:
@@ -289,10 +296,18 @@ def rollout_status(task_id: str | None, as_json: bool, data_dir: Path) -> None:
 
 
 def _executions(data_dir: Path) -> Any:
-    from tlm.store.sqlite import ExecutionStore, default_db_path
+    """The configured database's execution log, else ``data_dir``'s ``tlm.db`` if it exists."""
+    from tlm.engine.config import load_config
+    from tlm.store.backend import open_store
+    from tlm.store.sqlite import default_db_path
 
-    path = default_db_path(data_dir)
-    return ExecutionStore(path) if path.exists() else None
+    try:
+        database = load_config().database
+    except TLMError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if database is None and not default_db_path(data_dir).exists():
+        return None
+    return open_store(data_dir, database)
 
 
 @rollout_group.command("evaluate")

@@ -158,14 +158,18 @@ def run_workflow_command(
 def workflow_runs_command(run_id: str | None, workflow: str | None, limit: int) -> None:
     """List recent workflow runs, or show one run (RUN_ID, a unique prefix is enough)."""
     from tlm.engine import load_config
-    from tlm.workflow import WorkflowStore
-    from tlm.workflow.store import DB_NAME
+    from tlm.errors import TLMError
+    from tlm.workflow.store import DB_NAME, open_workflow_store
 
     console = Console()
-    path = Path(load_config().data_dir) / DB_NAME
-    if not path.is_file():
+    config = load_config()
+    path = Path(config.data_dir) / DB_NAME
+    if config.database is None and not path.is_file():
         raise click.ClickException(f"{path}: no workflow runs recorded yet")
-    store = WorkflowStore(path)
+    try:
+        store = open_workflow_store(config.data_dir, config.database)
+    except TLMError as exc:
+        raise click.ClickException(str(exc)) from None
     if run_id is not None:
         try:
             run = store.get(run_id)

@@ -233,10 +233,9 @@ class Engine:
 
         registry = self._registry
         self._rollouts = RolloutRouter(
-            data_dir,
-            executions=self._store,
+            data_dir, executions=self._store, database=config.database,
             has_version=lambda task_id, version: version in registry.versions(task_id),
-        )
+        )  # fmt: skip
 
     def _open_telemetry(self, data_dir: Path) -> None:
         """The execution store and the cheapest tracer provider serving every consumer."""

@@ -48,11 +48,13 @@ async def open_learned(
         from tlm.learn.coldstart import VerificationPolicy
 
         policy = VerificationPolicy()
-    if estimates is None and await anyio.Path(data_dir / "rankings.json").is_file():
-        from tlm.learn.estimator import load_estimator
+    if estimates is None:  # the rankings of `tlm update-rankings`, followed while running
+        from tlm.learn.live import open_live_estimates
 
-        estimates = load_estimator(
-            data_dir, catalog=catalog, models=config.models, registry=registry
+        estimates = await anyio.to_thread.run_sync(
+            lambda: open_live_estimates(
+                data_dir, config, catalog=catalog, models=config.models, registry=registry
+            )
         )
     cascade_plans: Mapping[str, Any] = {}
     found = [await anyio.Path(data_dir / f).is_file() for f in ("selector.json", "cascades.json")]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tlm.catalog import Catalog
     from tlm.definition.registry import DefinitionRegistry
 
-__all__ = ("RankingsEstimator", "load_estimator")
+__all__ = ("RankingsEstimator", "load_estimator", "cold_start_priors_for")
 
 
 class RankingsEstimator:
@@ -154,6 +154,22 @@ def load_estimator(
     if not path.is_file():
         return None
     rankings = Rankings.load(path)
+    priors = cold_start_priors_for(rankings, registry)
+    return RankingsEstimator(
+        rankings,
+        policy=policy,
+        rng=rng,
+        min_samples=min_samples,
+        catalog=catalog,
+        models=models,
+        priors=priors,
+    )
+
+
+def cold_start_priors_for(
+    rankings: Rankings, registry: DefinitionRegistry | None
+) -> dict[str, Mapping[str, float]]:
+    """Priors borrowed from similar tasks for the registry's tasks that ``rankings`` lacks."""
     priors: dict[str, Mapping[str, float]] = {}
     if registry is not None:
         from tlm.learn.coldstart import cold_start_priors
@@ -164,12 +180,4 @@ def load_estimator(
                 borrowed = cold_start_priors(definition, rankings, definitions)
                 if borrowed:
                     priors[definition.id] = borrowed
-    return RankingsEstimator(
-        rankings,
-        policy=policy,
-        rng=rng,
-        min_samples=min_samples,
-        catalog=catalog,
-        models=models,
-        priors=priors,
-    )
+    return priors

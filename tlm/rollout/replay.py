@@ -22,7 +22,8 @@ from tlm.definition.model import Budget, ConsensusParams, TaskDefinition
 from tlm.errors import BudgetExceeded, TLMError
 from tlm.rollout.records import EVAL_RUN_KEY
 from tlm.rollout.references import gather_items
-from tlm.rollout.state import EvalItem, EvalRun, RolloutStore
+from tlm.rollout.repository import Rollouts
+from tlm.rollout.state import EvalItem, EvalRun
 from tlm.similarity.base import prepare_metric
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def similarity_settings(definition: TaskDefinition) -> tuple[str, float]:
 
 async def start_replay(
     engine: Engine,
-    store: RolloutStore,
+    store: Rollouts,
     task_id: str,
     new_version: str,
     current_version: str,
@@ -123,7 +124,7 @@ async def _score(engine: Engine, definition: TaskDefinition, a: Any, b: Any) -> 
 
 
 async def run_replay(
-    engine: Engine, store: RolloutStore, run: EvalRun, *, concurrency: int = 4
+    engine: Engine, store: Rollouts, run: EvalRun, *, concurrency: int = 4
 ) -> EvalRun:
     """Execute the run's pending inputs; returns the run as stored afterwards.
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from tlm.errors import TLMError
-from tlm.rollout.state import ROLLOUTS_FILE, Rollout, RolloutStore
+from tlm.rollout.repository import Rollouts, open_rollouts
+from tlm.rollout.state import ROLLOUTS_FILE, Rollout
 from tlm.similarity.canonical import canonical_json
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def bucket_of(rollout_id: str, input: Any) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def judge(rollouts: RolloutStore, executions: ExecutionStore, rollout: Rollout) -> Verdict:
+def judge(rollouts: Rollouts, executions: ExecutionStore, rollout: Rollout) -> Verdict:
     """Judge a running canary from the records of both versions and store the decision.
 
     A ``hold`` is returned but not stored (it would add a row per check); promotions and
@@ -73,6 +74,7 @@ class RolloutRouter:
 
     Args:
         data_dir: where ``rollouts.db`` lives; nothing is created until a rollout is started.
+        database: a PostgreSQL URL: the rollouts of that database instead (every replica's).
         executions: the execution store the canary is judged from (``None``: never judged here).
         has_version: whether the registry knows ``(task_id, version)``; a live version the
             registry no longer has is ignored (the latest version is used).
@@ -88,15 +90,17 @@ class RolloutRouter:
         check_every: int = 20,
         check_every_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        database: str | None = None,
     ) -> None:
         self.path = Path(data_dir) / ROLLOUTS_FILE
+        self.database = database
         self._executions = executions
         self._has_version = has_version
         self.refresh_s = refresh_s
         self.check_every = check_every
         self.check_every_s = check_every_s
         self._clock = clock
-        self._store: RolloutStore | None = None
+        self._store: Rollouts | None = None
         self._rollouts: Mapping[str, Rollout] = {}
         self._read_at = -math.inf
         self._since_check: dict[str, int] = {}
@@ -107,17 +111,28 @@ class RolloutRouter:
 
     def _read(self) -> Mapping[str, Rollout]:
         if self._store is None:
-            if not self.path.exists():
+            if self.database is None and not self.path.exists():
                 return {}
-            self._store = RolloutStore(self.path)
+            self._store = open_rollouts(self.path.parent, self.database)
         return self._store.all_latest()
+
+    def close(self) -> None:
+        """Release the rollout store's connection (PostgreSQL)."""
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     async def refresh(self, *, force: bool = False) -> None:
         """Re-read the rollout state when it is older than ``refresh_s`` (or ``force``)."""
         now = self._clock()
         if force or now - self._read_at >= self.refresh_s:
             self._read_at = now
-            self._rollouts = await anyio.to_thread.run_sync(self._read)
+            try:
+                self._rollouts = await anyio.to_thread.run_sync(self._read)
+            except TLMError as exc:  # e.g. the database restarting: keep what was read last
+                if self._store is None:
+                    raise
+                _log.warning("cannot re-read the rollouts (%s); keeping the last state", exc)
 
     async def version_for(self, task_id: str, input: Any) -> str | None:
         """The version ``input`` should run on, or ``None`` for the registry's latest."""

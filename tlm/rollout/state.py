@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from tlm.errors import StoreError
 from tlm.rollout.records import Decision, EvalItem, EvalRun, Rollout, RolloutState
+from tlm.store import sqlite_base
+from tlm.store.migrations import Schema
 
 __all__ = (
     "ROLLOUTS_FILE",
@@ -29,58 +31,61 @@ __all__ = (
     "EvalRun",
     "EvalItem",
     "RolloutStore",
+    "ROLLOUTS_SCHEMA",
 )
 
 ROLLOUTS_FILE = "rollouts.db"
 
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE rollouts (
-        id TEXT PRIMARY KEY,
-        task_id TEXT NOT NULL,
-        current_version TEXT NOT NULL,
-        new_version TEXT NOT NULL,
-        share REAL NOT NULL,
-        state TEXT NOT NULL,
-        policy TEXT NOT NULL,
-        started_at REAL NOT NULL,
-        ended_at REAL
-    );
-    CREATE INDEX rollouts_task ON rollouts (task_id, started_at);
-    CREATE TABLE decisions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        rollout_id TEXT NOT NULL REFERENCES rollouts (id),
-        at REAL NOT NULL,
-        action TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        evidence TEXT NOT NULL,
-        actor TEXT NOT NULL
-    );
-    CREATE INDEX decisions_rollout ON decisions (rollout_id, id);
-    CREATE TABLE eval_runs (
-        id TEXT PRIMARY KEY,
-        task_id TEXT NOT NULL,
-        new_version TEXT NOT NULL,
-        current_version TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        status TEXT NOT NULL,
-        settings TEXT NOT NULL,
-        spent_usd REAL NOT NULL DEFAULT 0
-    );
-    CREATE TABLE eval_items (
-        run_id TEXT NOT NULL REFERENCES eval_runs (id),
-        input_hash TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        input TEXT NOT NULL,
-        reference TEXT,
-        reference_kind TEXT,
-        recorded TEXT,
-        status TEXT NOT NULL,
-        outcome TEXT,
-        PRIMARY KEY (run_id, input_hash)
-    );
-    """,
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE rollouts (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            current_version TEXT NOT NULL,
+            new_version TEXT NOT NULL,
+            share REAL NOT NULL,
+            state TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL
+        )""",
+        "CREATE INDEX rollouts_task ON rollouts (task_id, started_at)",
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            rollout_id TEXT NOT NULL REFERENCES rollouts (id),
+            at REAL NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            actor TEXT NOT NULL
+        )""",
+        "CREATE INDEX decisions_rollout ON decisions (rollout_id, id)",
+        """CREATE TABLE eval_runs (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            new_version TEXT NOT NULL,
+            current_version TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            spent_usd REAL NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE eval_items (
+            run_id TEXT NOT NULL REFERENCES eval_runs (id),
+            input_hash TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            input TEXT NOT NULL,
+            reference TEXT,
+            reference_kind TEXT,
+            recorded TEXT,
+            status TEXT NOT NULL,
+            outcome TEXT,
+            PRIMARY KEY (run_id, input_hash)
+        )""",
+    ),
 )
+ROLLOUTS_SCHEMA = Schema("rollouts", _MIGRATIONS)
+"""The SQLite schema (PostgreSQL's: :data:`tlm.rollout.state_pg.PG_ROLLOUTS_SCHEMA`)."""
 
 
 def _dump(value: Any) -> str:
@@ -109,11 +114,8 @@ class RolloutStore:
         return cls(Path(data_dir) / ROLLOUTS_FILE)
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the rollout store {self.path}: {exc}") from exc
+    def _connect(self) -> Iterator[Any]:
+        conn = sqlite_base.connect(self.path, foreign_keys=False, what="the rollout store")
         conn.row_factory = sqlite3.Row
         try:
             yield conn
@@ -123,7 +125,7 @@ class RolloutStore:
             conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[Any]:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -133,21 +135,12 @@ class RolloutStore:
                 raise
             conn.execute("COMMIT")
 
+    def close(self) -> None:
+        """Nothing to release (each call opens and closes its own connection)."""
+
     def _migrate(self) -> None:
         with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-        with self._transaction() as conn:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(_MIGRATIONS):
-                raise StoreError(
-                    f"the rollout store {self.path} has schema version {version}; this TLM "
-                    f"knows up to {len(_MIGRATIONS)} (upgrade TLM)"
-                )
-            for step in range(version, len(_MIGRATIONS)):
-                for statement in _MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {step + 1}")
+            sqlite_base.migrate(conn, ROLLOUTS_SCHEMA, f"the rollout store {self.path}")
 
     # --- rollouts ------------------------------------------------------------------------------
 
@@ -259,7 +252,7 @@ class RolloutStore:
 
     @staticmethod
     def _add_decision(
-        conn: sqlite3.Connection,
+        conn: Any,
         rollout_id: str,
         at: float,
         action: str,
@@ -391,9 +384,9 @@ class RolloutStore:
     def runs(self, task_id: str | None = None) -> list[EvalRun]:
         """Evaluation runs, newest first."""
         with self._connect() as conn:
+            where, args = ("", ()) if task_id is None else (" WHERE task_id = ?", (task_id,))
             rows = conn.execute(
-                "SELECT id FROM eval_runs WHERE ? IS NULL OR task_id = ? ORDER BY created_at DESC",
-                (task_id, task_id),
+                f"SELECT id FROM eval_runs{where} ORDER BY created_at DESC", args
             ).fetchall()
         return [self.run(row["id"]) for row in rows]
 
@@ -438,7 +431,7 @@ class RolloutStore:
             conn.execute("UPDATE eval_runs SET status = ? WHERE id = ?", (status, run_id))
 
 
-def _rollout(row: sqlite3.Row) -> Rollout:
+def _rollout(row: Any) -> Rollout:
     return Rollout(
         id=row["id"],
         task_id=row["task_id"],

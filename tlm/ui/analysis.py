@@ -4,8 +4,7 @@ series drawn from them, the current learned rankings and the prompt suggestions.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -14,6 +13,9 @@ from tlm.learn.stats import wilson_interval
 from tlm.learn.suggestions import Suggestion, suggest
 from tlm.telemetry.records import format_timestamp
 from tlm.ui.queries import ExecutionQueries
+
+if TYPE_CHECKING:
+    from tlm.learn.rankings_store import RankingsStore
 
 __all__ = ("TaskAnalysis", "RankingRow", "load_analysis", "load_rankings", "chart_data")
 
@@ -77,16 +79,14 @@ def chart_data(analysis: Analysis) -> dict[str, Any]:
     return {"days": epoch, "pass_rate": pass_rate, "groups": groups}
 
 
-def load_rankings(data_dir: Path, task_id: str) -> tuple[tuple[RankingRow, ...], str | None]:
-    """The task's rows of ``<data_dir>/rankings.json`` (``tlm update-rankings``), best first."""
-    from tlm.learn.rankings import RANKINGS_FILE, Rankings
-
-    path = data_dir / RANKINGS_FILE
-    if not path.is_file():
-        return (), None
+def load_rankings(source: RankingsStore, task_id: str) -> tuple[tuple[RankingRow, ...], str | None]:
+    """The task's rows of the rankings ``tlm update-rankings`` saved in ``source``, best
+    first."""
     try:
-        rankings = Rankings.load(path)
-    except Exception:  # a broken file is reported by `tlm update-rankings`, not here
+        rankings = source.load()
+    except Exception:  # broken rankings are reported by `tlm update-rankings`, not here
+        return (), None
+    if rankings is None:
         return (), None
     ranking = rankings.tasks.get(task_id)
     if ranking is None:
@@ -107,19 +107,20 @@ def load_rankings(data_dir: Path, task_id: str) -> tuple[tuple[RankingRow, ...],
 
 def load_analysis(
     queries: ExecutionQueries,
-    data_dir: Path,
+    rankings_source: RankingsStore,
     task_id: str,
     *,
     period: timedelta | None,
     now: datetime | None = None,
     version: str | None = None,
 ) -> TaskAnalysis:
-    """The task's analysis over the last ``period`` (all time when ``None``)."""
+    """The task's analysis over the last ``period`` (all time when ``None``), with the task's
+    rankings from ``rankings_source``."""
     until = now or datetime.now(UTC).replace(second=0, microsecond=0)  # a minute's loads agree
     since = None if period is None else until - period
     since_text = None if since is None else format_timestamp(since)
     analysis = queries.analysis(task_id, since=since_text, version=version)
-    rankings, generated = load_rankings(data_dir, task_id)
+    rankings, generated = load_rankings(rankings_source, task_id)
     return TaskAnalysis(
         analysis=analysis,
         suggestions=tuple(suggest(analysis)),

@@ -49,7 +49,7 @@ def create_app(console: Console, guard: Guard | None = None) -> web.Application:
 
     async def warm_up(app: web.Application) -> None:
         queries = app[CONSOLE].queries
-        if queries.rows_estimate() >= WARM_UP_FROM:
+        if queries.warms_up and queries.rows_estimate() >= WARM_UP_FROM:
             queries.warm_up(app[CONSOLE].registry.task_ids())
 
     async def close_console(app: web.Application) -> None:

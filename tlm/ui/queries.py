@@ -193,6 +193,9 @@ class ExecutionQueries:
         StoreError: the file cannot be opened or read.
     """
 
+    warms_up = True
+    """Whether :meth:`warm_up` can fill a day cache (the SQLite file's)."""
+
     def __init__(self, path: str | Path, *, keep_days: bool = True) -> None:
         self.path = Path(path)
         try:

@@ -2,8 +2,9 @@
 
 One :class:`Console` per application. It opens the execution store (feedback is written through
 it, as ``tlm feedback`` does), the console's read queries, the review queue (decisions recorded
-as human feedback, as ``tlm review`` does) and the workflow store, all under the configured data
-directory; definitions are re-read when a file in the definitions directory changes. The
+as human feedback, as ``tlm review`` does) and the workflow store: in the configured PostgreSQL
+database (every replica's state) when one is set, else the SQLite files of the data directory;
+definitions are re-read when a file in the definitions directory changes. The
 playground's :class:`~tlm.engine.Engine` is opened on first use and closed with the console.
 """
 
@@ -18,12 +19,13 @@ from aiohttp import web
 
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir, tasks_dir
 from tlm.engine.config import EngineConfig
-from tlm.store.sqlite import ExecutionStore, default_db_path
+from tlm.learn.rankings_store import open_rankings
+from tlm.store.backend import open_store
+from tlm.store.sqlite import ExecutionStore
 from tlm.telemetry.redact import redact
 from tlm.ui.queries import ExecutionQueries
-from tlm.verify.review_queue import ReviewQueue, feedback_hook
-from tlm.workflow.store import DB_NAME as WORKFLOWS_DB
-from tlm.workflow.store import WorkflowStore
+from tlm.verify.review_queue import feedback_hook, open_review_queue
+from tlm.workflow.store import open_workflow_store
 
 if TYPE_CHECKING:
     from tlm.engine.engine import Engine
@@ -45,15 +47,26 @@ class Console:
         self.definitions_dir = default_definitions_dir(config.definitions_dir)
         self.tasks_root = tasks_dir(self.definitions_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ExecutionStore(default_db_path(self.data_dir))
-        self.queries = ExecutionQueries(self.store.path)
-        self.reviews = ReviewQueue.in_data_dir(self.data_dir, on_decision=feedback_hook(self.store))
-        self.workflows = WorkflowStore(self.data_dir / WORKFLOWS_DB)
+        self.store = open_store(self.data_dir, config.database)
+        self.queries = self._queries()
+        self.reviews = open_review_queue(
+            self.data_dir, config.database, on_decision=feedback_hook(self.store)
+        )
+        self.workflows = open_workflow_store(self.data_dir, config.database)
+        self.rankings = open_rankings(self.data_dir, config.database)
         self._engine_kwargs = engine_kwargs
         self._engine: Engine | None = None
         self._engine_lock = anyio.Lock()
         self._registry: DefinitionRegistry | None = None
         self._registry_key: tuple[tuple[str, int, int], ...] = ()
+
+    def _queries(self) -> ExecutionQueries:
+        if isinstance(self.store, ExecutionStore):
+            return ExecutionQueries(self.store.path)
+        from tlm.ui.queries_pg import PostgresExecutionQueries
+
+        assert self.config.database is not None
+        return PostgresExecutionQueries(self.config.database, self.store)
 
     # --- definitions ---------------------------------------------------------------------------
 
@@ -106,6 +119,8 @@ class Console:
         finally:
             self.queries.close()
             self.store.close()
+            self.workflows.close()
+            self.rankings.close()
 
 
 CONSOLE = web.AppKey("tlm_ui_console", Console)

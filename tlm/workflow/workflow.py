@@ -46,7 +46,7 @@ from tlm.workflow.step import (
     Step,
     TaskNode,
 )
-from tlm.workflow.store import DB_NAME, WorkflowStore
+from tlm.workflow.store import open_workflow_store
 
 if TYPE_CHECKING:
     from tlm.definition.registry import DefinitionRegistry
@@ -195,9 +195,8 @@ class Workflow(Generic[InT, OutT]):
             otel_context.detach(token)
             if record and engine.config.store:
                 run = _redacted(run, Redaction(fields=engine.config.redact).for_input(input))
-                store = WorkflowStore(engine.config.data_dir / DB_NAME)
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(store.write, run)
+                    await anyio.to_thread.run_sync(_store_run, engine, run)
         return WorkflowResult(output, run)
 
     async def _run_root(self, runner: Runner, input: Any, budget: Budget | None) -> Any:
@@ -336,6 +335,14 @@ def _union(
     groups: Iterable[list[tuple[Step[Any, Any], TaskDefinition]]],
 ) -> list[tuple[Step[Any, Any], TaskDefinition]]:
     return [item for group in groups for item in group]
+
+
+def _store_run(engine: Engine, run: WorkflowRun) -> None:
+    store = open_workflow_store(engine.config.data_dir, engine.config.database)
+    try:
+        store.write(run)
+    finally:
+        store.close()
 
 
 def _redacted(run: WorkflowRun, scope: Redaction) -> WorkflowRun:

@@ -43,7 +43,7 @@ async def analysis_page(request: web.Request) -> web.Response:
         period_text = "7d"
     period = PERIODS[period_text]
     result = await anyio.to_thread.run_sync(
-        lambda: load_analysis(console.queries, console.data_dir, task_id, period=period)
+        lambda: load_analysis(console.queries, console.rankings, task_id, period=period)
     )
     return render(
         request,
