@@ -30,15 +30,15 @@ DEFAULT_CHECK_BUDGET_S = 2.0
 _log = logging.getLogger("tlm.store")
 
 
-def corrupted(path: Path, detail: str) -> StoreCorrupted:
-    """The error for a damaged store at ``path``: what was found and what to do (one line)."""
+def corrupted(path: Path, detail: str, what: str = "the execution store") -> StoreCorrupted:
+    """The error for a damaged ``what`` at ``path``: what was found and what to do (one line)."""
     lines = [line.strip() for line in detail.splitlines() if line.strip() and "***" not in line]
     found = lines[0] if lines else "damaged"
     if len(found) > 120:
         found = found[:119] + "…"
     return StoreCorrupted(
-        f"{path}: the execution store is corrupted ({found}); no model was called. Move it "
-        f"aside (mv {path} {path}.corrupt) to start a new store; sqlite3's .recover command "
+        f"{path}: {what} is corrupted ({found}); no model was called. Move it "
+        f"aside (mv {path} {path}.corrupt) to start a new one; sqlite3's .recover command "
         f"can salvage its records"
     )
 
@@ -76,7 +76,9 @@ def _remember_checked(path: Path) -> None:
         _marker(path).write_text(json.dumps(current))
 
 
-def check_integrity(conn: sqlite3.Connection, path: Path, budget_s: float) -> None:
+def check_integrity(
+    conn: sqlite3.Connection, path: Path, budget_s: float, what: str = "the execution store"
+) -> None:
     """Raise :class:`StoreCorrupted` if ``quick_check`` finds damage within ``budget_s``.
 
     ``budget_s <= 0`` skips the check. A file not written since it last passed a whole check (its
@@ -100,11 +102,11 @@ def check_integrity(conn: sqlite3.Connection, path: Path, budget_s: float) -> No
         raise
     except sqlite3.DatabaseError as exc:
         if is_corruption(exc):
-            raise corrupted(path, describe(exc)) from exc
+            raise corrupted(path, describe(exc), what) from exc
         raise
     finally:
         conn.set_progress_handler(None, 0)
     problems = [str(row[0]) for row in rows if row and row[0] != "ok"]
     if problems:
-        raise corrupted(path, "quick_check: " + problems[0])
+        raise corrupted(path, "quick_check: " + problems[0], what)
     _remember_checked(path)

@@ -1,9 +1,10 @@
 """TLM's schema on PostgreSQL: versioned migrations applied under an advisory lock.
 
-One version number covers every table TLM keeps in the database (``tlm_schema``). Opening any
-PostgreSQL-backed store applies the missing migrations in one transaction holding
-``pg_advisory_xact_lock``, so replicas starting together wait for each other instead of racing;
-``tlm db upgrade`` does the same on demand and ``tlm db status`` reports the version. Rows use the
+The execution log's schema (executions, feedback and the review queue) is one
+:class:`~tlm.store.migrations.Schema` applied by :mod:`tlm.store.pg_base`: opening a store
+applies the missing migrations in one transaction holding ``pg_advisory_xact_lock``, so replicas
+starting together wait for each other instead of racing; ``tlm db upgrade`` does the same on
+demand and ``tlm db status`` reports the version. Rows use the
 same text and number encodings as the SQLite store (:mod:`tlm.store.schema`), so both backends
 read records back the same way.
 """
@@ -14,7 +15,9 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from tlm.errors import StoreError
+from tlm.store import pg_base
+from tlm.store.migrations import Schema
+from tlm.store.pg_base import LOCK_KEY, version_of
 from tlm.store.schema import COLUMNS
 
 if TYPE_CHECKING:
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "PG_MIGRATIONS",
+    "PG_EXECUTIONS",
     "LOCK_KEY",
     "PG_UPSERT",
     "PG_SELECT",
@@ -31,7 +35,6 @@ __all__ = (
     "pg_escape_row",
 )
 
-LOCK_KEY: Final = 0x746C6D00  # "tlm\0": the advisory lock taken while migrating
 REVIEWS_CHANNEL: Final = "tlm_reviews"
 """The NOTIFY channel a review decision is announced on (payload: the review id)."""
 
@@ -109,6 +112,8 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
 )
 """Step ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``."""
+PG_EXECUTIONS: Final = Schema("executions", PG_MIGRATIONS)
+"""The execution log (executions, feedback) and the review queue on PostgreSQL."""
 
 PG_UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
@@ -120,37 +125,18 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def schema_version(conn: psycopg.Connection[Any]) -> int:
-    """The schema version of the database (0: TLM never wrote to it)."""
-    exists = conn.execute("SELECT to_regclass('tlm_schema')").fetchone()
-    if exists is None or exists[0] is None:
-        return 0
-    row = conn.execute("SELECT version FROM tlm_schema").fetchone()
-    return 0 if row is None else int(row[0])
+    """The version of the execution log's schema in the database (0: TLM never wrote to it)."""
+    return version_of(conn, PG_EXECUTIONS)
 
 
 def migrate(conn: psycopg.Connection[Any], source: str) -> tuple[int, int]:
-    """Bring the schema to the newest version under the advisory lock; ``(before, after)``.
+    """Bring the execution log's schema to the newest version under the advisory lock;
+    ``(before, after)`` (see :func:`tlm.store.pg_base.migrate`).
 
     Raises:
         StoreError: The database has a newer schema than this TLM knows.
     """
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        conn.execute("CREATE TABLE IF NOT EXISTS tlm_schema (version INTEGER NOT NULL)")
-        before = schema_version(conn)
-        if before > len(PG_MIGRATIONS):
-            raise StoreError(
-                f"{source}: schema version {before} is newer than this TLM knows "
-                f"({len(PG_MIGRATIONS)}); upgrade TLM"
-            )
-        for step in range(before, len(PG_MIGRATIONS)):
-            for statement in PG_MIGRATIONS[step]:
-                conn.execute(statement.encode())
-        if before == 0:
-            conn.execute("INSERT INTO tlm_schema (version) VALUES (%s)", (len(PG_MIGRATIONS),))
-        elif before < len(PG_MIGRATIONS):
-            conn.execute("UPDATE tlm_schema SET version = %s", (len(PG_MIGRATIONS),))
-    return before, len(PG_MIGRATIONS)
+    return pg_base.migrate(conn, (PG_EXECUTIONS,), source)[PG_EXECUTIONS.name]
 
 
 def _escape(text: str) -> str:

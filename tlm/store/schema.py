@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from tlm.errors import StoreError
+from tlm.store import sqlite_base
+from tlm.store.migrations import Schema
 from tlm.telemetry.records import (
     ErrorInfo,
     ExecutionRecord,
@@ -28,6 +29,7 @@ from tlm.telemetry.records import (
 
 __all__ = (
     "MIGRATIONS",
+    "EXECUTIONS",
     "COLUMNS",
     "UPSERT",
     "SELECT",
@@ -103,6 +105,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ("ALTER TABLE executions ADD COLUMN spans TEXT",),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
+EXECUTIONS: Final = Schema("executions", MIGRATIONS)
+"""The execution log's schema on SQLite (``tlm.db``)."""
 
 COLUMNS: Final = (
     "execution_id",
@@ -151,34 +155,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def connect(path: Path, *, busy_timeout_s: float = 30.0) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on."""
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
-    )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
+    return sqlite_base.connect(path, busy_timeout_s=busy_timeout_s, what="the execution store")
 
 
 def migrate(conn: sqlite3.Connection, source: str) -> None:
     """Bring the schema to the newest version (refuses a newer one)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{source}: schema version {version} is newer than this TLM knows "
-                f"({len(MIGRATIONS)}); upgrade TLM"
-            )
-        for step in range(version, len(MIGRATIONS)):
-            for statement in MIGRATIONS[step]:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {step + 1}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    sqlite_base.migrate(conn, EXECUTIONS, source)
 
 
 def escape_surrogates(text: str) -> str:
