@@ -25,7 +25,7 @@ from tlm.budget import BudgetLedger
 from tlm.catalog import Catalog
 from tlm.definition.model import TaskDefinition
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
-from tlm.engine.cache import ResultCache
+from tlm.engine.cache import open_cache
 from tlm.engine.compiled import CompiledTask, compile_task
 from tlm.engine.config import EngineConfig, load_config
 from tlm.engine.execution import new_job, run_inline
@@ -223,7 +223,7 @@ class Engine:
             tracing=self._tracing(),
             pool=self._pool,
             providers=self._providers,
-            cache=ResultCache(data_dir / "cache.db") if config.cache else None,
+            cache=open_cache(data_dir, config.database) if config.cache else None,
             review_queue=review_queue,
             estimates=self._estimates,
             clock=self._clock,
@@ -307,6 +307,8 @@ class Engine:
             self._tracer_provider.force_flush()
         if self._store is not None:
             self._store.flush()
+        if self._runtime is not None and self._runtime.cache is not None:
+            self._runtime.cache.flush()  # cached outputs visible to every engine sharing it
 
     # --- definitions --------------------------------------------------------------------------
 
