@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tlm.store.cache import CachedResult, ResultCache, canonical_json, open_cache
 
-__all__ = ("CachedResult", "ResultCache", "cache_key", "canonical_json", "open_cache")
+if TYPE_CHECKING:
+    from tlm.engine.runtime import Runtime
+
+__all__ = (
+    "CachedResult",
+    "ResultCache",
+    "cache_key",
+    "canonical_json",
+    "close_cache",
+    "flush_cache",
+    "open_cache",
+)
 
 
 def cache_key(
@@ -35,3 +46,15 @@ def cache_key(
         [task_id, task_version, prompt_variant, model, dict(parameters), input]
     )
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def flush_cache(runtime: Runtime | None) -> None:
+    """Block until the stores the engine queued in its cache are written."""
+    if runtime is not None and runtime.cache is not None:
+        runtime.cache.flush()
+
+
+def close_cache(runtime: Runtime | None) -> None:
+    """Write what is queued and close the engine's cache (if it has one)."""
+    if runtime is not None and runtime.cache is not None:
+        runtime.cache.close()
