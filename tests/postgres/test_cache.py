@@ -82,9 +82,27 @@ async def test_an_entry_expires_after_its_ttl_and_a_put_replaces(
     clock.now += 9
     assert (await cache.get("k")).output == 2  # the replacement's own ttl
     clock.now += 2
-    assert await cache.get("k") is None
+    assert await cache.get("k") is None  # the memory in front expires entries too
     clock.now -= 5  # removed, not only hidden
     assert await cache.get("k") is None
+
+
+async def test_entries_beyond_the_memory_are_read_from_the_database(
+    backend: str | None, tmp_path: Path
+) -> None:
+    table: Any = (
+        SqliteCacheTable(tmp_path / CACHE_FILE) if backend is None else PostgresCacheTable(backend)
+    )
+    small = ResultCache(table, memory_entries=2)
+    try:
+        for i in range(5):
+            await small.put(f"k{i}", task_id="t", task_version="1", output=i, meta={}, ttl_s=None)
+        assert list(small._memory) == ["k3", "k4"]
+        found = [await small.get(f"k{i}") for i in range(5)]
+        assert [None if hit is None else hit.output for hit in found] == [0, 1, 2, 3, 4]
+        assert list(small._memory) == ["k3", "k4"]  # the last two read
+    finally:
+        small.close()
 
 
 async def test_put_nowait_is_seen_by_the_next_lookup_and_survives_close(
@@ -148,7 +166,8 @@ async def test_a_failing_database_is_a_miss_and_a_skipped_store(
     cache = make_cache()
     await cache.put("k", task_id="t", task_version="1", output=1, meta={}, ttl_s=None)
     _drop_table(backend, cache)
-    assert await cache.get("k") is None
+    assert (await cache.get("k")).output == 1  # kept in this process's memory
+    assert await cache.get("other") is None  # the table is gone: a miss
     put = await cache.put("k", task_id="t", task_version="1", output=2, meta={}, ttl_s=None)
     assert put is False
     assert cache.put_nowait("j", task_id="t", task_version="1", output=2, meta={}, ttl_s=None)

@@ -38,6 +38,7 @@ from tlm.store.schema import escape_surrogates
 __all__ = (
     "CACHE_FILE",
     "CacheRow",
+    "Entry",
     "CacheTable",
     "CachedResult",
     "ResultCache",
@@ -50,6 +51,8 @@ _log = logging.getLogger("tlm.cache")
 
 CacheRow = tuple[str, str, str, str, str, float, float | None]
 """key, task id, task version, output JSON, meta JSON, stored at, expires at (epoch s)."""
+Entry = tuple[str, str, float, float | None]
+"""What a lookup finds: output JSON, meta JSON, stored at, expires at."""
 
 
 def canonical_json(value: Any) -> str:
@@ -74,8 +77,8 @@ class CacheTable(Protocol):
         """The file or the database (password masked), for messages."""
         ...
 
-    def lookup(self, key: str, now: float) -> tuple[str, str, float] | None:
-        """``(output JSON, meta JSON, stored at)`` of the live entry; an expired one is removed."""
+    def lookup(self, key: str, now: float) -> Entry | None:
+        """The live entry of ``key``; an expired one is removed."""
         ...
 
     def store(self, rows: Sequence[CacheRow]) -> None:
@@ -129,6 +132,12 @@ class ResultCache:
         table: The backend (opened; closed with the cache).
         clock: Seconds since the epoch (expiry); injectable for tests.
         max_pending: Puts that may wait for the cache thread; more are skipped (counted).
+        batch_size, linger_s: Stores are committed together: when ``batch_size`` wait, or
+            when the oldest has waited ``linger_s`` (meanwhile lookups here already see them;
+            :meth:`flush` commits at once).
+        memory_entries: Entries this process found or stored that are kept in memory too and
+            answered at once, without the cache thread (until they expire; 0: none). Another
+            replica replacing one meanwhile replaces a verified output by another verified one.
     """
 
     def __init__(
@@ -137,8 +146,14 @@ class ResultCache:
         *,
         clock: Callable[[], float] = time.time,
         max_pending: int = 10_000,
+        memory_entries: int = 1024,
+        batch_size: int = 256,
+        linger_s: float = 0.05,
     ) -> None:
         self._table = table
+        self._memory: collections.OrderedDict[str, Entry] = collections.OrderedDict()
+        self._memory_size = memory_entries
+        self._memory_lock = threading.Lock()
         self._clock = clock
         self._max_pending = max_pending
         self.failures = 0
@@ -147,6 +162,12 @@ class ResultCache:
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
+        self._flushing = 0
+        self._batch_size = batch_size
+        self._linger_s = linger_s
+        self._unwritten: list[tuple[CacheRow, _Reply | None]] = []
+        self._unwritten_keys: dict[str, CacheRow] = {}
+        self._first_unwritten_at = 0.0
         self._thread = threading.Thread(target=self._run, name="tlm-cache", daemon=True)
         self._thread.start()
 
@@ -165,6 +186,18 @@ class ResultCache:
 
     async def get(self, key: str) -> CachedResult | None:
         """The live entry for ``key``, or ``None`` (a failed lookup is a miss)."""
+        if self._closed:
+            return None
+        with self._memory_lock:
+            entry = self._memory.get(key)
+            if entry is not None:
+                if entry[3] is None or entry[3] > self._clock():
+                    self._memory.move_to_end(key)
+                else:
+                    del self._memory[key]
+                    entry = None
+        if entry is not None:
+            return self._result(entry)
         reply = _Reply()
         if not self._submit(("get", key, reply)):
             return None
@@ -239,7 +272,9 @@ class ResultCache:
             if self._closed:
                 return False
             self._ops.append(op)
-            if len(self._ops) == 1:
+            # a put nobody waits for can wait for the thread's next turn, unless the thread
+            # is idle (no commit pending, so no turn coming) or enough puts wait
+            if op[2] is not None or not self._unwritten or len(self._ops) >= self._batch_size:
                 self._cond.notify()
         return True
 
@@ -248,51 +283,95 @@ class ResultCache:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._ops and not self._closed:
-                    self._cond.wait()
-                if not self._ops:
-                    return
+                while not self._ops and not self._closed and not self._commit_due():
+                    self._cond.wait(self._linger_left())
                 batch = list(self._ops)
                 self._ops.clear()
                 self._busy = True
+                stop = self._closed and not batch
             try:
-                self._serve(batch)
+                answered = self._serve(batch)
+                if stop or self._commit_due() or any(r is not None for _, r in self._unwritten):
+                    self._write(answered)
+                self._wake(answered)
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+            if stop and not self._unwritten:
+                return
 
-    def _serve(self, batch: list[_Op]) -> None:
+    def _commit_due(self) -> bool:
+        """Whether the unwritten puts are to be committed now (many, old, or asked for)."""
+        unwritten = self._unwritten
+        return bool(unwritten) and (
+            self._flushing > 0
+            or len(unwritten) >= self._batch_size
+            or time.monotonic() >= self._first_unwritten_at + self._linger_s
+        )
+
+    def _linger_left(self) -> float | None:
+        if not self._unwritten:
+            return None
+        return max(0.0, self._first_unwritten_at + self._linger_s - time.monotonic())
+
+    def _serve(self, batch: list[_Op]) -> list[_Reply]:
         answered: list[_Reply] = []
-        puts: list[tuple[CacheRow, _Reply | None]] = []
         for kind, payload, reply in batch:
             if kind == "put":
-                puts.append((payload, reply))
+                if not self._unwritten:
+                    self._first_unwritten_at = time.monotonic()
+                self._unwritten.append((payload, reply))
+                self._unwritten_keys[payload[0]] = payload
                 continue
-            self._store(puts, answered)  # earlier puts first: a get sees them
             assert reply is not None
-            reply.value = self._lookup(payload)
+            row = self._unwritten_keys.get(payload)  # stored here, not yet committed
+            if row is not None and (row[6] is None or row[6] > self._clock()):
+                reply.value = self._result((row[3], row[4], row[5], row[6]))
+            else:
+                reply.value = self._lookup(payload)
             answered.append(reply)
-        self._store(puts, answered)
-        self._wake(answered)
+        return answered
 
     def _lookup(self, key: str) -> CachedResult | None:
         try:
             found = self._table.lookup(key, self._clock())
-            if found is None:
-                return None
-            output, meta, stored_at = found
-            return CachedResult(json.loads(output), json.loads(meta), float(stored_at))
         except Exception as exc:
             self._failed("lookup", exc)
             return None
+        if found is None:
+            return None
+        result = self._result(found)
+        if result is not None:
+            self._remember([(key, found)])
+        return result
 
-    def _store(self, puts: list[tuple[CacheRow, _Reply | None]], answered: list[_Reply]) -> None:
+    def _result(self, entry: Entry) -> CachedResult | None:
+        try:
+            return CachedResult(json.loads(entry[0]), json.loads(entry[1]), float(entry[2]))
+        except (ValueError, TypeError, RecursionError) as exc:
+            self._failed("lookup", exc)
+            return None
+
+    def _remember(self, entries: list[tuple[str, Entry]]) -> None:
+        if self._memory_size <= 0:
+            return
+        with self._memory_lock:
+            for key, entry in entries:
+                self._memory[key] = entry
+                self._memory.move_to_end(key)
+            while len(self._memory) > self._memory_size:
+                self._memory.popitem(last=False)
+
+    def _write(self, answered: list[_Reply]) -> None:
+        puts, self._unwritten = self._unwritten, []
+        self._unwritten_keys = {}
         if not puts:
             return
         try:
             self._table.store([row for row, _ in puts])
             stored = True
+            self._remember([(row[0], (row[3], row[4], row[5], row[6])) for row, _ in puts])
         except Exception as exc:
             self._failed("store", exc)
             stored = False
@@ -300,7 +379,6 @@ class ResultCache:
             if reply is not None:
                 reply.value = stored
                 answered.append(reply)
-        puts.clear()
 
     @staticmethod
     def _wake(replies: list[_Reply]) -> None:
@@ -335,11 +413,16 @@ class ResultCache:
         """Block until every queued put is written (or tried); ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._ops or self._busy:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._ops or self._busy or self._unwritten:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float = 30.0) -> None:

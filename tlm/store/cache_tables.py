@@ -21,7 +21,7 @@ from tlm.store.pg_schema import pg_escape_row
 from tlm.store.sqlite_base import open_database
 
 if TYPE_CHECKING:
-    from tlm.store.cache import CacheRow
+    from tlm.store.cache import CacheRow, Entry
 
 __all__ = ("CACHE_SQLITE", "CACHE_PG", "SqliteCacheTable", "PostgresCacheTable")
 
@@ -73,7 +73,7 @@ class SqliteCacheTable:
     def where(self) -> str:
         return str(self.path)
 
-    def lookup(self, key: str, now: float) -> tuple[str, str, float] | None:
+    def lookup(self, key: str, now: float) -> Entry | None:
         row = self._db.execute(
             "SELECT output, meta, stored_at, expires_at FROM results WHERE key = ?", (key,)
         ).fetchone()
@@ -82,7 +82,7 @@ class SqliteCacheTable:
         if row[3] is not None and row[3] <= now:
             self._db.execute("DELETE FROM results WHERE key = ? AND expires_at <= ?", (key, now))
             return None
-        return row[0], row[1], row[2]
+        return row[0], row[1], float(row[2]), row[3]
 
     def store(self, rows: Sequence[CacheRow]) -> None:
         db = self._db
@@ -171,10 +171,10 @@ class PostgresCacheTable:
             self._went_down()
             raise
 
-    def lookup(self, key: str, now: float) -> tuple[str, str, float] | None:
+    def lookup(self, key: str, now: float) -> Entry | None:
         (key,) = pg_escape_row((key,))
 
-        def work(conn: Any) -> tuple[str, str, float] | None:
+        def work(conn: Any) -> Entry | None:
             row = conn.execute(
                 b"SELECT output, meta, stored_at, expires_at FROM result_cache WHERE key = %s",
                 (key,),
@@ -186,9 +186,9 @@ class PostgresCacheTable:
                     b"DELETE FROM result_cache WHERE key = %s AND expires_at <= %s", (key, now)
                 )
                 return None
-            return row[0], row[1], float(row[2])
+            return row[0], row[1], float(row[2]), row[3]
 
-        found: tuple[str, str, float] | None = self._run(work)
+        found: Entry | None = self._run(work)
         return found
 
     def store(self, rows: Sequence[CacheRow]) -> None:
