@@ -150,12 +150,16 @@ def build_engine(
     store: bool = True,
     cache: bool = False,
     catalog: Catalog | None = None,
+    database: str | None = None,
 ) -> Engine:
-    """An engine over the benchmark task(s) and models, state under ``data_dir``."""
+    """An engine over the benchmark task(s) and models, state under ``data_dir`` (or in the
+    PostgreSQL ``database``)."""
     registry = DefinitionRegistry(tuple(definitions or (benchmark_task(),)))
     config = EngineConfig(
         data_dir=data_dir, models=tuple(models), store=store, cache=cache, otlp_endpoint=""
     )
+    if database is not None:
+        config = attrs.evolve(config, database=database)
     return Engine(
         config,
         registry=registry,

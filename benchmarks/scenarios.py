@@ -740,6 +740,51 @@ async def scale(settings: Settings, step: Step) -> ScenarioResult:
     )
 
 
+def _cache_subprocess(settings: Settings, tlm_root: Path, postgres: bool) -> dict[str, Figure]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tlm_root), str(REPO)])}
+    n = 300 if settings.quick else 2000
+    command = [sys.executable, "-m", "benchmarks.cache_cost", "--json", "-n", str(n)]
+    command += ["--repeats", str(settings.repeats)] + (["--postgres"] if postgres else [])
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir()
+    )
+    raw = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {k: figure(v[3], "µs") for k, v in raw.items()}
+
+
+async def cache_cost(settings: Settings, step: Step) -> ScenarioResult:
+    """The result cache on the hot path: µs per execution, cache off / all hits / all misses."""
+    from benchmarks import cache_cost as bench
+
+    figures = await anyio.to_thread.run_sync(_cache_subprocess, settings, REPO, True)
+    step()
+    before: dict[str, Figure] = {}
+    if settings.baseline:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = _checkout(settings.baseline, Path(tmp))
+            before = await anyio.to_thread.run_sync(_cache_subprocess, settings, root, False)
+    step()
+    rows = []
+    for mode in (*bench.MODES, *bench.PG_MODES):
+        if f"{mode} cpu" not in figures:
+            continue
+        row = [mode, figures[f"{mode} cpu"].text(), figures[f"{mode} wall"].text()]
+        if before:
+            was = before.get(f"{mode} cpu"), before.get(f"{mode} wall")
+            row += [was[0].text() if was[0] else "-", was[1].text() if was[1] else "-"]
+        rows.append(tuple(row))
+    columns = ["mode", "CPU per execution", "wall per execution"]
+    if before:
+        columns += [f"CPU before ({settings.baseline})", f"wall before ({settings.baseline})"]
+    return ScenarioResult(
+        name="cache",
+        title="Result cache cost (instant in-process provider, store off)",
+        description=bench.__doc__ or "",
+        tables=(Table("µs per execution", tuple(columns), tuple(rows)),),
+        figures={**figures, **{f"before {k}": v for k, v in before.items()}},
+    )
+
+
 async def local_quality(settings: Settings, step: Step) -> ScenarioResult:
     """(f) Answer quality of the embedded models on the labelled postings, per configuration."""
     try:
@@ -768,6 +813,7 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Settings], int]]] = {
     "ui": (ui, lambda s: 2),
     "batch-scale": (batch_scale, lambda s: 1),
     "scale": (scale, lambda s: 1),
+    "cache": (cache_cost, lambda s: 2),
     "local-quality": (local_quality, lambda s: 1),
 }
 """Name -> (scenario, how many progress steps it reports)."""

@@ -20,10 +20,13 @@ def test_an_older_store_is_migrated_and_keeps_its_records(tmp_path: Path) -> Non
     # make it look like a store from before the selection column (and the migrations after it)
     step = next(i for i, m in enumerate(MIGRATIONS) if any("selection" in sql for sql in m))
     conn = sqlite3.connect(path)
-    for statements in MIGRATIONS[step:]:
-        for sql in statements:
-            column = sql.split("ADD COLUMN ")[1].split()[0]
-            conn.execute(f"ALTER TABLE executions DROP COLUMN {column}")
+    for statements in reversed(MIGRATIONS[step:]):  # each undone, newest first
+        for sql in reversed(statements):
+            words = sql.split()
+            if "ADD COLUMN" in sql:  # ALTER TABLE <table> ADD COLUMN <column> ...
+                conn.execute(f"ALTER TABLE {words[2]} DROP COLUMN {words[5]}")
+            else:  # CREATE [UNIQUE] INDEX <name> ...
+                conn.execute(f"DROP INDEX {words[words.index('INDEX') + 1]}")
     conn.execute(f"PRAGMA user_version = {step}")
     conn.commit()
     conn.close()

@@ -4,7 +4,8 @@
 file), one per input line (its execution id, which provider batch and custom id it is in, its
 result once downloaded) and one per provider batch submitted. Every change is one short
 transaction, so the file is always a consistent picture: ``tlm batch --resume`` starts from it.
-The schema is versioned with ``PRAGMA user_version`` like the execution store.
+The file is opened and migrated by :mod:`tlm.store.sqlite_base` like every TLM file (schema:
+:data:`tlm.store.batch_schema.BATCH_SQLITE`).
 
 An input line moves ``pending`` → ``submitted`` → ``answered`` → ``done``; a line that needs no
 provider batch (invalid input, a cache hit) is ``direct`` → ``done``. Expired, cancelled and
@@ -24,57 +25,15 @@ from typing import Any, Final, Literal
 import attrs
 
 from tlm.errors import StoreError
+from tlm.store.batch_schema import BATCH_FILE, BATCH_SQLITE
+from tlm.store.sqlite_base import open_database
 
 __all__ = ("BatchState", "Run", "Item", "Submission", "ItemState", "MIGRATIONS", "DB_NAME")
 
-DB_NAME: Final = "batches.db"
+DB_NAME: Final = BATCH_FILE
 ItemState = Literal["pending", "submitted", "answered", "direct", "done"]
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    (
-        """CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            task_id TEXT NOT NULL,
-            task_version TEXT NOT NULL,
-            input_path TEXT NOT NULL,
-            output_path TEXT NOT NULL,
-            options TEXT NOT NULL,
-            max_cost REAL,
-            status TEXT NOT NULL,
-            output_offset INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE items (
-            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-            line INTEGER NOT NULL,
-            execution_id TEXT NOT NULL,
-            input TEXT NOT NULL,
-            model TEXT,
-            request_sha TEXT,
-            estimate REAL NOT NULL DEFAULT 0,
-            state TEXT NOT NULL,
-            submission_id TEXT,
-            custom_id TEXT,
-            result TEXT,
-            resubmits INTEGER NOT NULL DEFAULT 0,
-            cost REAL,
-            status TEXT,
-            PRIMARY KEY (run_id, line)
-        )""",
-        "CREATE INDEX items_state ON items (run_id, state, line)",
-        "CREATE INDEX items_custom ON items (submission_id, custom_id)",
-        """CREATE TABLE submissions (
-            submission_id TEXT PRIMARY KEY,
-            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-            model TEXT NOT NULL,
-            input_file_id TEXT,
-            status TEXT NOT NULL,
-            requests INTEGER NOT NULL,
-            created_at TEXT NOT NULL
-        )""",
-    ),
-)
-"""Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
+MIGRATIONS: Final = BATCH_SQLITE.steps
 
 
 @attrs.frozen
@@ -151,28 +110,7 @@ class BatchState:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the batch state: {exc}") from exc
-
-    def _migrate(self) -> None:
-        with self._transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this TLM knows "
-                    f"({len(MIGRATIONS)}); upgrade TLM"
-                )
-            for step in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {step + 1}")
+        self._conn = open_database(self.path, BATCH_SQLITE, what="the batch state")
 
     class _Tx:
         def __init__(self, state: BatchState) -> None:

@@ -1,22 +1,20 @@
 """``tlm db status`` and ``tlm db upgrade``: the schema of TLM's state, for operators.
 
-With ``database = "postgresql://..."`` (or ``TLM_DATABASE_URL``, or ``--database``) they act on
-that database; otherwise on the SQLite files in the data directory. Every store also migrates
-itself on open (under a lock), so ``upgrade`` is for doing it ahead of a rollout, once.
+Every repository of :data:`tlm.store.registry.REPOSITORIES` (execution log and feedback, result
+cache, review queue, batch state...). With ``database = "postgresql://..."`` (or
+``TLM_DATABASE_URL``, or ``--database``) they act on that database (and on the files of the
+repositories that stay in the data directory); otherwise on the SQLite files in the data
+directory. Every store also migrates itself on open (under a lock), so ``upgrade`` is for doing
+it ahead of a rollout, once.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from tlm.errors import ConfigurationError, StoreError
-
-if TYPE_CHECKING:
-    from tlm.store.migrations import Schema
 
 __all__ = ("COMMANDS", "db")
 
@@ -31,47 +29,6 @@ def _settings(data_dir: Path | None, database: str | None) -> tuple[Path, str | 
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     return (data_dir or config.data_dir), url
-
-
-def _sqlite_version(path: Path) -> int | None:
-    if not path.is_file():
-        return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _sqlite_files() -> dict[str, int]:
-    from tlm.rollout.state import ROLLOUTS_FILE, ROLLOUTS_SCHEMA
-    from tlm.store.schema import MIGRATIONS
-    from tlm.verify.review_queue import REVIEWS_FILE, SCHEMA_VERSION
-    from tlm.workflow.store import DB_NAME, WORKFLOWS_SCHEMA
-
-    return {
-        "tlm.db": len(MIGRATIONS),
-        REVIEWS_FILE: SCHEMA_VERSION,
-        DB_NAME: WORKFLOWS_SCHEMA.version,
-        ROLLOUTS_FILE: ROLLOUTS_SCHEMA.version,
-    }
-
-
-def _pg_schemas() -> tuple[Schema, ...]:
-    """Every schema TLM keeps in PostgreSQL, in the order they are migrated."""
-    from tlm.learn.rankings_pg import PG_RANKINGS_SCHEMA
-    from tlm.rollout.state_pg import PG_ROLLOUTS_SCHEMA
-    from tlm.store.pg_schema import PG_EXECUTIONS
-    from tlm.ui.queries_pg import PG_CONSOLE_SCHEMA
-    from tlm.workflow.store_pg import PG_WORKFLOWS_SCHEMA
-
-    return (
-        PG_EXECUTIONS,
-        PG_WORKFLOWS_SCHEMA,
-        PG_ROLLOUTS_SCHEMA,
-        PG_RANKINGS_SCHEMA,
-        PG_CONSOLE_SCHEMA,
-    )
 
 
 @click.group()
@@ -104,33 +61,48 @@ def _with_options(f: click.decorators.FC) -> click.decorators.FC:
 @db.command()
 @_with_options
 def status(data_dir: Path | None, database: str | None) -> None:
-    """Show the backend and its schema version (and whether an upgrade is pending)."""
+    """Show the backend and each repository's schema version (and pending upgrades)."""
+    from tlm.store.registry import local_repositories, postgres_schemas, postgres_versions
+
     data_dir, url = _settings(data_dir, database)
     if url is not None:
         from tlm.store.backend import redact_url, require_psycopg
 
         require_psycopg()
-        from tlm.store.pg_base import versions
         from tlm.store.postgres import connect
 
         try:
             with connect(url) as conn:
-                versions_found = versions(conn)
+                found = postgres_versions(conn)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"backend: postgresql {redact_url(url)}")
-        for schema in _pg_schemas():
-            version = versions_found.get(schema.name, 0)
+        for schema in postgres_schemas():
+            version = found[schema.name]
             click.echo(
                 f"{schema.name}: version {version} of {schema.version}"
                 + _pending(version, schema.version)
             )
-        return
-    click.echo(f"backend: sqlite {data_dir}")
-    for name, known in _sqlite_files().items():
-        found = _sqlite_version(data_dir / name)
-        state = "not created yet" if found is None else f"version {found} of {known}"
-        click.echo(f"{name}: {state}" + ("" if found is None else _pending(found, known)))
+        click.echo(f"kept in the data directory {data_dir}:")
+    else:
+        click.echo(f"backend: sqlite {data_dir}")
+    failed = False
+    for repository in local_repositories(url is not None):
+        known = repository.sqlite.version
+        try:
+            found_version = repository.sqlite_version(data_dir)
+        except StoreError as exc:
+            click.echo(f"{repository.file} ({repository.what}): {exc}")
+            failed = True
+            continue
+        state = (
+            "not created yet"
+            if found_version is None
+            else f"version {found_version} of {known}" + _pending(found_version, known)
+        )
+        click.echo(f"{repository.file} ({repository.what}): {state}")
+    if failed:
+        raise SystemExit(1)
 
 
 def _pending(version: int, known: int) -> str:
@@ -144,34 +116,25 @@ def _pending(version: int, known: int) -> str:
 @db.command()
 @_with_options
 def upgrade(data_dir: Path | None, database: str | None) -> None:
-    """Apply every pending migration (under a lock: safe while replicas start)."""
+    """Apply every pending migration of every repository (under a lock: safe while replicas
+    start)."""
+    from tlm.store.registry import local_repositories, upgrade_postgres, upgrade_sqlite
+
     data_dir, url = _settings(data_dir, database)
     try:
         if url is not None:
             from tlm.store.backend import redact_url, require_psycopg
 
             require_psycopg()
-            from tlm.store.pg_base import migrate
             from tlm.store.postgres import connect
 
             with connect(url) as conn:
-                done = migrate(conn, _pg_schemas(), redact_url(url))
+                done = upgrade_postgres(conn, redact_url(url))
             for name, (before, after) in done.items():
-                click.echo(f"{redact_url(url)}: {name} schema version {before} -> {after}")
-            return
-        from tlm.rollout.state import ROLLOUTS_FILE, RolloutStore
-        from tlm.store.sqlite import ExecutionStore, default_db_path
-        from tlm.verify.review_queue import ReviewQueue
-        from tlm.workflow.store import DB_NAME, WorkflowStore
-
-        versions = {name: _sqlite_version(data_dir / name) or 0 for name in _sqlite_files()}
-        ExecutionStore(default_db_path(data_dir)).close()
-        ReviewQueue.in_data_dir(data_dir)
-        WorkflowStore(data_dir / DB_NAME).list(limit=1)  # migrates on first use
-        RolloutStore(data_dir / ROLLOUTS_FILE)
-        for name in _sqlite_files():
-            click.echo(f"{data_dir / name}: schema version {versions[name]} -> "
-                       f"{_sqlite_version(data_dir / name)}")  # fmt: skip
+                click.echo(f"{redact_url(url)} {name}: schema version {before} -> {after}")
+        for repository in local_repositories(url is not None):
+            before, after = upgrade_sqlite(repository, data_dir)
+            click.echo(f"{data_dir / repository.file}: schema version {before} -> {after}")
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 

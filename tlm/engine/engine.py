@@ -25,7 +25,7 @@ from tlm.budget import BudgetLedger
 from tlm.catalog import Catalog
 from tlm.definition.model import TaskDefinition
 from tlm.definition.registry import DefinitionRegistry, default_definitions_dir
-from tlm.engine.cache import ResultCache
+from tlm.engine.cache import close_cache, flush_cache, open_cache
 from tlm.engine.compiled import CompiledTask, compile_task
 from tlm.engine.config import EngineConfig, load_config
 from tlm.engine.execution import new_job, run_inline
@@ -223,7 +223,7 @@ class Engine:
             tracing=self._tracing(),
             pool=self._pool,
             providers=self._providers,
-            cache=ResultCache(data_dir / "cache.db") if config.cache else None,
+            cache=open_cache(data_dir, config.database) if config.cache else None,
             review_queue=review_queue,
             estimates=self._estimates,
             clock=self._clock,
@@ -297,8 +297,7 @@ class Engine:
                     self._recorder.close()
                 if self._store is not None:
                     self._store.close()
-                if runtime is not None and runtime.cache is not None:
-                    runtime.cache.close()
+                close_cache(runtime)
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""
@@ -306,6 +305,7 @@ class Engine:
             self._tracer_provider.force_flush()
         if self._store is not None:
             self._store.flush()
+        flush_cache(self._runtime)  # cached outputs visible to every engine sharing the cache
 
     # --- definitions --------------------------------------------------------------------------
 

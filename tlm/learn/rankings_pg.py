@@ -13,25 +13,11 @@ import json
 from typing import Final
 
 from tlm.learn.rankings import Rankings
-from tlm.store.migrations import Schema
 from tlm.store.pg_repo import PgRepository
+from tlm.store.shared_schemas import PG_RANKINGS_SCHEMA
 
 __all__ = ("PG_RANKINGS_SCHEMA", "RANKINGS_CHANNEL", "PostgresRankings")
 
-PG_RANKINGS_SCHEMA: Final = Schema(
-    "rankings",
-    (
-        # 1: the current rankings (one row), with a version bumped by every save
-        (
-            """CREATE TABLE rankings (
-                name TEXT PRIMARY KEY,
-                version BIGINT NOT NULL,
-                generated_at TEXT NOT NULL,
-                body TEXT NOT NULL
-            )""",
-        ),
-    ),
-)
 RANKINGS_CHANNEL: Final = "tlm_rankings"
 """The NOTIFY channel a save is announced on (payload: the new version)."""
 _NAME: Final = "rankings"

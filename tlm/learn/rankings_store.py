@@ -76,9 +76,7 @@ class RankingsFile:
         pass
 
 
-def open_rankings(
-    data_dir: str | os.PathLike[str], database: str | None = None
-) -> RankingsStore:
+def open_rankings(data_dir: str | os.PathLike[str], database: str | None = None) -> RankingsStore:
     """The rankings of ``database`` (a PostgreSQL URL), else ``<data_dir>/rankings.json``.
 
     Raises:

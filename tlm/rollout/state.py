@@ -21,7 +21,7 @@ from typing import Any, Literal
 from tlm.errors import StoreError
 from tlm.rollout.records import Decision, EvalItem, EvalRun, Rollout, RolloutState
 from tlm.store import sqlite_base
-from tlm.store.migrations import Schema
+from tlm.store.rollout_schema import ROLLOUTS_FILE, ROLLOUTS_SCHEMA
 
 __all__ = (
     "ROLLOUTS_FILE",
@@ -33,59 +33,6 @@ __all__ = (
     "RolloutStore",
     "ROLLOUTS_SCHEMA",
 )
-
-ROLLOUTS_FILE = "rollouts.db"
-
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE rollouts (
-            id TEXT PRIMARY KEY,
-            task_id TEXT NOT NULL,
-            current_version TEXT NOT NULL,
-            new_version TEXT NOT NULL,
-            share REAL NOT NULL,
-            state TEXT NOT NULL,
-            policy TEXT NOT NULL,
-            started_at REAL NOT NULL,
-            ended_at REAL
-        )""",
-        "CREATE INDEX rollouts_task ON rollouts (task_id, started_at)",
-        """CREATE TABLE decisions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            rollout_id TEXT NOT NULL REFERENCES rollouts (id),
-            at REAL NOT NULL,
-            action TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            evidence TEXT NOT NULL,
-            actor TEXT NOT NULL
-        )""",
-        "CREATE INDEX decisions_rollout ON decisions (rollout_id, id)",
-        """CREATE TABLE eval_runs (
-            id TEXT PRIMARY KEY,
-            task_id TEXT NOT NULL,
-            new_version TEXT NOT NULL,
-            current_version TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            status TEXT NOT NULL,
-            settings TEXT NOT NULL,
-            spent_usd REAL NOT NULL DEFAULT 0
-        )""",
-        """CREATE TABLE eval_items (
-            run_id TEXT NOT NULL REFERENCES eval_runs (id),
-            input_hash TEXT NOT NULL,
-            position INTEGER NOT NULL,
-            input TEXT NOT NULL,
-            reference TEXT,
-            reference_kind TEXT,
-            recorded TEXT,
-            status TEXT NOT NULL,
-            outcome TEXT,
-            PRIMARY KEY (run_id, input_hash)
-        )""",
-    ),
-)
-ROLLOUTS_SCHEMA = Schema("rollouts", _MIGRATIONS)
-"""The SQLite schema (PostgreSQL's: :data:`tlm.rollout.state_pg.PG_ROLLOUTS_SCHEMA`)."""
 
 
 def _dump(value: Any) -> str:

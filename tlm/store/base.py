@@ -82,5 +82,6 @@ class ExecutionLog(Protocol):
         note: str | None = None,
         source: FeedbackSource = "human",
         at: datetime | None = None,
+        feedback_id: str | None = None,
     ) -> Feedback: ...
     def close(self) -> None: ...

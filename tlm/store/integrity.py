@@ -37,9 +37,9 @@ def corrupted(path: Path, detail: str, what: str = "the execution store") -> Sto
     if len(found) > 120:
         found = found[:119] + "…"
     return StoreCorrupted(
-        f"{path}: {what} is corrupted ({found}); no model was called. Move it "
-        f"aside (mv {path} {path}.corrupt) to start a new one; sqlite3's .recover command "
-        f"can salvage its records"
+        f"{path}: {what} is corrupted ({found}); found on opening it, before any other "
+        f"work. Move it aside (mv {path} {path}.corrupt) to start a new one; sqlite3's "
+        f".recover command can salvage its records"
     )
 
 

@@ -110,6 +110,11 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX reviews_status_queue ON reviews (status, queue, created_at)",
     ),
+    # 3: a client-made id per feedback entry: a retried insert writes it once
+    (
+        "ALTER TABLE feedback ADD COLUMN feedback_id TEXT",
+        "CREATE UNIQUE INDEX feedback_client_id ON feedback (feedback_id)",
+    ),
 )
 """Step ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``."""
 PG_EXECUTIONS: Final = Schema("executions", PG_MIGRATIONS)

@@ -29,13 +29,13 @@ from typing import Any
 import psycopg
 
 from tlm.errors import StoreError
-from tlm.numbers import check_feedback_score
 from tlm.store.backend import redact_url
+from tlm.store.feedback import insert_feedback, new_feedback, new_feedback_id
 from tlm.store.pg_schema import PG_SELECT, PG_UPSERT, migrate, pg_escape_row
 from tlm.store.schema import feedback_from_row, from_row, query_sql, to_row
 from tlm.store.sqlite import _close_at_exit
 from tlm.store.writer import RecordWriter
-from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource, format_timestamp
+from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource
 
 __all__ = ("PostgresExecutionStore", "connect")
 
@@ -181,11 +181,23 @@ class PostgresExecutionStore(RecordWriter):
 
     def _read(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """Rows of ``sql``; reconnects once if the database restarted since the last read."""
+        rows: list[tuple[Any, ...]] = self._retried(
+            lambda conn: conn.execute(sql.encode(), args).fetchall()
+        )
+        return rows
+
+    def _run_statement(self, sql: str, args: Any = ()) -> int:
+        """Rows ``sql`` inserted or selected; reconnects once (the statement must be safe to
+        run twice: its first try may have committed before the connection dropped)."""
+        count: int = self._retried(lambda conn: conn.execute(sql.encode(), args).rowcount)
+        return count
+
+    def _retried(self, work: Any) -> Any:
         for retry in (False, True):
             try:
                 if self._reader_conn.closed:
                     self._reader_conn = connect(self.url)
-                return self._reader_conn.execute(sql.encode(), args).fetchall()
+                return work(self._reader_conn)
             except psycopg.OperationalError as exc:
                 self._reader_conn.close()
                 if retry:
@@ -287,32 +299,20 @@ class PostgresExecutionStore(RecordWriter):
         note: str | None = None,
         source: FeedbackSource = "human",
         at: datetime | None = None,
+        feedback_id: str | None = None,
     ) -> Feedback:
-        """Attach feedback to a recorded execution and return it (see the SQLite store)."""
-        score = check_feedback_score(score)
-        if source not in ("human", "system"):
-            raise ValueError(f"feedback source must be 'human' or 'system', not {source!r}")
-        if score is None and correct is None and not note:
-            raise ValueError("feedback needs a score, a correct/incorrect mark or a note")
-        feedback = Feedback(
-            source=source,
-            at=format_timestamp(at or datetime.now().astimezone()),
-            score=None if score is None else float(score),
-            correct=correct,
-            note=note,
-        )
+        """Attach feedback to a recorded execution and return it (see the SQLite store).
+
+        Written once even when the connection drops mid-insert and the insert is retried
+        (:func:`tlm.store.feedback.insert_feedback`).
+        """
+        feedback = new_feedback(score=score, correct=correct, note=note, source=source, at=at)
         self.flush()
-        args = (execution_id, feedback.source, feedback.at, feedback.score,
-                None if correct is None else int(correct), note)  # fmt: skip
         with self._reader_lock:
-            rows = self._read(
-                "INSERT INTO feedback (execution_id, source, at, score, correct, note) "
-                "SELECT execution_id, %s, %s, %s, %s, %s FROM executions "
-                "WHERE execution_id = %s RETURNING id",
-                (*args[1:], execution_id),
-            )
-        if not rows:
-            raise StoreError(f"{self.where}: no execution with id {execution_id!r}")
+            insert_feedback(
+                self._run_statement, "%s", self.where, execution_id, feedback,
+                feedback_id or new_feedback_id(),
+            )  # fmt: skip
         return feedback
 
     # ------------------------------------------------------------------ lifecycle

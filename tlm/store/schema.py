@@ -103,6 +103,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ("ALTER TABLE executions ADD COLUMN selection TEXT",),
     # 6: the span tree of each execution (JSON), for the console's waterfall
     ("ALTER TABLE executions ADD COLUMN spans TEXT",),
+    # 7: a client-made id per feedback entry: a retried insert writes it once
+    (
+        "ALTER TABLE feedback ADD COLUMN feedback_id TEXT",
+        "CREATE UNIQUE INDEX feedback_client_id ON feedback (feedback_id)",
+    ),
 )
 """Schema migrations: step ``i`` (0-based) takes ``user_version`` from ``i`` to ``i + 1``."""
 EXECUTIONS: Final = Schema("executions", MIGRATIONS)

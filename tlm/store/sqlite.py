@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from tlm.errors import StoreError
-from tlm.numbers import check_feedback_score
 from tlm.store.failures import describe, is_corruption
+from tlm.store.feedback import insert_feedback, new_feedback, new_feedback_id
 from tlm.store.integrity import DEFAULT_CHECK_BUDGET_S, check_integrity, corrupted
 from tlm.store.schema import (
     MIGRATIONS,
@@ -39,7 +39,7 @@ from tlm.store.schema import (
     query_sql,
 )
 from tlm.store.writer import RecordWriter, Ticket
-from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource, format_timestamp
+from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource
 
 __all__ = ("ExecutionStore", "Ticket", "MIGRATIONS", "DEFAULT_DB_NAME", "default_db_path")
 
@@ -225,56 +225,31 @@ class ExecutionStore(RecordWriter):
         note: str | None = None,
         source: FeedbackSource = "human",
         at: datetime | None = None,
+        feedback_id: str | None = None,
     ) -> Feedback:
-        """Attach feedback to a recorded execution and return it.
+        """Attach feedback to a recorded execution and return it (once per ``feedback_id``:
+        given again, nothing more is written; see :mod:`tlm.store.feedback`).
 
         Raises:
             StoreError: No execution has that id, or the write failed.
             ValueError: ``source`` is not ``"human"`` or ``"system"``, or nothing was given.
             InvalidArgument: ``score`` is not a finite number from 0 to 1.
         """
-        score = check_feedback_score(score)  # finite, 0 (wrong) to 1 (right)
-        if source not in ("human", "system"):
-            raise ValueError(f"feedback source must be 'human' or 'system', not {source!r}")
-        if score is None and correct is None and not note:
-            raise ValueError("feedback needs a score, a correct/incorrect mark or a note")
-        feedback = Feedback(
-            source=source,
-            at=format_timestamp(at or datetime.now().astimezone()),
-            score=None if score is None else float(score),
-            correct=correct,
-            note=note,
-        )
+        feedback = new_feedback(score=score, correct=correct, note=note, source=source, at=at)
         self.flush()
         with self._reader_lock:
-            conn = self._reader_conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    exists = conn.execute(
-                        "SELECT 1 FROM executions WHERE execution_id = ?", (execution_id,)
-                    ).fetchone()
-                    if exists is None:
-                        raise StoreError(f"{self.path}: no execution with id {execution_id!r}")
-                    conn.execute(
-                        "INSERT INTO feedback (execution_id, source, at, score, correct, note) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            execution_id,
-                            feedback.source,
-                            feedback.at,
-                            feedback.score,
-                            None if correct is None else int(correct),
-                            note,
-                        ),
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                insert_feedback(
+                    self._run_statement, "?", str(self.path), execution_id, feedback,
+                    feedback_id or new_feedback_id(),
+                )  # fmt: skip
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: cannot record feedback: {exc}") from exc
         return feedback
+
+    def _run_statement(self, sql: str, args: Sequence[Any]) -> int:
+        cursor = self._reader_conn.execute(sql, args)
+        return len(cursor.fetchall()) if cursor.description else cursor.rowcount
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -116,7 +116,7 @@ def open_database(
     ``what`` names the repository in messages (``"the result cache"``).
 
     Raises:
-        StoreCorrupted: The file is damaged or not a SQLite database (no model was called).
+        StoreCorrupted: The file is damaged or not a SQLite database.
         StoreError: It cannot be opened or migrated, or its schema is newer than this TLM's.
     """
     path = Path(path)
@@ -130,7 +130,7 @@ def open_database(
     return conn
 
 
-def file_version(path: str | os.PathLike[str]) -> int | None:
+def file_version(path: str | os.PathLike[str], what: str = "the database") -> int | None:
     """The schema version of the file at ``path`` read without changing it (``None``: no file).
 
     Raises:
@@ -142,10 +142,10 @@ def file_version(path: str | os.PathLike[str]) -> int | None:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
-        raise failure(path, "the database", "read", exc) from exc
+        raise failure(path, what, "read", exc) from exc
     try:
         return _version(conn)
     except sqlite3.Error as exc:
-        raise failure(path, "the database", "read", exc) from exc
+        raise failure(path, what, "read", exc) from exc
     finally:
         conn.close()

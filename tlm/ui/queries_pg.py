@@ -24,25 +24,14 @@ from tlm.learn.analysis import Analysis, analyze
 from tlm.store import pg_base
 from tlm.store.backend import redact_url
 from tlm.store.base import ExecutionLog
-from tlm.store.migrations import Schema
 from tlm.store.pg_repo import PgStatements
 from tlm.store.pg_schema import PG_EXECUTIONS
+from tlm.store.shared_schemas import PG_CONSOLE_SCHEMA
 from tlm.telemetry.records import parse_timestamp
 from tlm.ui.queries import FIGURES_KEPT, ExecutionQueries, TaskSummary
 
 __all__ = ("PG_CONSOLE_SCHEMA", "PostgresExecutionQueries")
 
-PG_CONSOLE_SCHEMA: Final = Schema(
-    "console",
-    (
-        # 1: keyset pages newest first, per task too
-        (
-            "CREATE INDEX IF NOT EXISTS executions_time_id ON executions (timestamp, execution_id)",
-            "CREATE INDEX IF NOT EXISTS executions_task_time_id"
-            " ON executions (task_id, timestamp, execution_id)",
-        ),
-    ),
-)
 _RENAMES: Final = {"instr": "strpos"}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 import attrs
 
 from tlm.errors import DefinitionError, Problem, UnknownDefinition
@@ -69,7 +70,8 @@ async def await_decision(
     """Wait for the decision on a pending review; still pending (``passed=None``) on timeout."""
     decision = await queue.wait(review_id, timeout_s)
     if decision is None:
-        return _pending(review_id, queue.get(review_id).queue, timed_out=True)
+        review = await anyio.to_thread.run_sync(queue.get, review_id)
+        return _pending(review_id, review.queue, timed_out=True)
     return verdict_from_decision(review_id, decision)
 
 
@@ -83,14 +85,16 @@ class HumanVerifier:
 
     async def verify(self, context: VerificationContext, /) -> Verdict:
         """Enqueue the output; return the decision, the default action, or a pending verdict."""
-        review_id = self.queue.enqueue(
-            context.execution_id,
-            context.task.id,
-            context.task.version,
-            dict(context.input),
-            context.primary.output,
-            queue=self.params.queue,
-            output_spec=output_spec(context.task),
+        review_id = await anyio.to_thread.run_sync(  # the queue's file or database: off the loop
+            lambda: self.queue.enqueue(
+                context.execution_id,
+                context.task.id,
+                context.task.version,
+                dict(context.input),
+                context.primary.output,
+                queue=self.params.queue,
+                output_spec=output_spec(context.task),
+            )
         )
         if not self.params.wait:
             return _pending(review_id, self.params.queue)

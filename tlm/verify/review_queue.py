@@ -3,7 +3,8 @@
 Any process may enqueue, list and decide reviews; a decision is one atomic ``UPDATE`` that only
 succeeds while the review is pending, so two reviewers cannot both decide. :meth:`ReviewQueue.wait`
 polls the file, so a decision made by another process (the ``tlm review`` CLI) or after a restart
-is seen. The schema is versioned with ``PRAGMA user_version`` and migrated on open.
+is seen. The file is opened and its schema (:data:`tlm.store.review_schema.REVIEWS_SQLITE`)
+migrated by :mod:`tlm.store.sqlite_base`, like every TLM file.
 
 A review is named by its full id or by a prefix of at least :data:`MIN_ID_PREFIX` characters
 (like a git short hash) that matches exactly one review; anything shorter, or a prefix shared by
@@ -28,6 +29,8 @@ import anyio
 import attrs
 
 from tlm.errors import OutputInvalid, Problem, StoreError
+from tlm.store.review_schema import REVIEWS_FILE, REVIEWS_SQLITE
+from tlm.store.sqlite_base import connect, open_database
 from tlm.telemetry.redact import Redaction
 
 __all__ = (
@@ -49,10 +52,10 @@ __all__ = (
     "open_review_queue",
 )
 
-REVIEWS_FILE = "reviews.db"
 """The queue's file name inside the data directory."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = REVIEWS_SQLITE.version
+_WHAT = "the review queue"
 MIN_ID_PREFIX = 8
 """The fewest characters of a review id that may name it (ids are 16 hex digits)."""
 
@@ -64,33 +67,6 @@ _STATUS_OF: Mapping[str, ReviewStatus] = {
     "reject": "rejected",
     "edit": "edited",
 }
-
-_MIGRATIONS: tuple[str, ...] = (
-    # version 0 -> 1
-    """
-    CREATE TABLE reviews (
-        id TEXT PRIMARY KEY,
-        execution_id TEXT NOT NULL,
-        task_id TEXT NOT NULL,
-        task_version TEXT NOT NULL,
-        queue TEXT NOT NULL,
-        input TEXT NOT NULL,
-        output TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        created_at REAL NOT NULL,
-        action TEXT,
-        decided_output TEXT,
-        note TEXT,
-        reviewer TEXT,
-        decided_at REAL
-    );
-    CREATE INDEX reviews_status_queue ON reviews (status, queue, created_at);
-    """,
-    # version 1 -> 2: what an edited output must satisfy, kept with the review
-    """
-    ALTER TABLE reviews ADD COLUMN output_spec TEXT;
-    """,
-)
 
 
 class ReviewNotFound(StoreError, KeyError):
@@ -239,11 +215,9 @@ class ReviewQueue:
         self.output_check = output_check
         self.poll_interval_s = poll_interval_s
         self._clock = clock
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._migrate()
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the review queue {self.path}: {exc}") from exc
+        open_database(
+            self.path, REVIEWS_SQLITE, what=_WHAT, busy_timeout_s=10.0, foreign_keys=False
+        ).close()
 
     @property
     def where(self) -> str:
@@ -257,10 +231,7 @@ class ReviewQueue:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the review queue {self.path}: {exc}") from exc
+        conn = connect(self.path, busy_timeout_s=10.0, foreign_keys=False, what=_WHAT)
         conn.row_factory = sqlite3.Row
         try:
             yield conn
@@ -268,27 +239,6 @@ class ReviewQueue:
             raise StoreError(f"review queue {self.path}: {exc}") from exc
         finally:
             conn.close()
-
-    def _migrate(self) -> None:
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the review queue {self.path} has schema version {version}; this TLM "
-                        f"knows up to {SCHEMA_VERSION} (upgrade TLM)"
-                    )
-                for target in range(version, SCHEMA_VERSION):
-                    for statement in _MIGRATIONS[target].split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {target + 1}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
     def enqueue(
         self,

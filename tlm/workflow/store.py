@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 import cattrs
 
 from tlm.store import sqlite_base
-from tlm.store.migrations import Schema
+from tlm.store.workflow_schema import DB_NAME, MIGRATIONS, WORKFLOWS_SCHEMA
 from tlm.workflow.record import StepRun, WorkflowRun
 
 __all__ = (
@@ -32,33 +32,6 @@ __all__ = (
     "DB_NAME",
     "open_workflow_store",
 )
-
-DB_NAME: Final = "workflows.db"
-
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    # 1: runs and their steps
-    (
-        """CREATE TABLE workflow_runs (
-            run_id TEXT PRIMARY KEY,
-            workflow TEXT NOT NULL,
-            status TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            latency_s REAL NOT NULL,
-            cost_usd REAL NOT NULL,
-            error TEXT,
-            output TEXT
-        )""",
-        "CREATE INDEX workflow_runs_by_time ON workflow_runs (started_at)",
-        """CREATE TABLE workflow_steps (
-            run_id TEXT NOT NULL REFERENCES workflow_runs (run_id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            step TEXT NOT NULL,
-            PRIMARY KEY (run_id, seq)
-        )""",
-    ),
-)
-WORKFLOWS_SCHEMA: Final = Schema("workflow runs", MIGRATIONS)
-"""The SQLite schema (the PostgreSQL one is :data:`tlm.workflow.store_pg.PG_WORKFLOWS_SCHEMA`)."""
 
 _UPSERT: Final = (
     "INSERT INTO workflow_runs (run_id, workflow, status, started_at, latency_s, cost_usd, error,"

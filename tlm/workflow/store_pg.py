@@ -13,38 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from tlm.store.migrations import Schema
 from tlm.store.pg_repo import PgRepository
+from tlm.store.workflow_schema import PG_WORKFLOWS_SCHEMA
 from tlm.workflow.store import WorkflowStore
 
 __all__ = ("PG_WORKFLOWS_SCHEMA", "PostgresWorkflowStore")
 
-PG_WORKFLOWS_SCHEMA: Final = Schema(
-    "workflow runs",
-    (
-        # 1: runs and their steps
-        (
-            """CREATE TABLE workflow_runs (
-                run_id TEXT PRIMARY KEY,
-                workflow TEXT NOT NULL,
-                status TEXT NOT NULL,
-                started_at TEXT NOT NULL,
-                latency_s DOUBLE PRECISION NOT NULL,
-                cost_usd DOUBLE PRECISION NOT NULL,
-                error TEXT,
-                output TEXT
-            )""",
-            "CREATE INDEX workflow_runs_by_time ON workflow_runs (started_at)",
-            "CREATE INDEX workflow_runs_by_workflow ON workflow_runs (workflow, started_at)",
-            """CREATE TABLE workflow_steps (
-                run_id TEXT NOT NULL REFERENCES workflow_runs (run_id) ON DELETE CASCADE,
-                seq INTEGER NOT NULL,
-                step TEXT NOT NULL,
-                PRIMARY KEY (run_id, seq)
-            )""",
-        ),
-    ),
-)
 _WRITE_LOCK: Final = 0x746C6D57  # "tlmW": one writer of a run at a time across replicas
 
 

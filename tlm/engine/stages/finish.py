@@ -95,7 +95,7 @@ def finish(job: Job) -> ExecutionResult:
         and result.status == "verified"
         and not (job.span is not None and job.span.redaction.holds_value(result.output))
     ):  # an output holding a redacted value or a key is never written to the cache file
-        runtime.cache.put(
+        runtime.cache.put_nowait(
             job.key,
             task_id=result.task_id,
             task_version=result.task_version,

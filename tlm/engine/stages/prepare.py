@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tlm.engine.cache import cache_key
+from tlm.engine.cache import CachedResult, cache_key
 from tlm.engine.job import Job
 from tlm.errors import (
     ConfigurationError,
@@ -29,6 +29,9 @@ async def prepare(job: Job) -> None:
         _prepare(job)
     except TLMError as exc:
         job.error = exc
+        return
+    if job.key is not None and job.runtime.cache is not None:
+        _use_cached(job, await job.runtime.cache.get(job.key))
 
 
 def _prepare(job: Job) -> None:
@@ -60,16 +63,18 @@ def _prepare(job: Job) -> None:
             },
             input=job.input,
         )
-        hit = job.runtime.cache.get(job.key)
-        if hit is not None:
-            job.cache_hit = True
-            job.output = hit.output
-            job.status = "cached"
-            job.models_used = list(hit.meta.get("models_used", []))
-            verdict = hit.meta.get("verdict") or {}
-            job.verdict = Verdict(
-                passed=verdict.get("passed", True),
-                confidence=float(verdict.get("confidence", 1.0)),
-                method=str(verdict.get("method", job.definition.verification.method)),
-                details={"cached": True, "stored_at": hit.stored_at},
-            )
+
+
+def _use_cached(job: Job, hit: CachedResult | None) -> None:
+    if hit is not None:
+        job.cache_hit = True
+        job.output = hit.output
+        job.status = "cached"
+        job.models_used = list(hit.meta.get("models_used", []))
+        verdict = hit.meta.get("verdict") or {}
+        job.verdict = Verdict(
+            passed=verdict.get("passed", True),
+            confidence=float(verdict.get("confidence", 1.0)),
+            method=str(verdict.get("method", job.definition.verification.method)),
+            details={"cached": True, "stored_at": hit.stored_at},
+        )
