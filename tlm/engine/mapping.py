@@ -1,5 +1,6 @@
 """``Engine.map``: many executions run concurrently, one task each, and the
-:class:`ResultStream` the caller reads. The stages are ``execute``'s (:mod:`tlm.engine.execution`)."""
+:class:`ResultStream` the caller reads. The stages are ``execute``'s
+(:mod:`tlm.engine.execution`)."""
 
 from __future__ import annotations
 
