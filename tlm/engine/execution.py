@@ -64,7 +64,7 @@ async def run_inline(job: Job) -> ExecutionResult:
     tracing.open(job)
     try:
         with tracing.active(job):
-            await prepare(job)
+            await run_stage(job, prepare)
             await run_model_stages(job)
     except anyio.get_cancelled_exc_class():
         job.error = ExecutionError("execution cancelled")

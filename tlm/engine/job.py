@@ -143,7 +143,9 @@ def new_job(
 
 
 async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
-    """Run one stage under the job's remaining deadline; a timeout becomes BudgetExceeded.
+    """Run one stage under the job's remaining deadline: the one place a stage's failure is
+    handled. A stage raises a :class:`~tlm.errors.TLMError` to fail the execution; it is kept
+    as ``job.error`` and no later stage runs (``job.done``). A timeout becomes BudgetExceeded.
 
     The engine's default deadline opens no cancel scope (one costs more than the rest of a
     cached execution): it bounds every model request instead, each sent with the time left as
@@ -152,11 +154,15 @@ async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
     if job.done:
         return
     remaining = job.ledger.remaining_s()
-    if not math.isfinite(remaining) or job.default_deadline:
-        await stage(job)
+    try:
+        if not math.isfinite(remaining) or job.default_deadline:
+            await stage(job)
+            return
+        with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:
+            await stage(job)
+    except TLMError as exc:
+        job.error = exc
         return
-    with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:
-        await stage(job)
     if scope.cancelled_caught and job.error is None:
         job.error = deadline_exceeded(job)
 

@@ -14,7 +14,7 @@ from tlm.budget import BudgetLedger
 from tlm.definition.model import TaskDefinition
 from tlm.engine.compiled import CompiledTask
 from tlm.engine.execution import finish_recorded, new_job, prepare, run_model_stages
-from tlm.engine.job import Job
+from tlm.engine.job import Job, run_stage
 from tlm.engine.recording import record_cancelled
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.runtime import Runtime
@@ -123,7 +123,7 @@ async def stream_results(
     async def run(job: Job) -> None:
         tracing.open(job)
         with tracing.active(job):
-            await prepare(job)
+            await run_stage(job, prepare)
             await run_model_stages(job)
         del taken[id(job)]
         await finish_recorded(job)

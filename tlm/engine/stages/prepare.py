@@ -10,7 +10,6 @@ from tlm.engine.job import Job
 from tlm.errors import (
     ConfigurationError,
     InputInvalid,
-    TLMError,
 )
 from tlm.verify.base import Verdict
 
@@ -22,16 +21,10 @@ __all__ = ("prepare",)
 
 
 async def prepare(job: Job) -> None:
-    """Validate the input, choose and render the prompt, rank models, and look up the cache."""
-    if job.done:
-        return
-    try:
-        _prepare(job)
-    except TLMError as exc:
-        job.error = exc
+    """Validate the input, choose and render the prompt, rank models, and look up the cache.
 
-
-def _prepare(job: Job) -> None:
+    Raises a :class:`~tlm.errors.TLMError` to fail the execution (run it with ``run_stage``).
+    """
     task = job.task
     problems = task.input_problems(job.input)
     if problems:
