@@ -64,9 +64,9 @@ async def prepared_job(
     parent: BudgetLedger | None = None,
 ) -> Job:
     """A job for one input after the engine's prepare stage (validated, rendered, ranked)."""
-    job = new_job(runtime, task, value, options, index=line, parent_ledger=parent)
-    if execution_id is not None:
-        job.execution_id = execution_id
+    job = new_job(
+        runtime, task, value, options, index=line, parent_ledger=parent, execution_id=execution_id
+    )
     await run_stage(job, prepare)
     return job
 
