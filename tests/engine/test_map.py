@@ -101,8 +101,8 @@ async def test_a_blocked_model_stage_holds_back_the_producer(
                 assert results.fed == max_in_flight
                 assert pulled <= max_in_flight + 1
                 assert entered == max_in_flight
-                assert stats["model"].current_buffer_used == 0
-                assert stats["prepare"].tasks_waiting_send == 0
+                assert stats["results"].current_buffer_used == 0  # all at the model
+                assert stats["results"].tasks_waiting_send == 0
                 tg.cancel_scope.cancel()
     assert not release.is_set()
 

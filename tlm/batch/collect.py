@@ -28,16 +28,7 @@ from tlm.batch.requests import parse_line, prepared_job, primary_request, reques
 from tlm.batch.state import BatchState, Item, Run
 from tlm.engine.budget import BudgetLedger
 from tlm.engine.compiled import CompiledTask
-from tlm.engine.execution import (
-    Job,
-    Prefetched,
-    fallback,
-    finish,
-    generate,
-    model_stages,
-    run_stage,
-    verify,
-)
+from tlm.engine.execution import Job, Prefetched, finish_unawaited, run_model_stages
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.runtime import Runtime
 from tlm.errors import ExecutionError, InputInvalid
@@ -163,15 +154,12 @@ class Collector:
             job.error = ExecutionError(f"batch run {self.run.run_id} was cancelled")
         try:
             with tracing.active(job):
-                if not job.done:
-                    async with model_stages(job):
-                        for stage in (generate, verify, fallback):
-                            await run_stage(job, stage)
+                await run_model_stages(job)
         except anyio.get_cancelled_exc_class():
             job.error = ExecutionError("execution cancelled")
-            finish(job)
+            finish_unawaited(job)
             raise
-        result = finish(job)
+        result = finish_unawaited(job)  # the chunk's records are flushed together (_chunk)
         note = parsed.error if isinstance(job.error, InputInvalid) else None
         return result, note
 

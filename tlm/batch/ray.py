@@ -181,8 +181,14 @@ class EngineActor:
     async def _execute(self, number: int, text: str) -> str:
         parsed = parse_line(text, source=self._source, line=number)
         runtime = self._engine._require_open()
-        job = new_job(runtime, self._compiled, parsed.value, self._options, index=number)
-        job.execution_id = execution_id_for(self._run_id, number)
+        job = new_job(
+            runtime,
+            self._compiled,
+            parsed.value,
+            self._options,
+            index=number,
+            execution_id=execution_id_for(self._run_id, number),
+        )
         try:
             result = await run_inline(job)
         except TLMError:

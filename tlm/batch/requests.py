@@ -13,7 +13,14 @@ import attrs
 from tlm.catalog import ModelCard
 from tlm.engine.budget import BudgetLedger
 from tlm.engine.compiled import CompiledTask
-from tlm.engine.execution import Job, build_request, candidate_messages, new_job, prepare
+from tlm.engine.execution import (
+    Job,
+    build_request,
+    candidate_messages,
+    new_job,
+    prepare,
+    run_stage,
+)
 from tlm.engine.result import ExecuteOptions
 from tlm.engine.runtime import Runtime
 from tlm.engine.selection import estimate_tokens
@@ -57,10 +64,10 @@ async def prepared_job(
     parent: BudgetLedger | None = None,
 ) -> Job:
     """A job for one input after the engine's prepare stage (validated, rendered, ranked)."""
-    job = new_job(runtime, task, value, options, index=line, parent_ledger=parent)
-    if execution_id is not None:
-        job.execution_id = execution_id
-    await prepare(job)
+    job = new_job(
+        runtime, task, value, options, index=line, parent_ledger=parent, execution_id=execution_id
+    )
+    await run_stage(job, prepare)
     return job
 
 

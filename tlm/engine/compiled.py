@@ -80,10 +80,19 @@ class CompiledTask:
         """The prompt variant whose usage conditions hold for this input and these options."""
         return prompts.choose_variant(self.definition, input, options.as_condition_options())
 
+    _system_messages: dict[tuple[str | None, bool], str] = attrs.field(
+        factory=dict, init=False, repr=False
+    )
+    """System messages built so far, by (variant system text, with schema): fixed per task."""
+
     def system_message(self, variant: PromptVariant, *, with_schema: bool = True) -> str:
         """The system message for ``variant``: its own system text, then the JSON instructions."""
-        parts = [variant.system, self.json_instructions if with_schema else None]
-        return "\n\n".join(p for p in parts if p)
+        key = (variant.system, with_schema)
+        built = self._system_messages.get(key)
+        if built is None:
+            parts = [variant.system, self.json_instructions if with_schema else None]
+            built = self._system_messages[key] = "\n\n".join(p for p in parts if p)
+        return built
 
     def render(self, variant: PromptVariant, input: Mapping[str, Any]) -> str:
         """The variant's text with the input's values substituted (strict, never re-expanded)."""

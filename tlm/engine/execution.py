@@ -4,8 +4,8 @@ A :class:`~tlm.engine.job.Job` carries one execution through the stages in
 :mod:`tlm.engine.stages` — prepare (validate input, choose the variant, render the prompt, rank
 models, look up the cache) → generate (call the primary model, parse, repair, re-ask) → check
 (verify) → fallback → finish (result, cache, record). :data:`MODEL_STAGES` is the one list of the
-model-bound stages: :func:`run_inline` runs it for ``execute()``, the ``map()`` pipeline runs the
-same list through :func:`run_model_stages` as one actor.
+model-bound stages: :func:`run_inline` runs it for ``execute()``, and ``map()`` runs the same
+list through :func:`run_model_stages`, one task per input (:mod:`tlm.engine.mapping`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ async def run_inline(job: Job) -> ExecutionResult:
     tracing.open(job)
     try:
         with tracing.active(job):
-            await prepare(job)
+            await run_stage(job, prepare)
             await run_model_stages(job)
     except anyio.get_cancelled_exc_class():
         job.error = ExecutionError("execution cancelled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Awaitable, Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,7 +33,15 @@ if TYPE_CHECKING:
     from tlm.telemetry.spans import ExecutionSpan
 
 
-__all__ = ("Job", "Prefetched", "Voter", "new_job", "run_stage", "deadline_exceeded")
+__all__ = (
+    "ExecutionContext",
+    "Job",
+    "Prefetched",
+    "Voter",
+    "new_job",
+    "run_stage",
+    "deadline_exceeded",
+)
 
 
 @attrs.define(eq=False)
@@ -53,17 +62,32 @@ class Prefetched:
     batch: bool = True
 
 
-@attrs.define(eq=False)
-class Job:
-    """The mutable state of one execution while it moves through the stages."""
+@attrs.frozen
+class ExecutionContext:
+    """What one execution runs with, fixed when it starts (immutable; the ledger it holds
+    counts the execution's spending, but which ledger it is never changes)."""
 
     runtime: Runtime
     task: CompiledTask
     input: Any
+    """The input as given (or, when it is not JSON, the stand-in the record keeps)."""
     options: ExecuteOptions
     ledger: BudgetLedger
     execution_id: str
     index: int | None = None
+    """The input's position in a ``map`` (``None`` for ``execute``)."""
+    started_at: float = 0.0
+    default_deadline: bool = False
+    """Whether the deadline is the engine's ``default_deadline_s`` (no budget set one)."""
+
+
+@attrs.define(eq=False)
+class Job:
+    """One execution moving through the stages: its fixed :class:`ExecutionContext` and the
+    small mutable state the stages fill in. The context's fields read as the job's own
+    (``job.runtime`` is ``job.context.runtime``) and cannot be assigned."""
+
+    context: ExecutionContext
     span: ExecutionSpan | None = None
     variant: PromptVariant | None = None
     prompt: str = ""
@@ -91,9 +115,39 @@ class Job:
     error: TLMError | None = None
     """Why the execution failed: an execution error, or a configuration error met at run time."""
     result: ExecutionResult | None = None
-    started_at: float = 0.0
-    default_deadline: bool = False
-    """Whether the deadline is the engine's ``default_deadline_s`` (no budget set one)."""
+
+    # the context's fields, read-only (C-level getters: as cheap as reading a field)
+    if TYPE_CHECKING:
+
+        @property
+        def runtime(self) -> Runtime: ...
+        @property
+        def task(self) -> CompiledTask: ...
+        @property
+        def input(self) -> Any: ...
+        @property
+        def options(self) -> ExecuteOptions: ...
+        @property
+        def ledger(self) -> BudgetLedger: ...
+        @property
+        def execution_id(self) -> str: ...
+        @property
+        def index(self) -> int | None: ...
+        @property
+        def started_at(self) -> float: ...
+        @property
+        def default_deadline(self) -> bool: ...
+
+    else:
+        runtime = property(attrgetter("context.runtime"))
+        task = property(attrgetter("context.task"))
+        input = property(attrgetter("context.input"))
+        options = property(attrgetter("context.options"))
+        ledger = property(attrgetter("context.ledger"))
+        execution_id = property(attrgetter("context.execution_id"))
+        index = property(attrgetter("context.index"))
+        started_at = property(attrgetter("context.started_at"))
+        default_deadline = property(attrgetter("context.default_deadline"))
 
     @property
     def definition(self) -> TaskDefinition:
@@ -114,8 +168,10 @@ def new_job(
     *,
     index: int | None = None,
     parent_ledger: BudgetLedger | None = None,
+    execution_id: str | None = None,
 ) -> Job:
-    """A job for one execution, with its budget ledger opened now."""
+    """A job for one execution, with its budget ledger opened now (``execution_id``: a given
+    id, e.g. a batch line's; a new random one by default)."""
     limits = merge_budgets(task.definition.budget, options.budget)
     default_deadline = limits.deadline_s is None
     if default_deadline:  # bounded time even without a budget (config: default_deadline_s)
@@ -124,26 +180,29 @@ def new_job(
     ledger = BudgetLedger(limits, clock=runtime.clock, parent=parent_ledger)
     if runtime.recorder is not None:
         runtime.recorder.started()
-    job = Job(
+    problems = json_value_problems(input)
+    context = ExecutionContext(
         runtime=runtime,
         task=task,
-        input=input,
+        # refused when not JSON, and recorded with a stand-in every consumer can carry
+        input=json_safe(input) if problems else input,
         options=options,
         ledger=ledger,
-        execution_id=f"{random.getrandbits(128):032x}",  # fork-safe; cheaper than uuid4
+        execution_id=execution_id or f"{random.getrandbits(128):032x}",  # fork-safe, cheap
         index=index,
         started_at=runtime.clock(),
         default_deadline=default_deadline,
     )
-    problems = json_value_problems(input)
-    if problems:  # refused, and recorded with a stand-in every consumer can carry
+    job = Job(context)
+    if problems:
         job.error = InputNotJSON(task.definition.id, problems)
-        job.input = json_safe(input)
     return job
 
 
 async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
-    """Run one stage under the job's remaining deadline; a timeout becomes BudgetExceeded.
+    """Run one stage under the job's remaining deadline: the one place a stage's failure is
+    handled. A stage raises a :class:`~tlm.errors.TLMError` to fail the execution; it is kept
+    as ``job.error`` and no later stage runs (``job.done``). A timeout becomes BudgetExceeded.
 
     The engine's default deadline opens no cancel scope (one costs more than the rest of a
     cached execution): it bounds every model request instead, each sent with the time left as
@@ -152,11 +211,15 @@ async def run_stage(job: Job, stage: Callable[[Job], Awaitable[None]]) -> None:
     if job.done:
         return
     remaining = job.ledger.remaining_s()
-    if not math.isfinite(remaining) or job.default_deadline:
-        await stage(job)
+    try:
+        if not math.isfinite(remaining) or job.default_deadline:
+            await stage(job)
+            return
+        with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:
+            await stage(job)
+    except TLMError as exc:
+        job.error = exc
         return
-    with anyio.CancelScope(deadline=anyio.current_time() + max(remaining, 0.0)) as scope:
-        await stage(job)
     if scope.cancelled_caught and job.error is None:
         job.error = deadline_exceeded(job)
 

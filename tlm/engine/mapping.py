@@ -1,5 +1,6 @@
-"""``Engine.map``: many executions streamed through stage actors, and the :class:`ResultStream`
-the caller reads. The stages are the same as ``execute``'s (:mod:`tlm.engine.execution`)."""
+"""``Engine.map``: many executions run concurrently, one task each, and the
+:class:`ResultStream` the caller reads. The stages are ``execute``'s
+(:mod:`tlm.engine.execution`)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,17 @@ from tlm.budget import BudgetLedger
 from tlm.definition.model import TaskDefinition
 from tlm.engine.compiled import CompiledTask
 from tlm.engine.execution import finish_recorded, new_job, prepare, run_model_stages
-from tlm.engine.job import Job
-from tlm.engine.pipeline import Pipeline, Stage, open_pipeline
+from tlm.engine.job import Job, run_stage
 from tlm.engine.recording import record_cancelled
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.runtime import Runtime
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectStreamStatistics
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectStreamStatistics
 
     from tlm.rollout.router import RolloutRouter
 
-__all__ = ("MapSource", "ResultStream", "stream_results")
+__all__ = ("MapSource", "MapProgress", "ResultStream", "stream_results")
 
 
 @attrs.frozen
@@ -37,16 +37,29 @@ class MapSource:
     """Routes each input to a version; ``None`` when the version is pinned."""
 
 
+@attrs.define(eq=False)
+class MapProgress:
+    """A running map: how many inputs it took, and the stream of finished executions."""
+
+    results: MemoryObjectReceiveStream[Job]
+    fed: int = 0
+    """How many inputs have been taken from the input iterable so far."""
+
+    def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
+        """``{"results": ...}``: the finished executions' stream (buffer use, waiting tasks)."""
+        return {"results": self.results.statistics()}
+
+
 class ResultStream(AsyncIterator[ExecutionResult]):
     """Results of :meth:`Engine.map`; an async iterator and an async context manager."""
 
     def __init__(self, results: Callable[[ResultStream], AsyncIterator[ExecutionResult]]) -> None:
-        self._pipeline: Pipeline[Job] | None = None
+        self._progress: MapProgress | None = None
         self._agen = results(self)
 
-    def attach(self, pipeline: Pipeline[Job]) -> None:
-        """Note the pipeline producing the results (for :attr:`fed` and :meth:`statistics`)."""
-        self._pipeline = pipeline
+    def attach(self, progress: MapProgress) -> None:
+        """Note the map's progress (for :attr:`fed` and :meth:`statistics`)."""
+        self._progress = progress
 
     async def __aenter__(self) -> ResultStream:
         return self
@@ -61,7 +74,7 @@ class ResultStream(AsyncIterator[ExecutionResult]):
         return await self._agen.__anext__()
 
     async def aclose(self) -> None:
-        """Stop the pipeline's actors."""
+        """Stop the map: executions still running are cancelled (and recorded as cancelled)."""
         aclose = getattr(self._agen, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -69,11 +82,11 @@ class ResultStream(AsyncIterator[ExecutionResult]):
     @property
     def fed(self) -> int:
         """How many inputs have been taken from the input iterable so far."""
-        return self._pipeline.fed if self._pipeline else 0
+        return self._progress.fed if self._progress else 0
 
     def statistics(self) -> dict[str, MemoryObjectStreamStatistics]:
-        """Per stage, the statistics of the stream that feeds it."""
-        return self._pipeline.statistics() if self._pipeline else {}
+        """``{"results": ...}``: the statistics of the stream of finished executions."""
+        return self._progress.statistics() if self._progress else {}
 
 
 async def stream_results(
@@ -87,80 +100,89 @@ async def stream_results(
     max_in_flight: int,
     budget: BudgetLedger | None,
 ) -> AsyncIterator[ExecutionResult]:
-    """The results of ``inputs`` run through three stage actors (prepare, model, finish)."""
+    """The results of ``inputs``, each run in a task of its own through the stages.
+
+    An input is taken only when fewer than ``max_in_flight`` are running or waiting to be
+    read, so memory stays bounded whatever the length of the input. Each execution runs
+    ``execute``'s stages in one task (no hand-off between stages) and its finished job goes
+    to the caller through one bounded stream, which never blocks a sender: the admission bound
+    is the stream's size. Leaving early cancels what is still running; those executions are
+    recorded as cancelled.
+    """
     runtime = await source.open_runtime()
     compiled = source.compile(task, version)
     admitted = anyio.Semaphore(max_in_flight)
     taken: dict[int, Job] = {}
     """Jobs whose input was taken and whose record is not written yet, by ``id()``."""
-
     rollouts = source.rollouts
+    tracing = runtime.tracing
+    send, receive = anyio.create_memory_object_stream[Job](max_in_flight)
+    progress = MapProgress(receive)
+    holder.attach(progress)
 
-    async def jobs() -> AsyncIterator[Job]:
-        index = 0
-        pending = _aiter(inputs)
-        while True:
-            await admitted.acquire()  # take an input only when there is room for it
-            try:
-                item = await anext(pending)
-            except StopAsyncIteration:
-                return
-            chosen = compiled
-            if rollouts is not None:
-                routed = await rollouts.version_for(compiled.definition.id, item)
-                if routed is not None:
-                    chosen = source.compile(task, routed)
-            job = new_job(runtime, chosen, item, options, index=index, parent_ledger=budget)
-            taken[id(job)] = job
-            yield job
-            index += 1
-
-    async def do_prepare(job: Job) -> Job:
-        runtime.tracing.open(job)
-        with runtime.tracing.active(job):
-            await prepare(job)
-        return job
-
-    async def do_model(job: Job) -> Job:
-        with runtime.tracing.active(job):
+    async def run(job: Job) -> None:
+        tracing.open(job)
+        with tracing.active(job):
+            await run_stage(job, prepare)
             await run_model_stages(job)
-        return job
-
-    async def do_finish(job: Job) -> Job:
         del taken[id(job)]
         await finish_recorded(job)
-        return job
+        try:
+            send.send_nowait(job)  # room by construction: at most max_in_flight are admitted
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # the caller left while this one finished; it is cancelling us
 
-    # One actor per kind of work: CPU-light preparation (validate, select, render, cache
-    # lookup); model-bound work (the primary call, verification and fallback calls, which
-    # share the per-provider limits); recording (its workers wait for their commits
-    # together, so one transaction serves many executions).
-    stages = [
-        Stage("prepare", do_prepare, 1),
-        Stage("model", do_model, max_in_flight),
-        Stage("finish", do_finish, max_in_flight),
-    ]
-    try:
-        async with open_pipeline(jobs(), stages) as pipeline:
-            holder.attach(pipeline)
-            waiting: dict[int, Job] = {}
-            next_index = 0
-            async for job in pipeline.results:
+    async def produce() -> None:
+        async with send, anyio.create_task_group() as running:
+            index = 0
+            pending = _aiter(inputs)
+            while True:
+                await admitted.acquire()  # take an input only when there is room for it
+                try:
+                    item = await anext(pending)
+                except StopAsyncIteration:
+                    return
+                chosen = compiled
                 if rollouts is not None:
-                    await rollouts.after_execution(compiled.definition.id)
-                if not ordered:
-                    admitted.release()
-                    assert job.result is not None
-                    yield job.result
-                    continue
-                assert job.index is not None
-                waiting[job.index] = job
-                while next_index in waiting:
-                    ready = waiting.pop(next_index)
-                    next_index += 1
-                    admitted.release()
-                    assert ready.result is not None
-                    yield ready.result
+                    routed = await rollouts.version_for(compiled.definition.id, item)
+                    if routed is not None:
+                        chosen = source.compile(task, routed)
+                job = new_job(runtime, chosen, item, options, index=index, parent_ledger=budget)
+                taken[id(job)] = job
+                progress.fed += 1
+                running.start_soon(run, job)
+                index += 1
+
+    closing: GeneratorExit | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            try:
+                async with receive:
+                    waiting: dict[int, Job] = {}
+                    next_index = 0
+                    async for job in receive:
+                        if rollouts is not None:
+                            await rollouts.after_execution(compiled.definition.id)
+                        if not ordered:
+                            admitted.release()
+                            assert job.result is not None
+                            yield job.result
+                            continue
+                        assert job.index is not None
+                        waiting[job.index] = job
+                        while next_index in waiting:
+                            ready = waiting.pop(next_index)
+                            next_index += 1
+                            admitted.release()
+                            assert ready.result is not None
+                            yield ready.result
+            except GeneratorExit as exc:  # the caller left early (aclose): not an error
+                closing = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if closing is not None:
+            raise closing
     finally:
         record_cancelled(taken.values())
         taken.clear()

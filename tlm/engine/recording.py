@@ -98,6 +98,9 @@ class Recorder:
         execution leads, the ones finishing meanwhile ride along)."""
         if self._leading:
             return  # the leader's commit takes this record too
+        if not self._in_flight:  # alone: nobody could ride along, commit without a loop round
+            self._store.commit_now()
+            return
         self._leading = True
         try:
             if self._in_flight >= COMMIT_SIBLINGS:

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import orjson as _orjson
+
 from tlm.store import sqlite_base
 from tlm.store.migrations import Schema
 from tlm.telemetry.records import (
@@ -155,6 +157,7 @@ UPSERT: Final = (
 )
 SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM executions"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_orjson_dumps = _orjson.dumps
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -178,6 +181,15 @@ def _json(value: Any) -> str:
         return _dumps(value)
     except (ValueError, TypeError, RecursionError) as exc:  # circular, too deep, bad keys
         return _dumps(f"[unencodable: {type(exc).__name__}: {exc}]")
+
+
+def _tree_json(spans: Sequence[Any]) -> str:
+    """The span tree's JSON: orjson where it writes what :func:`_json` would (plain scalars,
+    finite floats: :func:`~tlm.telemetry.processor.span_tree` keeps only those), ``_json`` else."""
+    try:
+        return _orjson_dumps(spans).decode()
+    except _orjson.JSONEncodeError:  # a lone surrogate, a big integer: the standard library
+        return _json(spans)
 
 
 def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
@@ -218,7 +230,7 @@ def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
         "tags": _json(record.tags) if record.tags else None,
         "metadata": _json(dict(record.metadata)) if record.metadata else None,
         "selection": None if record.selection is None else _json(record.selection),
-        "spans": _json(record.spans) if record.spans else None,
+        "spans": _tree_json(record.spans) if record.spans else None,
     }
     return tuple(values[column] for column in COLUMNS)
 

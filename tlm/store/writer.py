@@ -21,8 +21,10 @@ record written by then: group commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -50,6 +52,23 @@ _RECORD_ERRORS = (
     sqlite3.ProgrammingError,
 )
 """Errors that come from one record's values, not from the database file."""
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an event loop (asyncio, or trio when it is loaded)."""
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        pass
+    trio: Any = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_trio_token()
+        return True
+    except RuntimeError:
+        return False
 
 
 class Ticket:
@@ -109,6 +128,7 @@ class RecordWriter:
         self._lost = 0
         self._flush_waiters = 0
         self._max_pending = 0
+        self._overflowed = 0
         self._closed = False
         self._stopping = False
         self._stop_deadline = float("inf")
@@ -144,8 +164,11 @@ class RecordWriter:
     def write(self, record: ExecutionRecord) -> None:
         """Queue ``record`` for the writer.
 
-        Blocks while the queue is full (back-pressure), unless the record was expected (its
-        ticket's owner waits instead, off any thread that must not block).
+        Blocks while the queue is full (back-pressure) -- but never an event loop's thread:
+        an expected record's owner awaits its ticket instead (:mod:`tlm.engine.recording`),
+        and a record written from a running event loop (a span ending there) is queued past
+        the bound, since blocking the loop would stall every task on it, including the ones
+        the writer is about to wake.
 
         Raises:
             StoreError: The store is closed.
@@ -156,6 +179,9 @@ class RecordWriter:
                 if self._closed:
                     raise StoreError(f"{self.where}: the execution store is closed")
                 if ticket is not None or len(self._buffer) < self._queue_size:
+                    break
+                if _on_event_loop():
+                    self._overflowed += 1
                     break
                 self._not_full.wait()
             self._buffer.append(_Entry(record, ticket))
@@ -197,6 +223,12 @@ class RecordWriter:
         """Records written but not yet processed."""
         with self._lock:
             return self._submitted - self._processed
+
+    @property
+    def overflowed(self) -> int:
+        """Records queued past ``queue_size`` because their writer was an event loop's thread
+        (which must not block; see :meth:`write`)."""
+        return self._overflowed
 
     @property
     def max_pending(self) -> int:

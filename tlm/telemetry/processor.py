@@ -274,15 +274,32 @@ def _selection(text: Any) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else {"raw": loaded}
 
 
+_CONTENT = c.CONTENT_ATTRIBUTES
+_PLAIN = (str, int, bool)
+
+
+def _scalar_attributes(span: ReadableSpan) -> dict[str, Any]:
+    """The span's scalar, non-content attributes; a float JSON cannot hold (NaN, infinity)
+    is kept as its text, so the span tree is always valid JSON."""
+    kept: dict[str, Any] = {}
+    for key, value in _attributes(span).items():
+        if key in _CONTENT:
+            continue
+        kind = type(value)
+        if kind is float:
+            kept[key] = value if value - value == 0.0 else str(value)
+        elif kind in _PLAIN or isinstance(value, _PLAIN):
+            kept[key] = value
+        elif isinstance(value, float):
+            kept[key] = float(value) if value - value == 0.0 else str(value)
+    return kept
+
+
 def _span_entry(span: ReadableSpan, parent: int | None, origin: int) -> dict[str, Any]:
     start = span.start_time or origin
     end = span.end_time or start
     status = span.status.status_code
-    attributes = {
-        key: value
-        for key, value in _attributes(span).items()
-        if key not in c.CONTENT_ATTRIBUTES and isinstance(value, str | int | float | bool)
-    }
+    attributes = _scalar_attributes(span)
     return {
         "name": span.name,
         "parent": parent,
@@ -298,7 +315,8 @@ def span_tree(root: ReadableSpan, children: Sequence[ReadableSpan]) -> tuple[dic
     """The root and its descendants as plain data, parents before children, by start time.
 
     Content attributes (:data:`~tlm.telemetry.conventions.CONTENT_ATTRIBUTES`) and non-scalar
-    values are left out: the record keeps the redacted input, output and prompt on its own.
+    values are left out: the record keeps the redacted input, output and prompt on its own. A
+    NaN or infinite float is kept as its text (``"nan"``), so the tree is valid JSON.
     """
     origin = root.start_time or 0
     index: dict[int, int] = {}

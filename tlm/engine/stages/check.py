@@ -12,9 +12,6 @@ from tlm.engine.job import Job
 from tlm.engine.output import parse_json_reply
 from tlm.engine.stages.call import call_model
 from tlm.engine.stages.generate import obtain_candidate
-from tlm.errors import (
-    TLMError,
-)
 from tlm.providers.base import ChatResponse, Message
 from tlm.verify.base import Candidate, NoVerifier, Verdict, VerificationContext
 
@@ -26,18 +23,14 @@ __all__ = ("verify", "verify_candidate", "accept_verdict")
 
 
 async def verify(job: Job) -> None:
-    """Verify the primary candidate with the task's verifier."""
-    if job.done or job.primary is None:
+    """Verify the primary candidate with the task's verifier (raises to fail the execution)."""
+    if job.primary is None:
         return
     if not job.options.verify:
         job.output = job.primary.output
         job.status = "unverified"
         return
-    try:
-        job.verdict = await verify_candidate(job, job.primary)
-    except TLMError as exc:
-        job.error = exc
-        return
+    job.verdict = await verify_candidate(job, job.primary)
     accept_verdict(job)
 
 

@@ -14,7 +14,6 @@ from tlm.errors import (
     ExecutionError,
     OutputInvalid,
     ProviderError,
-    TLMError,
     VerificationFailed,
 )
 from tlm.verify.base import Candidate, Verdict
@@ -27,17 +26,12 @@ __all__ = ("fallback",)
 
 
 async def fallback(job: Job) -> None:
-    """Apply the definition's fallback strategy after invalid output or failed verification."""
-    if job.done:
-        return
+    """Apply the definition's fallback strategy after invalid output or failed verification
+    (raises, the strategy's error or the execution's, when nothing acceptable is left)."""
     needs = job.primary is None or (job.verdict is not None and job.verdict.passed is False)
     if not needs:
         return
-    strategy = job.task.fallback_strategy
-    try:
-        await _fallback(job, strategy)
-    except TLMError as exc:
-        job.error = exc
+    await _fallback(job, job.task.fallback_strategy)
 
 
 async def _fallback(job: Job, strategy: str) -> None:
@@ -148,4 +142,4 @@ def _fail(job: Job) -> None:
             f"confidence {job.verdict.confidence if job.verdict else 0:.2f})",
             verdict=job.verdict,
         )
-    job.error = error
+    raise error

@@ -41,15 +41,6 @@ async def generate(job: Job) -> None:
     Provider failures move on to the next ranked model (a context-length error to a model with a
     larger window); an output that stays invalid after repair and re-asks goes to the fallback.
     """
-    if job.done:
-        return
-    try:
-        await _generate(job)
-    except TLMError as exc:
-        job.error = exc
-
-
-async def _generate(job: Job) -> None:
     assert job.variant is not None
     last_error: ProviderError | None = None
     _start_voters(job)

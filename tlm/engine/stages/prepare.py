@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tlm.engine.cache import CachedResult, cache_key
+from tlm.engine.cache import cache_key
 from tlm.engine.job import Job
 from tlm.errors import (
     ConfigurationError,
     InputInvalid,
-    TLMError,
 )
 from tlm.verify.base import Verdict
 
@@ -22,19 +21,10 @@ __all__ = ("prepare",)
 
 
 async def prepare(job: Job) -> None:
-    """Validate the input, choose and render the prompt, rank models, and look up the cache."""
-    if job.done:
-        return
-    try:
-        _prepare(job)
-    except TLMError as exc:
-        job.error = exc
-        return
-    if job.key is not None and job.runtime.cache is not None:
-        _use_cached(job, await job.runtime.cache.get(job.key))
+    """Validate the input, choose and render the prompt, rank models, and look up the cache.
 
-
-def _prepare(job: Job) -> None:
+    Raises a :class:`~tlm.errors.TLMError` to fail the execution (run it with ``run_stage``).
+    """
     task = job.task
     problems = task.input_problems(job.input)
     if problems:
@@ -63,18 +53,16 @@ def _prepare(job: Job) -> None:
             },
             input=job.input,
         )
-
-
-def _use_cached(job: Job, hit: CachedResult | None) -> None:
-    if hit is not None:
-        job.cache_hit = True
-        job.output = hit.output
-        job.status = "cached"
-        job.models_used = list(hit.meta.get("models_used", []))
-        verdict = hit.meta.get("verdict") or {}
-        job.verdict = Verdict(
-            passed=verdict.get("passed", True),
-            confidence=float(verdict.get("confidence", 1.0)),
-            method=str(verdict.get("method", job.definition.verification.method)),
-            details={"cached": True, "stored_at": hit.stored_at},
-        )
+        hit = await job.runtime.cache.get(job.key)
+        if hit is not None:
+            job.cache_hit = True
+            job.output = hit.output
+            job.status = "cached"
+            job.models_used = list(hit.meta.get("models_used", []))
+            verdict = hit.meta.get("verdict") or {}
+            job.verdict = Verdict(
+                passed=verdict.get("passed", True),
+                confidence=float(verdict.get("confidence", 1.0)),
+                method=str(verdict.get("method", job.definition.verification.method)),
+                details={"cached": True, "stored_at": hit.stored_at},
+            )

@@ -1,0 +1,89 @@
+"""Back-pressure never blocks an event loop: a full queue makes other threads wait, not the loop."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+
+from tests.store.test_sqlite import make_record
+from tlm.store import ExecutionStore
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another connection holding the database's write lock: the writer cannot commit."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_writes_from_an_event_loop_never_block_on_a_full_queue(tmp_path: Path) -> None:
+    path = tmp_path / "tlm.db"
+    store = ExecutionStore(path, queue_size=2, batch_size=1, busy_timeout_s=0.05)
+    holder = _hold_write_lock(path)
+    release = threading.Timer(5.0, holder.rollback)  # unblocks the writer even if we hang
+    release.start()
+    ticks = 0
+    try:
+
+        async def main() -> float:
+            nonlocal ticks
+
+            async def heartbeat() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await anyio.lowlevel.checkpoint()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(heartbeat)
+                started = time.monotonic()
+                for i in range(10):  # 5x the queue, from the loop's own thread
+                    store.write(make_record(i))
+                    await anyio.lowlevel.checkpoint()
+                took = time.monotonic() - started
+                tg.cancel_scope.cancel()
+            return took
+
+        took = anyio.run(main)
+        assert took < 2.0  # not held until the lock is released (5 s)
+        assert ticks >= 10  # the loop kept running its other tasks
+        assert store.overflowed >= 10 - 2 - 1  # past the bound (the writer holds one batch)
+        assert store.pending == 10  # nothing committed while the lock is held, nothing dropped
+        holder.rollback()
+        assert store.flush(30)
+        assert store.count() == 10
+        assert store.lost == 0
+    finally:
+        release.cancel()
+        holder.close()
+        store.close()
+
+
+def test_a_plain_thread_still_waits_for_room(tmp_path: Path) -> None:
+    path = tmp_path / "tlm.db"
+    store = ExecutionStore(path, queue_size=1, batch_size=1, busy_timeout_s=0.05)
+    holder = _hold_write_lock(path)
+    try:
+
+        def write_four() -> None:
+            for i in range(4):
+                store.write(make_record(i))
+
+        writer = threading.Thread(target=write_four)
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive()  # blocked: the queue is full and the writer cannot commit
+        assert store.overflowed == 0
+        holder.rollback()
+        writer.join(30)
+        assert not writer.is_alive()
+        assert store.flush(30)
+        assert store.count() == 4
+    finally:
+        holder.close()
+        store.close()
