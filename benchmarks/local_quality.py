@@ -80,6 +80,8 @@ class Config:
     n_ctx: int | None = None
     prompt_variant: str | None = None
     """Forced for the main job (``None``: the engine's choice, as a user gets it)."""
+    task_version: str | None = None
+    """The main job's version (``None``: the newest, as a user gets it)."""
     description: str = ""
 
     def env(self) -> dict[str, str]:
@@ -105,6 +107,13 @@ CONFIGS: dict[str, Config] = {
             (QWEN, QWEN_LARGE),
             description="the shipped default: Qwen2.5-Coder 0.5B and 1.5B, worked-example "
             "prompts, 1 thread per server",
+        ),
+        Config(
+            "default@1.1.0",
+            (QWEN, QWEN_LARGE),
+            task_version="1.1.0",
+            description="the default pair with job_detail_extraction 1.1.0 (the previous round's "
+            "worked examples: both with 3 duties and 3 requirements, one with pay)",
         ),
         Config(
             "previous-default",
@@ -163,7 +172,10 @@ async def _extract(engine: Any, config: Config, posting: Posting) -> dict[str, A
     started = time.perf_counter()
     try:
         result = await engine.execute(
-            "job_detail_extraction", {"job_posting": posting.job_posting}, options=options
+            "job_detail_extraction",
+            {"job_posting": posting.job_posting},
+            version=config.task_version,
+            options=options,
         )
     except Exception as exc:  # a failed job is a data point, not the end of the benchmark
         return {"id": posting.id, "error": repr(exc), "seconds": time.perf_counter() - started}
