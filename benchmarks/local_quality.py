@@ -229,9 +229,11 @@ async def run_config(
     workflow_postings: int,
     data_dir: Path = REPO / ".tlm",
     progress: Callable[[str], None] = lambda _: None,
+    extraction: bool = True,
 ) -> dict[str, Any]:
     """Run ``config`` on the README example and ``postings`` (extraction), then the workflow on
-    the first ``workflow_postings`` of them; the raw per-job records."""
+    the first ``workflow_postings`` of them; the raw per-job records. ``extraction=False``
+    runs the workflow only (e.g. in a second process beside an extraction run)."""
     from tlm import Engine
     from tlm.engine.config import EngineConfig
 
@@ -240,10 +242,12 @@ async def run_config(
     )
     extractions: list[dict[str, Any]] = []
     workflows: list[dict[str, Any]] = []
+    readme: dict[str, Any] = {}
     async with Engine(engine_config) as engine:
-        readme = await _extract(engine, config, _readme_posting())
-        progress(f"{config.name}: readme {readme.get('passed')} {readme['seconds']:.0f}s")
-        for posting in postings:
+        if extraction:
+            readme = await _extract(engine, config, _readme_posting())
+            progress(f"{config.name}: readme {readme.get('passed')} {readme['seconds']:.0f}s")
+        for posting in postings if extraction else ():
             record = await _extract(engine, config, posting)
             record["counts"] = {
                 k: attrs.asdict(v)
@@ -280,7 +284,7 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "config": raw["config"]["name"],
         "postings": len(extractions),
         "readme_passed": bool(raw["readme"].get("passed")),
-        "readme_seconds": raw["readme"]["seconds"],
+        "readme_seconds": raw["readme"].get("seconds"),
         "consensus_pass_rate": _share(e.get("passed", False) for e in extractions),
         "precision": overall.precision,
         "recall": overall.recall,
@@ -441,6 +445,7 @@ async def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 postings,
                 workflow_postings=args.workflow,
                 progress=lambda line: print(line, flush=True),
+                extraction=not args.workflow_only,
             )
         )
     return raws
@@ -453,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N postings (default all)")
     parser.add_argument("--only-posting", action="append", help="a posting id (repeatable)")
     parser.add_argument("--workflow", type=int, default=0, help="workflow runs (first N postings)")
+    parser.add_argument("--workflow-only", action="store_true", help="no extraction runs")
     parser.add_argument("--json", type=Path, help="write the raw records here")
     args = parser.parse_args(argv)
     raws = anyio.run(_run, args)

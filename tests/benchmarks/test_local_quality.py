@@ -168,3 +168,20 @@ def test_every_configuration_uses_catalog_models() -> None:
         for model in config.models:
             assert catalog.get(model).provider == "local"
         assert config.env()["TLM_LOCAL_THREADS"] == str(config.threads)
+
+
+def test_a_workflow_only_run_summarises_without_extractions() -> None:
+    raw = {**_raw([], [True, True, False]), "readme": {}}
+    summary = summarise(raw)
+    assert summary["readme_passed"] is False
+    assert summary["readme_seconds"] is None
+    assert summary["postings"] == 0
+    assert summary["useful_rate"] == pytest.approx(2 / 3)
+    assert "| default | no |" in report([summary], "workflow only")
+
+
+def test_a_configuration_can_pin_the_main_job_version() -> None:
+    pinned = CONFIGS["default@1.1.0"]
+    assert pinned.task_version == "1.1.0"
+    assert pinned.models == CONFIGS["default"].models
+    assert CONFIGS["default"].task_version is None  # the newest, as a user gets it
