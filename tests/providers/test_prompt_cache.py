@@ -90,3 +90,24 @@ def test_an_entry_that_vanishes_is_a_miss_and_partial_files_are_ignored(tmp_path
     (tmp_path / "orphan.state").write_bytes(b"x")  # no tokens file: not an entry
     with pytest.raises(KeyError):
         cache[[1, 2]]
+
+
+def test_a_cache_whose_directory_was_removed_writes_again_and_never_raises(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "c"
+    cache = PromptStateCache(directory)
+    cache[[1]] = _state([1])
+    for path in directory.iterdir():
+        path.unlink()
+    directory.rmdir()
+    cache[[2]] = _state([2])  # recreated
+    assert cache[[2]].n_tokens == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    broken = PromptStateCache(tmp_path / "d")
+    broken.directory = blocker / "sub"  # cannot be created
+    broken[[3]] = _state([3])  # logged, not raised
+    assert "prompt cache: state not saved" in capfd.readouterr().err
+    with pytest.raises(KeyError):
+        broken[[3]]

@@ -108,7 +108,17 @@ class PromptStateCache:
         return True
 
     def __setitem__(self, key: Sequence[int], state: Any) -> None:
-        """Store ``state`` (a ``llama_cpp.LlamaState``) under the tokens it evaluated."""
+        """Store ``state`` (a ``llama_cpp.LlamaState``) under the tokens it evaluated.
+
+        Never raises for the disk's sake: the request that produced ``state`` has its answer, and
+        a cache that cannot be written (directory removed, disk full) is only a cache.
+        """
+        try:
+            self._store(state)
+        except OSError as exc:
+            print(f"prompt cache: state not saved ({exc})", file=sys.stderr, flush=True)
+
+    def _store(self, state: Any) -> None:
         n_tokens = int(state.n_tokens)
         if n_tokens <= 0:
             return
@@ -120,6 +130,7 @@ class PromptStateCache:
             "seed": int(state.seed),
         }
         data = bytes(state.llama_state)[: int(state.llama_state_size)]
+        self.directory.mkdir(parents=True, exist_ok=True)  # it may have been removed meanwhile
         # The tokens file goes last: an entry is visible only once it is complete.
         _write_atomic(stem.with_suffix(_STATE), data)
         _write_atomic(stem.with_suffix(_META), json.dumps(meta).encode())
