@@ -111,3 +111,13 @@ def test_a_cache_whose_directory_was_removed_writes_again_and_never_raises(
     assert "prompt cache: state not saved" in capfd.readouterr().err
     with pytest.raises(KeyError):
         broken[[3]]
+
+
+def test_stale_partial_writes_are_cleared_on_open(tmp_path: Path) -> None:
+    old, fresh = tmp_path / ".tmp-old", tmp_path / ".tmp-fresh"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (1000, 1000))
+    PromptStateCache(tmp_path)
+    assert not old.exists()
+    assert fresh.exists()  # may be another process's write in progress

@@ -48,7 +48,8 @@ _INHERITED = frozenset(
 )
 
 # Runs the server module (or script) named by its first argument; on Linux the child first asks
-# for SIGTERM when its parent dies, so a crashed engine leaves no orphan server behind. Request
+# for SIGKILL when its parent dies, so a crashed engine leaves no orphan server behind (on SIGTERM,
+# uvicorn would finish the generation in flight first, for nobody). Request
 # access logging is off, so the log holds start-up and error output only. With a prompt cache,
 # llama-cpp-python's disk cache is replaced by TLM's compact one (loaded by path: the child
 # imports nothing from TLM).
@@ -57,7 +58,7 @@ import os, sys
 if sys.platform.startswith("linux"):
     import ctypes, signal
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except Exception:
         pass
     if str(os.getppid()) != os.environ.get("TLM_PARENT_PID", str(os.getppid())):

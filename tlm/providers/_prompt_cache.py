@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,11 @@ class PromptStateCache:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.capacity_bytes = capacity_bytes
+        stale = time.time() - 600
+        for tmp in self.directory.glob(".tmp-*"):  # left by a process killed while writing
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < stale:
+                    tmp.unlink()
 
     @property
     def cache_size(self) -> int:
