@@ -185,3 +185,17 @@ def test_a_configuration_can_pin_the_main_job_version() -> None:
     assert pinned.task_version == "1.1.0"
     assert pinned.models == CONFIGS["default"].models
     assert CONFIGS["default"].task_version is None  # the newest, as a user gets it
+
+
+def test_the_benchmark_runs_tasks_without_their_deadlines(tmp_path: Path) -> None:
+    from benchmarks.local_quality import REPO, definitions_without_deadlines
+    from tlm.definition.registry import DefinitionRegistry
+
+    copy = definitions_without_deadlines(REPO / "definitions", tmp_path)
+    registry = DefinitionRegistry.from_directory(copy)
+    original = DefinitionRegistry.from_directory(REPO / "definitions")
+    task = registry.get("job_detail_extraction")
+    assert original.get("job_detail_extraction").budget.deadline_s == 300
+    assert task.budget.deadline_s is None
+    assert task.budget.max_attempts == original.get("job_detail_extraction").budget.max_attempts
+    assert task.prompts == original.get("job_detail_extraction").prompts
