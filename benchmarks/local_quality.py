@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -80,6 +82,8 @@ class Config:
     n_ctx: int | None = None
     prompt_variant: str | None = None
     """Forced for the main job (``None``: the engine's choice, as a user gets it)."""
+    task_version: str | None = None
+    """The main job's version (``None``: the newest, as a user gets it)."""
     description: str = ""
 
     def env(self) -> dict[str, str]:
@@ -105,6 +109,13 @@ CONFIGS: dict[str, Config] = {
             (QWEN, QWEN_LARGE),
             description="the shipped default: Qwen2.5-Coder 0.5B and 1.5B, worked-example "
             "prompts, 1 thread per server",
+        ),
+        Config(
+            "default@1.1.0",
+            (QWEN, QWEN_LARGE),
+            task_version="1.1.0",
+            description="the default pair with job_detail_extraction 1.1.0 (the previous round's "
+            "worked examples: both with 3 duties and 3 requirements, one with pay)",
         ),
         Config(
             "previous-default",
@@ -163,7 +174,10 @@ async def _extract(engine: Any, config: Config, posting: Posting) -> dict[str, A
     started = time.perf_counter()
     try:
         result = await engine.execute(
-            "job_detail_extraction", {"job_posting": posting.job_posting}, options=options
+            "job_detail_extraction",
+            {"job_posting": posting.job_posting},
+            version=config.task_version,
+            options=options,
         )
     except Exception as exc:  # a failed job is a data point, not the end of the benchmark
         return {"id": posting.id, "error": repr(exc), "seconds": time.perf_counter() - started}
@@ -217,21 +231,45 @@ async def run_config(
     workflow_postings: int,
     data_dir: Path = REPO / ".tlm",
     progress: Callable[[str], None] = lambda _: None,
+    extraction: bool = True,
 ) -> dict[str, Any]:
     """Run ``config`` on the README example and ``postings`` (extraction), then the workflow on
-    the first ``workflow_postings`` of them; the raw per-job records."""
-    from tlm import Engine
+    the first ``workflow_postings`` of them; the raw per-job records. ``extraction=False``
+    runs the workflow only (e.g. in a second process beside an extraction run)."""
     from tlm.engine.config import EngineConfig
 
-    engine_config = EngineConfig(
-        data_dir=data_dir, models=config.models, store=False, cache=False, env=config.env()
-    )
+    with tempfile.TemporaryDirectory(prefix="tlm-local-quality-") as scratch:
+        engine_config = EngineConfig(
+            definitions_dir=definitions_without_deadlines(REPO / "definitions", Path(scratch)),
+            data_dir=data_dir,
+            models=config.models,
+            store=False,
+            cache=False,
+            env=config.env(),
+            default_deadline_s=NO_DEADLINE_S,
+        )
+        return await _run_engine(engine_config, config, postings, workflow_postings, progress,
+                                 extraction)  # fmt: skip
+
+
+async def _run_engine(
+    engine_config: Any,
+    config: Config,
+    postings: Sequence[Posting],
+    workflow_postings: int,
+    progress: Callable[[str], None],
+    extraction: bool,
+) -> dict[str, Any]:
+    from tlm import Engine
+
     extractions: list[dict[str, Any]] = []
     workflows: list[dict[str, Any]] = []
+    readme: dict[str, Any] = {}
     async with Engine(engine_config) as engine:
-        readme = await _extract(engine, config, _readme_posting())
-        progress(f"{config.name}: readme {readme.get('passed')} {readme['seconds']:.0f}s")
-        for posting in postings:
+        if extraction:
+            readme = await _extract(engine, config, _readme_posting())
+            progress(f"{config.name}: readme {readme.get('passed')} {readme['seconds']:.0f}s")
+        for posting in postings if extraction else ():
             record = await _extract(engine, config, posting)
             record["counts"] = {
                 k: attrs.asdict(v)
@@ -254,6 +292,25 @@ async def run_config(
             "workflows": workflows}  # fmt: skip
 
 
+NO_DEADLINE_S = 7200.0
+"""The engine's default deadline in this benchmark (its 300 s would apply to the copies)."""
+
+
+def definitions_without_deadlines(source: Path, target: Path) -> Path:
+    """A copy of the definitions in ``target/definitions`` with the tasks' deadlines removed.
+
+    A task's deadline (300 s) turns a loaded shared machine into failures; this benchmark
+    measures the answers (greedy, so load-independent) and reports the times beside them.
+    """
+    copy = target / "definitions"
+    shutil.copytree(source, copy)
+    for path in copy.glob("tasks/*/*.json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(doc.get("budget"), dict) and doc["budget"].pop("deadline_s", None):
+            path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return copy
+
+
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
     """The figures of one configuration's raw records."""
     extractions = raw["extractions"]
@@ -268,7 +325,7 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "config": raw["config"]["name"],
         "postings": len(extractions),
         "readme_passed": bool(raw["readme"].get("passed")),
-        "readme_seconds": raw["readme"]["seconds"],
+        "readme_seconds": raw["readme"].get("seconds"),
         "consensus_pass_rate": _share(e.get("passed", False) for e in extractions),
         "precision": overall.precision,
         "recall": overall.recall,
@@ -429,6 +486,7 @@ async def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 postings,
                 workflow_postings=args.workflow,
                 progress=lambda line: print(line, flush=True),
+                extraction=not args.workflow_only,
             )
         )
     return raws
@@ -441,6 +499,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N postings (default all)")
     parser.add_argument("--only-posting", action="append", help="a posting id (repeatable)")
     parser.add_argument("--workflow", type=int, default=0, help="workflow runs (first N postings)")
+    parser.add_argument("--workflow-only", action="store_true", help="no extraction runs")
     parser.add_argument("--json", type=Path, help="write the raw records here")
     args = parser.parse_args(argv)
     raws = anyio.run(_run, args)

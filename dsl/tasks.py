@@ -53,7 +53,7 @@ class CompensationExtractionOutput(TypedDict):
 
 
 class JobDetailExtractionInput(TypedDict):
-    """Input of ``job_detail_extraction`` 1.1.0."""
+    """Input of ``job_detail_extraction`` 1.2.0."""
 
     job_posting: str
     job_id: NotRequired[str]
@@ -67,7 +67,7 @@ class JobDetailExtractionOutputSalaryRange(TypedDict):
 
 
 class JobDetailExtractionOutput(TypedDict):
-    """Output of ``job_detail_extraction`` 1.1.0."""
+    """Output of ``job_detail_extraction`` 1.2.0."""
 
     job_title: str
     location: NotRequired[str]
@@ -163,7 +163,7 @@ COMPENSATION_EXTRACTION: Final = TaskRef[CompensationExtractionInput, Compensati
 )
 
 JOB_DETAIL_EXTRACTION: Final = TaskRef[JobDetailExtractionInput, JobDetailExtractionOutput](
-    "job_detail_extraction", "1.1.0"
+    "job_detail_extraction", "1.2.0"
 )
 
 REQUIREMENT_SKILL_MATCHING: Final = TaskRef[

@@ -77,6 +77,7 @@ def test_the_expected_tasks_are_shipped() -> None:
     assert {
         "job_detail_extraction@1.0.0",
         "job_detail_extraction@1.1.0",
+        "job_detail_extraction@1.2.0",
         "skill_decomposition@1.0.0",
         "requirement_skill_matching@1.0.0",
         "seniority_classification@1.0.0",
@@ -153,6 +154,7 @@ def test_variants_are_chosen_by_their_conditions() -> None:
     # worked examples (for small local models) whenever the condition allows
     assert chosen["skill_decomposition@1.0.0"] == {"worked_example", "worked_example_with_context"}
     assert chosen["job_detail_extraction@1.1.0"] == {"standard", "worked_example"}
+    assert chosen["job_detail_extraction@1.2.0"] == {"standard", "worked_example"}
     assert chosen["job_detail_extraction@1.0.0"] == {"standard", "structured"}
     assert chosen["requirement_skill_matching@1.0.0"] == {"standard", "with_job_title"}
     assert chosen["seniority_classification@1.0.0"] == {"standard", "with_years"}
@@ -162,6 +164,10 @@ def test_variants_are_chosen_by_their_conditions() -> None:
     v11 = _load(DEFINITIONS / "tasks/job_detail_extraction/1.1.0.json")
     assert choose_variant(v11, long_posting).id == "long_posting"
     assert choose_variant(v11, long_posting, {"structured_output": True}).id == "structured"
+    # 1.2.0: the long-posting prompt is reachable with structured output on (the default)
+    v12 = _load(DEFINITIONS / "tasks/job_detail_extraction/1.2.0.json")
+    assert choose_variant(v12, long_posting).id == "long_posting"
+    assert choose_variant(v12, long_posting, {"structured_output": True}).id == "long_posting"
     feedback = _load(DEFINITIONS / "tasks/self_assessment_feedback/1.0.0.json")
     direct = {"requirement": "SQL", "self_rating": 3, "self_assessment": "x" * 30, "tone": "direct"}
     assert choose_variant(feedback, direct).id == "direct"
@@ -206,6 +212,9 @@ def test_new_minor_version_is_backward_compatible() -> None:
     for example in old.output.examples:
         jsonschema.validate(example, new.output.schema)
     assert {p.id for p in old.prompts} < {p.id for p in new.prompts}
+    newest = _load(DEFINITIONS / "tasks/job_detail_extraction/1.2.0.json")
+    assert check_compatibility(new, newest) == []
+    assert newest.output.schema == new.output.schema
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=_rel)

@@ -168,3 +168,34 @@ def test_every_configuration_uses_catalog_models() -> None:
         for model in config.models:
             assert catalog.get(model).provider == "local"
         assert config.env()["TLM_LOCAL_THREADS"] == str(config.threads)
+
+
+def test_a_workflow_only_run_summarises_without_extractions() -> None:
+    raw = {**_raw([], [True, True, False]), "readme": {}}
+    summary = summarise(raw)
+    assert summary["readme_passed"] is False
+    assert summary["readme_seconds"] is None
+    assert summary["postings"] == 0
+    assert summary["useful_rate"] == pytest.approx(2 / 3)
+    assert "| default | no |" in report([summary], "workflow only")
+
+
+def test_a_configuration_can_pin_the_main_job_version() -> None:
+    pinned = CONFIGS["default@1.1.0"]
+    assert pinned.task_version == "1.1.0"
+    assert pinned.models == CONFIGS["default"].models
+    assert CONFIGS["default"].task_version is None  # the newest, as a user gets it
+
+
+def test_the_benchmark_runs_tasks_without_their_deadlines(tmp_path: Path) -> None:
+    from benchmarks.local_quality import REPO, definitions_without_deadlines
+    from tlm.definition.registry import DefinitionRegistry
+
+    copy = definitions_without_deadlines(REPO / "definitions", tmp_path)
+    registry = DefinitionRegistry.from_directory(copy)
+    original = DefinitionRegistry.from_directory(REPO / "definitions")
+    task = registry.get("job_detail_extraction")
+    assert original.get("job_detail_extraction").budget.deadline_s == 300
+    assert task.budget.deadline_s is None
+    assert task.budget.max_attempts == original.get("job_detail_extraction").budget.max_attempts
+    assert task.prompts == original.get("job_detail_extraction").prompts

@@ -6,6 +6,7 @@ The model files are assembled once per session into a temporary data directory.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import anyio
@@ -126,3 +127,27 @@ async def test_real_server_rejects_a_broken_model_file_with_its_own_message(
     assert "exited with status" in message
     assert str(bad) in message
     assert not server.running
+
+
+async def test_a_restarted_server_reuses_the_saved_prompt_prefix(data_dir: Path) -> None:
+    instructions = "Answer with the job title of the posting only. " * 12
+
+    async def ask(posting: str) -> str:
+        async with LocalProvider(catalog=Catalog.load(), data_dir=data_dir) as provider:
+            request = ChatRequest.from_prompt(
+                QWEN, f"{instructions}\nPosting: {posting}", temperature=0, max_tokens=8
+            )
+            return (await provider.complete(request)).text
+
+    first = await ask("Senior Python Engineer - Berlin (hybrid)")
+    log = data_dir / "logs" / f"{QWEN}.log"
+    seen = len(log.read_text())
+    second = await ask("Line Cook - Galway")  # a fresh process: only the posting is new
+    again = await ask("Senior Python Engineer - Berlin (hybrid)")
+    hits = re.findall(r"prompt cache: found (\d+) of (\d+) prompt tokens", log.read_text()[seen:])
+    assert len(hits) == 2
+    assert all(int(found) >= 0.8 * int(total) for found, total in hits), hits
+    assert "python" in first.lower()
+    assert "cook" in second.lower()
+    assert again == first  # greedy, from a restored state: the same answer
+    assert list((data_dir / "prompt-cache").glob(f"{QWEN}-*/*.tokens"))

@@ -434,3 +434,30 @@ def test_thread_and_context_settings_come_from_env(tmp_path: Path) -> None:
         LocalProvider(catalog=_catalog(), data_dir=tmp_path, env={"TLM_LOCAL_THREADS": "two"})
     with pytest.raises(ConfigurationError, match="TLM_LOCAL_N_CTX must be at least 1"):
         LocalProvider(catalog=_catalog(), data_dir=tmp_path, env={"TLM_LOCAL_N_CTX": "0"})
+
+
+@pytest.mark.parametrize(("env", "on"), [({}, True), ({"TLM_LOCAL_PROMPT_CACHE_MB": "0"}, False)])
+async def test_prompt_cache_directory_is_per_model_file_and_context(
+    tmp_path: Path, fake_script: Path, env: dict[str, str], on: bool
+) -> None:
+    async with _provider(tmp_path, fake_script, **env) as provider:
+        await provider.start("fake-local")
+        server = provider.server("fake-local")
+        assert server is not None
+        line = server.command_line(1234)
+    if not on:
+        assert server.prompt_cache is None
+        assert "--cache" not in line
+        return
+    assert server.prompt_cache is not None
+    assert server.prompt_cache.parent == tmp_path / "models" / "prompt-cache"
+    name = server.prompt_cache.name
+    assert name.startswith("fake-local-" + hashlib.sha256(MODEL_BYTES).hexdigest()[:12])
+    assert "-ctx2048-" in name
+    flags = line[line.index("--cache") :]
+    assert flags[:6] == ["--cache", "true", "--cache_type", "disk", "--cache_size", str(256 << 20)]
+
+
+def test_a_negative_prompt_cache_size_is_refused(tmp_path: Path, fake_script: Path) -> None:
+    with pytest.raises(ConfigurationError, match="TLM_LOCAL_PROMPT_CACHE_MB must be at least 0"):
+        _provider(tmp_path, fake_script, TLM_LOCAL_PROMPT_CACHE_MB="-1")

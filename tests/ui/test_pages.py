@@ -16,7 +16,7 @@ from tlm.ui.security import Guard
 PAGES = [
     ("/tasks", "title_extraction"),
     ("/tasks/title_extraction", "Extract the job title from: {{posting}}"),
-    ("/tasks/job_detail_extraction/diff", "v1.0.0"),
+    ("/tasks/job_detail_extraction/diff?a=1.0.0&b=1.1.0", "v1.0.0"),
     ("/tasks/title_extraction/edit", "Save as a new version"),
     ("/tasks/title_extraction/playground", "fake-model"),
     ("/executions", "Older"),

@@ -48,14 +48,17 @@ _INHERITED = frozenset(
 )
 
 # Runs the server module (or script) named by its first argument; on Linux the child first asks
-# for SIGTERM when its parent dies, so a crashed engine leaves no orphan server behind. Request
-# access logging is off, so the log holds start-up and error output only.
+# for SIGKILL when its parent dies, so a crashed engine leaves no orphan server behind (on SIGTERM,
+# uvicorn would finish the generation in flight first, for nobody). Request
+# access logging is off, so the log holds start-up and error output only. With a prompt cache,
+# llama-cpp-python's disk cache is replaced by TLM's compact one (loaded by path: the child
+# imports nothing from TLM).
 _LAUNCHER = """\
 import os, sys
 if sys.platform.startswith("linux"):
     import ctypes, signal
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except Exception:
         pass
     if str(os.getppid()) != os.environ.get("TLM_PARENT_PID", str(os.getppid())):
@@ -66,6 +69,15 @@ try:
     uvicorn.run = functools.partial(uvicorn.run, access_log=False)
 except ImportError:
     pass
+cache_dir = os.environ.get("TLM_PROMPT_CACHE_DIR")
+if cache_dir:
+    import importlib.util, llama_cpp
+    spec = importlib.util.spec_from_file_location(
+        "tlm_prompt_cache", os.environ["TLM_PROMPT_CACHE_SOURCE"]
+    )
+    cache_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cache_module)
+    llama_cpp.LlamaDiskCache = functools.partial(cache_module.PromptStateCache, cache_dir)
 target = sys.argv.pop(1)
 if target.endswith(".py"):
     runpy.run_path(target, run_name="__main__")
@@ -111,6 +123,8 @@ class LocalModelServer:
         server: str = "llama_cpp.server",
         server_args: Sequence[str] = (),
         command: Sequence[str] | None = None,
+        prompt_cache: Path | None = None,
+        prompt_cache_bytes: int = 256 << 20,
     ) -> None:
         """Describe the server; nothing starts until :meth:`start`.
 
@@ -127,6 +141,10 @@ class LocalModelServer:
             server: The module (or ``.py`` script) to run; it gets llama.cpp's server flags.
             server_args: Extra flags appended to the command line (e.g. ``--chat_format``).
             command: Replaces the whole command line (for tests); ``{port}`` is substituted.
+            prompt_cache: A directory for this model's prompt states (see
+                :mod:`tlm.providers._prompt_cache`), so a restarted server does not evaluate a
+                prompt prefix it has seen before again; ``None``: no cache across restarts.
+            prompt_cache_bytes: The most that directory may hold.
         """
         self.model_path = model_path
         self.alias = alias
@@ -139,6 +157,11 @@ class LocalModelServer:
         self._server = server
         self._server_args = tuple(server_args)
         self._command = tuple(command) if command is not None else None
+        self.prompt_cache = prompt_cache
+        self._prompt_cache_bytes = prompt_cache_bytes
+        if prompt_cache is not None:
+            self._env["TLM_PROMPT_CACHE_DIR"] = str(prompt_cache)
+            self._env["TLM_PROMPT_CACHE_SOURCE"] = str(Path(__file__).with_name("_prompt_cache.py"))
         self._process: anyio.abc.Process | None = None
         self._port: int | None = None
         self._closed = False
@@ -189,8 +212,15 @@ class LocalModelServer:
             "false",
             "--verbose",
             "false",
+            *self._cache_flags(),
             *self._server_args,
         ]
+
+    def _cache_flags(self) -> list[str]:
+        if self.prompt_cache is None:
+            return []
+        size = str(self._prompt_cache_bytes)
+        return ["--cache", "true", "--cache_type", "disk", "--cache_size", size]
 
     async def start(self) -> None:
         """Start the process and wait until it answers ``GET /v1/models``.

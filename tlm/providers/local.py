@@ -24,6 +24,7 @@ never served.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -131,6 +132,7 @@ class LocalProvider:
         locate: PartLocator = locate_part,
         server: str = "llama_cpp.server",
         server_args: Sequence[str] = (),
+        prompt_cache_mb: int | None = None,
     ) -> None:
         """Configure the provider; nothing starts until the first request.
 
@@ -152,6 +154,11 @@ class LocalProvider:
             locate: Finds a chunk file on disk (for tests).
             server: The server module (or ``.py`` script, for tests) each process runs.
             server_args: Extra server flags, e.g. ``("--chat_format", "chatml")``.
+            prompt_cache_mb: Disk space per model for prompt states kept across server restarts
+                (``<data_dir>/prompt-cache``; see :mod:`tlm.providers._prompt_cache`), so the
+                first call of a new ``tlm execute`` does not evaluate a task's instructions and
+                worked examples again. Default ``TLM_LOCAL_PROMPT_CACHE_MB`` or 256; 0 turns it
+                off.
         """
         self.catalog = catalog
         self.data_dir = Path(data_dir)
@@ -164,6 +171,9 @@ class LocalProvider:
         self._locate = locate
         self._server = server
         self._server_args = tuple(server_args)
+        if prompt_cache_mb is None:
+            prompt_cache_mb = _env_int(env, "TLM_LOCAL_PROMPT_CACHE_MB", 256, least=0)
+        self._prompt_cache_bytes = prompt_cache_mb << 20
         self._slots: dict[str, _Slot] = {}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -271,19 +281,33 @@ class LocalProvider:
 
     async def _start_server(self, card: ModelCard) -> LocalModelServer:
         path = await self._prepare(card)
+        n_ctx = min(self._n_ctx or card.context_window, card.context_window)
         server = LocalModelServer(
             model_path=path,
             alias=card.provider_model,
             log_path=self.data_dir / "logs" / f"{_SAFE_NAME.sub('_', card.id)}.log",
-            n_ctx=min(self._n_ctx or card.context_window, card.context_window),
+            n_ctx=n_ctx,
             n_threads=self._n_threads,
             env=self._env,
             startup_timeout_s=self._startup_timeout_s,
             server=self._server,
             server_args=self._server_args,
+            prompt_cache=self._prompt_cache_dir(card, n_ctx) if self._prompt_cache_bytes else None,
+            prompt_cache_bytes=self._prompt_cache_bytes,
         )
         await server.start()
         return server
+
+    def _prompt_cache_dir(self, card: ModelCard, n_ctx: int) -> Path:
+        """One directory per model file, context size and llama.cpp build: a saved state fits
+        only the context that made it."""
+        source = model_source(card, self._packaged)
+        try:
+            build = importlib.metadata.version("llama-cpp-python")
+        except importlib.metadata.PackageNotFoundError:
+            build = "unknown"
+        name = f"{_SAFE_NAME.sub('_', card.id)}-{source.sha256[:12]}-ctx{n_ctx}-llama{build}"
+        return self.data_dir / "prompt-cache" / name
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -309,7 +333,7 @@ class LocalProvider:
                     await session.close()
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _env_int(env: Mapping[str, str], name: str, default: int, *, least: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -317,6 +341,6 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigurationError(f"environment variable {name} must be an integer") from None
-    if value < 1:
-        raise ConfigurationError(f"environment variable {name} must be at least 1")
+    if value < least:
+        raise ConfigurationError(f"environment variable {name} must be at least {least}")
     return value
