@@ -143,7 +143,7 @@ async def _send(
                 usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
                 cost = price(card, usage)  # the one place a call is priced
                 response = attrs.evolve(response, cost_usd=cost)
-                call_span.set_response(response)
+                call_span.set_response(response, billed=usage)
         except ProviderError as exc:
             _note_attempts(exc, tries)
             raise
@@ -177,7 +177,7 @@ async def _take_prefetched(
             response = prefetched.outcome
             cost = price(card, response.usage, batch=batch)
             response = attrs.evolve(response, cost_usd=cost)
-            call_span.set_response(response)
+            call_span.set_response(response, batch=batch)
     finally:
         job.ledger.release(estimate)
     job.attempts += response.attempts
