@@ -7,9 +7,21 @@ it), so neither needs the other for it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol
+
 import attrs
 
-__all__ = ("Usage", "estimate_tokens", "tokens_for_chars")
+__all__ = (
+    "Usage",
+    "estimate_tokens",
+    "estimate_prompt_tokens",
+    "tokens_for_chars",
+    "MESSAGE_OVERHEAD_CHARS",
+)
+
+MESSAGE_OVERHEAD_CHARS = 4
+"""Characters each chat message counts beyond its text, for its role and framing."""
 
 
 @attrs.frozen
@@ -48,3 +60,16 @@ def tokens_for_chars(chars: int) -> int:
 def estimate_tokens(text: str) -> int:
     """A cheap, conservative token estimate of ``text`` (about 3.5 characters a token)."""
     return tokens_for_chars(len(text))
+
+
+class HasContent(Protocol):
+    """A chat message, as far as an estimate needs it."""
+
+    @property
+    def content(self) -> str: ...
+
+
+def estimate_prompt_tokens(messages: Iterable[HasContent]) -> int:
+    """The one estimate of a prompt's tokens: its messages' text plus
+    :data:`MESSAGE_OVERHEAD_CHARS` each, at :func:`tokens_for_chars`."""
+    return tokens_for_chars(sum(len(m.content) + MESSAGE_OVERHEAD_CHARS for m in messages))

@@ -93,7 +93,7 @@ def test_a_queue_written_by_a_newer_tlm_is_refused(
             conn.execute("PRAGMA user_version = 99")
     else:
         with psycopg.connect(backend, autocommit=True) as conn:
-            conn.execute("UPDATE tlm_schema SET version = 99 WHERE name = 'executions'")
+            conn.execute("UPDATE tlm_schema SET version = 99 WHERE name = 'review queue'")
     with pytest.raises(StoreError, match="schema version 99 is newer"):
         queue_on()
 

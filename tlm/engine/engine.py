@@ -29,13 +29,12 @@ from tlm.engine.cache import close_cache, flush_cache, open_cache
 from tlm.engine.compiled import CompiledTask, compile_task
 from tlm.engine.config import EngineConfig, load_config
 from tlm.engine.execution import new_job, run_inline
-from tlm.engine.learned import open_learned
+from tlm.engine.learned import Learned, close_followers, open_learned
 from tlm.engine.mapping import MapSource, ResultStream, stream_results
 from tlm.engine.result import ExecutionResult, Options, coerce_options
 from tlm.engine.runtime import (
     ManagedProvider,
     Runtime,
-    Tracing,
     configured_redaction,
     open_tracing,
 )
@@ -137,6 +136,7 @@ class Engine:
         self._opening = anyio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._rollouts: RolloutRouter | None = None
+        self._learned: Learned | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -198,7 +198,7 @@ class Engine:
             policy=self._verification_policy,
             sink=self._learning_sink,
         )
-        self._verification_policy = learned.policy
+        self._learned, self._verification_policy = learned, learned.policy
         self._estimates, self._cascade_plans = learned.estimates, learned.cascade_plans
         self._pool = ProviderPool(
             self._catalog,
@@ -217,10 +217,14 @@ class Engine:
             redact=config.redact,
             output_check=edited_output_check(self._registry, self._rules),
         )
+        tracing, self._meter_provider, self._owns_meter_provider = open_tracing(
+            config, self._tracer_provider, self._meter_provider,
+            redaction=configured_redaction(config, self._catalog, self._providers.values()),
+        )  # fmt: skip
         self._runtime = Runtime(
             config=config,
             catalog=self._catalog,
-            tracing=self._tracing(),
+            tracing=tracing,
             pool=self._pool,
             providers=self._providers,
             cache=open_cache(data_dir, config.database) if config.cache else None,
@@ -260,18 +264,6 @@ class Engine:
                 dialects=self.config.telemetry_compat,
             )
 
-    def _tracing(self) -> Tracing:
-        """Spans into the tracer provider, metrics into the meter provider (when there is one)."""
-        assert self._catalog is not None
-        tracing, meters, owned = open_tracing(
-            self.config,
-            self._tracer_provider,
-            self._meter_provider,
-            redaction=configured_redaction(self.config, self._catalog, self._providers.values()),
-        )
-        self._meter_provider, self._owns_meter_provider = meters, owned
-        return tracing
-
     async def aclose(self) -> None:
         """Close providers, flush and close the store; always releases, even after errors."""
         if self._closed:
@@ -298,6 +290,7 @@ class Engine:
                 if self._store is not None:
                     self._store.close()
                 close_cache(runtime)
+                await close_followers(self._learned, self._rollouts)
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""

@@ -17,9 +17,11 @@ from tlm.estimates import ModelEstimate
 
 if TYPE_CHECKING:
     from tlm.learn.coldstart import VerificationPolicy
+    from tlm.learn.live import LiveEstimates
     from tlm.learn.updates import LearningSink
+    from tlm.rollout.router import RolloutRouter
 
-__all__ = ("Learned", "open_learned")
+__all__ = ("Learned", "open_learned", "close_followers")
 
 Estimates = Callable[[str], Mapping[str, ModelEstimate]]
 
@@ -31,6 +33,9 @@ class Learned:
     estimates: Estimates | None
     cascade_plans: Mapping[str, Any]
     policy: VerificationPolicy | None
+    live: LiveEstimates | None = None
+    """The live rankings opened here (closed by :func:`close_followers`); ``None`` when the
+    caller gave its own estimates."""
 
 
 async def open_learned(
@@ -48,10 +53,11 @@ async def open_learned(
         from tlm.learn.coldstart import VerificationPolicy
 
         policy = VerificationPolicy()
+    live = None
     if estimates is None:  # the rankings of `tlm update-rankings`, followed while running
         from tlm.learn.live import open_live_estimates
 
-        estimates = await anyio.to_thread.run_sync(
+        estimates = live = await anyio.to_thread.run_sync(
             lambda: open_live_estimates(
                 data_dir, config, catalog=catalog, models=config.models, registry=registry
             )
@@ -64,4 +70,20 @@ async def open_learned(
         estimates, cascade_plans = await anyio.to_thread.run_sync(
             read_learned, data_dir, estimates, catalog, sink
         )
-    return Learned(estimates, cascade_plans, policy)
+    return Learned(estimates, cascade_plans, policy, live)
+
+
+async def close_followers(learned: Learned | None, rollouts: RolloutRouter | None) -> None:
+    """Close what an engine follows other processes with: the live rankings it opened (a check
+    in progress finishes first) and the rollout router's store. Off the loop, not cancellable."""
+
+    def close() -> None:
+        try:
+            if learned is not None and learned.live is not None:
+                learned.live.close()
+        finally:
+            if rollouts is not None:
+                rollouts.close()
+
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(close)

@@ -2,9 +2,10 @@
 
 The rule, for a call under a cost limit:
 
-1. The worst case is the prompt's estimated tokens (:func:`estimate_tokens`, about 3.5 characters
-   a token) plus ``max_tokens`` of output, at the model card's prices. Without a ``max_tokens``
-   the card's ``max_output_tokens`` (else the rest of the context window) stands in.
+1. The worst case is the prompt's estimated tokens (:func:`tlm.usage.estimate_prompt_tokens`,
+   about 3.5 characters a token) plus ``max_tokens`` of output, at the model card's prices.
+   Without a ``max_tokens`` the card's ``max_output_tokens`` (else the rest of the context
+   window) stands in.
 2. If the worst case does not fit what is left of the budget (here and in a parent budget),
    ``max_tokens`` is lowered until it does, and the lowered value is what the provider
    receives. A call that cannot get at least :data:`MIN_OUTPUT_TOKENS` (or the tokens asked for,
@@ -31,7 +32,7 @@ import attrs
 
 from tlm.budget import BudgetLedger
 from tlm.providers.base import Message, Usage
-from tlm.usage import tokens_for_chars
+from tlm.usage import estimate_prompt_tokens
 
 __all__ = ("CallReservation", "PricedModel", "reserve_call", "billable_usage", "MIN_OUTPUT_TOKENS")
 
@@ -67,11 +68,6 @@ class CallReservation:
     """Whether ``max_tokens`` was lowered to fit the budget."""
 
 
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    """The prompt's estimated tokens (:func:`tlm.usage.tokens_for_chars` of its text)."""
-    return tokens_for_chars(sum(len(m.content) for m in messages))
-
-
 def reserve_call(
     ledger: BudgetLedger, card: PricedModel, messages: Sequence[Message], max_tokens: int | None
 ) -> CallReservation:
@@ -81,7 +77,7 @@ def reserve_call(
         BudgetExceeded: attempts or time are used up, or not even :data:`MIN_OUTPUT_TOKENS`
             fit in the money left (the message gives the estimate).
     """
-    prompt_tokens = estimate_tokens(messages)
+    prompt_tokens = estimate_prompt_tokens(messages)
     headroom = ledger.headroom_usd()
     if math.isinf(headroom):  # no cost limit anywhere: reserve the estimate, change nothing
         reservation = CallReservation(

@@ -85,6 +85,8 @@ class LiveEstimates:
         self._version: str | None = None
         self._next_check = 0.0
         self._checking = threading.Lock()
+        self._checker: threading.Thread | None = None
+        self._closed = False
         self.reloads = 0
         """How many times rankings were (re)loaded."""
         self.refresh()
@@ -118,15 +120,16 @@ class LiveEstimates:
 
     def _due(self) -> None:
         now = time.monotonic()
-        if now < self._next_check:
+        if now < self._next_check or self._closed:
             return
         self._next_check = now + self.refresh_s
         if self._checking.acquire(blocking=False):
-            threading.Thread(target=self._check, name="tlm-rankings", daemon=True).start()
+            self._checker = threading.Thread(target=self._check, name="tlm-rankings", daemon=True)
+            self._checker.start()
 
     def _check(self) -> None:
         try:
-            if self.refresh():
+            if not self._closed and self.refresh():
                 _log.info("rankings reloaded from %s", self.store.where)
         except Exception as exc:  # keep the rankings in use; try again at the next check
             _log.warning("cannot check for new rankings in %s: %s", self.store.where, exc)
@@ -144,8 +147,14 @@ class LiveEstimates:
         return {} if estimator is None else estimator(task_id)
 
     def close(self) -> None:
-        """Close the store's connection (if it has one)."""
-        self.store.close()
+        """Stop checking, wait for a check in progress, and close the store's connection (if it
+        has one); the rankings in use stay."""
+        self._closed = True
+        with self._checking:  # no check runs (or starts) past this point
+            checker, self._checker = self._checker, None
+            self.store.close()
+        if checker is not None:
+            checker.join()
 
 
 def open_live_estimates(

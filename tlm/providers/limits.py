@@ -1,7 +1,7 @@
 """Limits per provider and per model: calls in flight, requests and tokens per minute.
 
 Concurrency is an ``anyio.CapacityLimiter``; the per-minute limits are token buckets. A call's
-tokens are estimated before it (:func:`tlm.usage.tokens_for_chars` plus ``max_tokens``) and
+tokens are estimated before it (:func:`tlm.usage.estimate_prompt_tokens` plus ``max_tokens``) and
 corrected after it with the usage the provider reported, so the bucket tracks what was really spent.
 
 Limits come from configuration (``[tlm.provider_limits.NAME]`` and ``[tlm.model_limits.ID]`` in
@@ -26,7 +26,7 @@ import attrs
 
 from tlm.errors import ConfigurationError
 from tlm.providers.base import ChatRequest, ChatResponse, EmbeddingResponse, Provider
-from tlm.usage import tokens_for_chars
+from tlm.usage import estimate_prompt_tokens, tokens_for_chars
 
 __all__ = (
     "HOSTED_MAX_IN_FLIGHT",
@@ -72,12 +72,9 @@ def check_limit_settings(settings: Mapping[str, object], where: str) -> dict[str
 
 
 def estimate_tokens(request: ChatRequest) -> int:
-    """A rough count of the tokens a request will use: the prompt's estimate plus max_tokens.
-
-    Each message counts 4 characters more than its text, for the role and framing.
-    """
-    prompt_chars = sum(len(m.content) + 4 for m in request.messages)
-    return tokens_for_chars(prompt_chars) + (request.max_tokens or 0)
+    """A rough count of the tokens a request will use: the prompt's estimate
+    (:func:`tlm.usage.estimate_prompt_tokens`) plus max_tokens."""
+    return estimate_prompt_tokens(request.messages) + (request.max_tokens or 0)
 
 
 @attrs.frozen

@@ -1,6 +1,6 @@
 """TLM's schema on PostgreSQL: versioned migrations applied under an advisory lock.
 
-The execution log's schema (executions, feedback and the review queue) is one
+The execution log's schema (executions and feedback) is one
 :class:`~tlm.store.migrations.Schema` applied by :mod:`tlm.store.pg_base`: opening a store
 applies the missing migrations in one transaction holding ``pg_advisory_xact_lock``, so replicas
 starting together wait for each other instead of racing; ``tlm db upgrade`` does the same on
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from tlm.store import pg_base
 from tlm.store.migrations import Schema
 from tlm.store.pg_base import LOCK_KEY, version_of
+from tlm.store.review_schema import PG_REVIEWS_STEP
 from tlm.store.schema import COLUMNS
 
 if TYPE_CHECKING:
@@ -89,27 +90,8 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX feedback_execution ON feedback (execution_id)",
     ),
-    # 2: the review queue (tlm.verify.review_queue)
-    (
-        """CREATE TABLE reviews (
-            id TEXT PRIMARY KEY,
-            execution_id TEXT NOT NULL,
-            task_id TEXT NOT NULL,
-            task_version TEXT NOT NULL,
-            queue TEXT NOT NULL,
-            input TEXT NOT NULL,
-            output TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'pending',
-            created_at DOUBLE PRECISION NOT NULL,
-            action TEXT,
-            decided_output TEXT,
-            note TEXT,
-            reviewer TEXT,
-            decided_at DOUBLE PRECISION,
-            output_spec TEXT
-        )""",
-        "CREATE INDEX reviews_status_queue ON reviews (status, queue, created_at)",
-    ),
+    # 2: the review queue's table, versioned on its own since (tlm.store.review_schema)
+    PG_REVIEWS_STEP,
     # 3: a client-made id per feedback entry: a retried insert writes it once
     (
         "ALTER TABLE feedback ADD COLUMN feedback_id TEXT",
@@ -118,7 +100,8 @@ PG_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 )
 """Step ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``."""
 PG_EXECUTIONS: Final = Schema("executions", PG_MIGRATIONS)
-"""The execution log (executions, feedback) and the review queue on PostgreSQL."""
+"""The execution log (executions, feedback) on PostgreSQL (the review queue has its own,
+:data:`tlm.store.review_schema.PG_REVIEWS`)."""
 
 PG_UPSERT: Final = (
     f"INSERT INTO executions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "

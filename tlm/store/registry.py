@@ -25,7 +25,7 @@ from tlm.store.cache_tables import CACHE_PG, CACHE_SQLITE
 from tlm.store.integrity import DEFAULT_CHECK_BUDGET_S
 from tlm.store.migrations import Schema
 from tlm.store.pg_schema import PG_EXECUTIONS
-from tlm.store.review_schema import REVIEWS_FILE, REVIEWS_SQLITE
+from tlm.store.review_schema import PG_REVIEWS, REVIEWS_FILE, REVIEWS_SQLITE
 from tlm.store.rollout_schema import PG_ROLLOUTS_SCHEMA, ROLLOUTS_FILE, ROLLOUTS_SCHEMA
 from tlm.store.schema import EXECUTIONS
 from tlm.store.shared_schemas import PG_CONSOLE_SCHEMA, PG_RANKINGS_SCHEMA
@@ -67,7 +67,7 @@ class Repository:
 REPOSITORIES: Final = (
     Repository("executions and feedback", "tlm.db", EXECUTIONS, PG_EXECUTIONS),
     Repository("result cache", CACHE_FILE, CACHE_SQLITE, CACHE_PG),
-    Repository("review queue", REVIEWS_FILE, REVIEWS_SQLITE, PG_EXECUTIONS),
+    Repository("review queue", REVIEWS_FILE, REVIEWS_SQLITE, PG_REVIEWS),
     Repository("batch state", BATCH_FILE, BATCH_SQLITE, None),
     Repository("workflow runs", DB_NAME, WORKFLOWS_SCHEMA, PG_WORKFLOWS_SCHEMA),
     Repository("rollouts", ROLLOUTS_FILE, ROLLOUTS_SCHEMA, PG_ROLLOUTS_SCHEMA),

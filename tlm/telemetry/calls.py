@@ -17,6 +17,7 @@ from attrs import evolve as attrs_evolve
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from tlm.pricing import price
 from tlm.providers.base import Usage
 from tlm.telemetry import conventions as c
 from tlm.telemetry.content import input_messages, output_messages
@@ -93,14 +94,18 @@ class _CallScope(SpanScope):
             )
         super().__exit__(exc_type, exc, tb)
 
-    def _cost_attributes(self, attrs: dict[str, AttributeValue], usage: Usage, cost: float) -> None:
+    def _cost_attributes(
+        self, attrs: dict[str, AttributeValue], billed: Usage, cost: float, batch: bool = False
+    ) -> None:
+        """The cost, and its input and output parts priced (:func:`tlm.pricing.price`) from the
+        usage billed, so the parts add up to the cost."""
         attrs[c.TLM_COST_USD] = cost
         card = self._target.card
         if card is not None:
-            output_cost = card.cost(Usage(output_tokens=usage.output_tokens))
-            attrs[c.TLM_COST_OUTPUT_USD] = output_cost
-            prompt = Usage(usage.input_tokens, 0, usage.cached_input_tokens)
-            attrs[c.TLM_COST_INPUT_USD] = card.cost(prompt)
+            output = Usage(output_tokens=billed.output_tokens)
+            attrs[c.TLM_COST_OUTPUT_USD] = price(card, output, batch=batch)
+            prompt = Usage(billed.input_tokens, 0, billed.cached_input_tokens)
+            attrs[c.TLM_COST_INPUT_USD] = price(card, prompt, batch=batch)
 
 
 class ModelCallSpan(_CallScope):
@@ -147,8 +152,15 @@ class ModelCallSpan(_CallScope):
         if self.span.is_recording():
             self.span.set_attribute(c.TLM_QUEUE_WAIT_MS, round(seconds * 1000, 3))
 
-    def set_response(self, response: ChatResponse) -> None:
-        """Record the response: id, model, finish reason, token usage, cost and attempts."""
+    def set_response(
+        self, response: ChatResponse, *, billed: Usage | None = None, batch: bool = False
+    ) -> None:
+        """Record the response: id, model, finish reason, token usage, cost and attempts.
+
+        The tokens are the provider's report; the cost (``response.cost_usd``) is split into its
+        input and output parts from ``billed``, the usage it was priced from (default: the
+        response's own), at the batch prices with ``batch``.
+        """
         usage = response.usage
         self._usage = usage
         self._response_model = response.model
@@ -161,7 +173,7 @@ class ModelCallSpan(_CallScope):
             c.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
             c.TLM_ATTEMPTS: response.attempts,
         }
-        self._cost_attributes(attrs, usage, response.cost_usd)
+        self._cost_attributes(attrs, billed or usage, response.cost_usd, batch)
         if usage.cached_input_tokens:
             attrs[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
         if usage.cache_creation_input_tokens:

@@ -5,12 +5,14 @@ stored with a *signature* of the day's rows: count, greatest rowid and sums of e
 figures read (see :data:`tlm.ui.figures.SIGNATURE`). They are reused only while the day's rows
 still have that signature, so a late record or a rewritten one makes the day be summed again.
 Feedback is not part of the sums (it is joined on every load), so feedback given to an old
-execution is never served from here. The file (:data:`DAY_CACHE_FILE`) is only a cache: deleting
-it is harmless, and a file that cannot be opened or written leaves the memory cache working.
+execution is never served from here. The file (:data:`DAY_CACHE_FILE`, opened and versioned by
+:mod:`tlm.store.sqlite_base` with :data:`DAY_CACHE_SQLITE`) is only a cache: deleting it is
+harmless, and a file that cannot be opened, migrated or written leaves the memory cache working.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -19,16 +21,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ("DAY_CACHE_FILE", "DayCache", "DayRow")
+from tlm.errors import StoreError
+from tlm.store import sqlite_base
+from tlm.store.migrations import Schema
+
+__all__ = ("DAY_CACHE_FILE", "DAY_CACHE_SQLITE", "DayCache", "DayRow")
 
 DAY_CACHE_FILE: Final = "console-figures.db"
 """The file in the data directory that keeps the per-day sums across console restarts."""
 DayRow = tuple[Any, ...]
 """Sums of one (day, models, variant, version) group, its sorted latencies as a list at the end."""
-_SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS days (key TEXT PRIMARY KEY, signature TEXT NOT NULL,"
-    " rows TEXT NOT NULL)"
+DAY_CACHE_SQLITE: Final = Schema(
+    "console figures",
+    (  # v1 adopts a file written before the cache was versioned (same table)
+        (
+            "CREATE TABLE IF NOT EXISTS days (key TEXT PRIMARY KEY, signature TEXT NOT NULL,"
+            " rows TEXT NOT NULL)",
+        ),
+    ),
 )
+"""The cache file's schema (version in ``PRAGMA user_version``)."""
 
 
 class DayCache:
@@ -48,14 +60,14 @@ class DayCache:
         self._file: sqlite3.Connection | None = None
         if path is not None:
             try:
-                conn = sqlite3.connect(path, check_same_thread=False, timeout=1.0)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=OFF")  # a lost write only costs a recompute
-                conn.execute(_SCHEMA)
-                conn.commit()
-                self._file = conn
-            except sqlite3.Error:
-                self._file = None  # unusable file: memory only
+                conn = sqlite_base.open_database(
+                    path, DAY_CACHE_SQLITE, what="the console's figures cache", busy_timeout_s=1.0
+                )
+            except StoreError:
+                return  # unusable, damaged or newer file: memory only
+            with contextlib.suppress(sqlite3.Error):  # a lost write only costs a recompute
+                conn.execute("PRAGMA synchronous=OFF")
+            self._file = conn
 
     @staticmethod
     def _text(value: Iterable[Any]) -> str:
@@ -96,14 +108,16 @@ class DayCache:
                     stored.append((name, sign, json.dumps(rows, separators=(",", ":"))))
             if self._file is None or not stored:
                 return
+            conn = self._file
             try:
-                with self._file:
-                    self._file.executemany(
-                        "INSERT OR REPLACE INTO days (key, signature, rows) VALUES (?, ?, ?)",
-                        stored,
-                    )
-            except sqlite3.Error:
-                pass  # busy or read-only: the memory cache still holds the days
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO days (key, signature, rows) VALUES (?, ?, ?)", stored
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error:  # busy or read-only: the memory cache still holds the days
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
 
     def _remember(self, name: str, sign: str, rows: list[DayRow]) -> None:
         self._items[name] = (sign, rows)

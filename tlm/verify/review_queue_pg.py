@@ -23,8 +23,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tlm.errors import StoreError
+from tlm.store import pg_base
 from tlm.store.backend import redact_url
-from tlm.store.pg_schema import REVIEWS_CHANNEL, migrate
+from tlm.store.pg_schema import REVIEWS_CHANNEL
+from tlm.store.review_schema import PG_REVIEWS
 from tlm.telemetry.redact import Redaction
 from tlm.verify.review_queue import (
     Action,
@@ -83,7 +85,7 @@ class PostgresReviewQueue(ReviewQueue):
         self._clock = clock
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-                migrate(conn, self.where)
+                pg_base.migrate(conn, (PG_REVIEWS,), self.where)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the review queue {self.where}: {exc}") from exc
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from tlm.definition.model import TaskDefinition
 from tlm.definition.registry import DefinitionRegistry
+from tlm.definition.schema import allowed_values
 
 __all__ = ("generate_module", "class_name", "constant_name", "DEFAULT_OUTPUT")
 
@@ -52,6 +53,7 @@ class _Module:
         self.names: set[str] = set()
         self.uses_any = False
         self.uses_literal = False
+        self.uses_never = False
         self.uses_not_required = False
 
     def unique(self, name: str) -> str:
@@ -60,6 +62,29 @@ class _Module:
             candidate, n = f"{name}{n}", n + 1
         self.names.add(candidate)
         return candidate
+
+    def type_of_values(self, values: list[Any]) -> str:
+        """The Python type allowing exactly ``values`` (``Never`` when nothing is allowed)."""
+        if not values:
+            self.uses_never = True
+            return "Never"
+        literals = [_literal(v) for v in values if _is_literal(v)]
+        members = []
+        if literals:
+            self.uses_literal = True
+            members.append(f"Literal[{', '.join(dict.fromkeys(literals))}]")
+        for value in values:
+            if value is None:
+                members.append("None")
+            elif not _is_literal(value):  # a float, list or object: typing has no literal for it
+                members.append(self._type_of_value(value))
+        return _union(members)
+
+    def _type_of_value(self, value: Any) -> str:
+        if isinstance(value, float):
+            return "float"
+        self.uses_any = True
+        return "list[Any]" if isinstance(value, list) else "dict[str, Any]"
 
     def type_of(self, schema: Any, name: str) -> str:
         """The Python type for ``schema``; nested objects become classes named ``name``."""
@@ -71,19 +96,9 @@ class _Module:
             if isinstance(options, list) and options:
                 members = [self.type_of(o, f"{name}{i + 1}") for i, o in enumerate(options)]
                 return _union(members)
-        if "const" in schema:
-            self.uses_literal = True
-            return f"Literal[{_literal(schema['const'])}]"
-        if isinstance(schema.get("enum"), list):
-            values = schema["enum"]
-            literals = [_literal(v) for v in values if v is not None]
-            members = []
-            if literals:
-                self.uses_literal = True
-                members.append(f"Literal[{', '.join(literals)}]")
-            if None in values:
-                members.append("None")
-            return _union(members)
+        values = allowed_values(schema)  # enum and const together: both must hold
+        if values is not None:
+            return self.type_of_values(values)
         declared = schema.get("type")
         types = [declared] if isinstance(declared, str) else list(declared or [])
         if not types:
@@ -133,6 +148,11 @@ class _Module:
             lines.append("})")
         self.blocks.append("\n".join(lines))
         return cls
+
+
+def _is_literal(value: Any) -> bool:
+    """Whether ``typing.Literal`` can hold ``value`` (a string, an integer or a boolean)."""
+    return isinstance(value, str | int)
 
 
 def _literal(value: Any) -> str:
@@ -202,6 +222,8 @@ def generate_module(registry: DefinitionRegistry) -> str:
         typing_names.append("Any")
     if module.uses_literal:
         typing_names.append("Literal")
+    if module.uses_never:
+        typing_names.append("Never")
     if module.uses_not_required:
         typing_names.append("NotRequired")
     header = (

@@ -11,7 +11,7 @@ import attrs
 
 from tlm.definition.model import PromptVariant
 from tlm.engine.job import Job, Prefetched, deadline_exceeded
-from tlm.engine.reservation import billable_usage, estimate_tokens, reserve_call
+from tlm.engine.reservation import billable_usage, reserve_call
 from tlm.errors import (
     ProviderError,
     ProviderTimeout,
@@ -20,6 +20,7 @@ from tlm.pricing import price
 from tlm.providers.base import ChatRequest, ChatResponse, Message, Usage
 from tlm.providers.limits import measure_queue_wait
 from tlm.providers.retry import Attempt, recording_attempts
+from tlm.usage import estimate_prompt_tokens
 
 if TYPE_CHECKING:
     from tlm.catalog import ModelCard
@@ -142,7 +143,7 @@ async def _send(
                 usage = billable_usage(response.usage, model=model, max_tokens=request.max_tokens)
                 cost = price(card, usage)  # the one place a call is priced
                 response = attrs.evolve(response, cost_usd=cost)
-                call_span.set_response(response)
+                call_span.set_response(response, billed=usage)
         except ProviderError as exc:
             _note_attempts(exc, tries)
             raise
@@ -164,7 +165,8 @@ async def _take_prefetched(
 ) -> tuple[ChatResponse, Usage, float]:
     """Take an answer obtained ahead (a provider batch) as this call's, at its price."""
     batch = prefetched.batch
-    estimate = card.cost(Usage(estimate_tokens(messages), job.options.max_tokens or 0), batch=batch)
+    prompt_tokens = estimate_prompt_tokens(messages)
+    estimate = card.cost(Usage(prompt_tokens, job.options.max_tokens or 0), batch=batch)
     job.ledger.before_call(estimate)
     request = build_request(job, model, messages, output_schema=output_schema)
     provider = await job.runtime.provider_for(model)  # names the span's provider and server
@@ -175,7 +177,7 @@ async def _take_prefetched(
             response = prefetched.outcome
             cost = price(card, response.usage, batch=batch)
             response = attrs.evolve(response, cost_usd=cost)
-            call_span.set_response(response)
+            call_span.set_response(response, batch=batch)
     finally:
         job.ledger.release(estimate)
     job.attempts += response.attempts
