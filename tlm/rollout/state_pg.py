@@ -11,13 +11,11 @@ rollouts. The schema (:data:`PG_ROLLOUTS_SCHEMA`) is migrated on open and report
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 from tlm.rollout.state import RolloutStore
-from tlm.store.pg_repo import PgRepository
+from tlm.store.pg_repo import OnPostgres, PgRepository
 from tlm.store.rollout_schema import PG_ROLLOUTS_SCHEMA
 
 __all__ = ("PG_ROLLOUTS_SCHEMA", "PostgresRolloutStore")
@@ -25,7 +23,7 @@ __all__ = ("PG_ROLLOUTS_SCHEMA", "PostgresRolloutStore")
 _WRITE_LOCK: Final = 0x746C6D52  # "tlmR": rollout writes, one at a time across replicas
 
 
-class PostgresRolloutStore(RolloutStore):
+class PostgresRolloutStore(OnPostgres, RolloutStore):
     """Rollouts in PostgreSQL; thread-safe.
 
     Raises:
@@ -36,28 +34,10 @@ class PostgresRolloutStore(RolloutStore):
         self.url = url
         self.path = Path("rollouts")  # no file
         self._clock = clock
+        self._write_lock = _WRITE_LOCK
         self._db = PgRepository(
             url, (PG_ROLLOUTS_SCHEMA,), what="the rollout store", renames={"rowid": "seq"}
         )
 
-    @property
-    def where(self) -> str:
-        """The database, password masked."""
-        return self._db.where
-
-    @contextmanager
-    def _connect(self) -> Iterator[Any]:
-        with self._db.statements() as statements:
-            yield statements
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        with self._db.statements(lock_key=_WRITE_LOCK) as statements:
-            yield statements
-
     def _migrate(self) -> None:  # done by PgRepository on open
         pass
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._db.close()

@@ -27,7 +27,7 @@ from tlm.store.backend import redact_url
 from tlm.store.migrations import Schema
 from tlm.store.pg_schema import pg_escape_row
 
-__all__ = ("PgStatements", "PgRepository", "pg_sql")
+__all__ = ("PgStatements", "PgRepository", "OnPostgres", "pg_sql")
 
 
 def pg_sql(sql: str, renames: Mapping[str, str] | None = None) -> str:
@@ -133,3 +133,32 @@ class PgRepository:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class OnPostgres:
+    """The PostgreSQL half of a SQLite store's twin: its ``_connect`` / ``_transaction`` (the
+    statements the SQLite store runs) on a :class:`PgRepository`, writes under the advisory lock
+    ``_write_lock`` (what ``BEGIN IMMEDIATE`` is on SQLite). Listed before the SQLite store among
+    the bases."""
+
+    _db: PgRepository
+    _write_lock: int
+
+    @property
+    def where(self) -> str:
+        """The database, password masked."""
+        return self._db.where
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        with self._db.statements() as statements:
+            yield statements
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._db.statements(lock_key=self._write_lock) as statements:
+            yield statements
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
