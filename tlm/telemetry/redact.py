@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
+import orjson
 
 from tlm.errors import Problem
 
@@ -35,6 +36,7 @@ __all__ = (
     "sanitize_message",
     "schema_message",
     "to_json",
+    "plain_json",
 )
 
 REDACTED = "[REDACTED]"
@@ -232,8 +234,8 @@ class Redaction:
         if self._plain:
             # No value to mask: the key scrubber runs once over the JSON text. Its replacements
             # stay inside JSON strings (key shapes hold no quote, backslash or JSON whitespace).
-            return _scrub_fast(to_json(redact(value, self.fields)), self.secrets)
-        return to_json(self.value(value))
+            return _scrub_fast(plain_json(redact(value, self.fields)), self.secrets)
+        return plain_json(self.value(value))
 
     def problems(self, problems: Iterable[Problem], value: Any) -> list[Problem]:
         """Validation ``problems`` about ``value`` with its redacted values left out.
@@ -342,9 +344,34 @@ def sanitize_message(text: str, limit: int = _MESSAGE_LIMIT) -> str:
     return text
 
 
+_FAST_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _not_plain(value: Any) -> Any:
+    raise TypeError
+
+
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def to_json(value: Any) -> str:
     """Compact JSON; values JSON cannot express are rendered with ``str``."""
     return _dumps(value)
+
+
+def plain_json(value: Any) -> str:
+    """:func:`to_json` for JSON values (a checked input, a parsed reply, chat messages), by orjson.
+
+    The text parses to the same value as :func:`to_json`'s; only a float's exponent may be
+    written shorter (``1e-7`` for ``1e-07``) and an ``Enum`` member (which no JSON value holds)
+    as its value. What orjson would write differently is left to :func:`to_json`: values it does
+    not know (``default`` refuses them), ints past 64 bits, lone surrogates, non-string keys, and
+    NaN or infinity (orjson writes ``null``: any ``null`` sends the value to :func:`to_json`).
+    """
+    try:
+        raw = orjson.dumps(value, default=_not_plain, option=_FAST_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _dumps(value)
+    if b"null" in raw:
+        return _dumps(value)
+    return raw.decode()
