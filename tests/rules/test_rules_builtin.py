@@ -286,3 +286,18 @@ def test_has_required_fields_reads_mappings_that_are_not_dicts() -> None:
     value = _FrozenMap({"a": _FrozenMap({"b": None}), "c": [{}]})
     assert [p.path for p in check("has_required_fields", value, schema)] == ["$.a.b"]  # type: ignore[arg-type]
     assert check("has_required_fields", {"a": {"b": 1}}, schema) == []  # type: ignore[arg-type]
+
+
+def test_has_required_fields_walks_through_schemas_that_only_nest() -> None:
+    schema: dict[str, Any] = {
+        "properties": {
+            "grid": {"items": {"items": {"required": ["a"]}}},
+            "wrap": {"properties": {"inner": {"required": ["b"]}}},
+            "free": {"type": "array", "items": {"type": "string"}},
+        }
+    }
+    value = {"grid": [[{"a": 1}, {}]], "wrap": {"inner": {"b": None}}, "free": ["x", ""]}
+    assert [p.path for p in check("has_required_fields", value, schema)] == [
+        "$.grid[0][1].a",
+        "$.wrap.inner.b",
+    ]

@@ -115,6 +115,14 @@ def _is_mapping(value: Any) -> bool:
     return kind not in _LEAF_TYPES and kind is not list and isinstance(value, Mapping)
 
 
+def _constrains(schema: Any) -> bool:
+    """Whether :func:`has_required_fields` has anything to check under ``schema`` (a schema
+    with no ``required``, ``properties`` or ``items`` has nothing: its values are not walked)."""
+    return _is_mapping(schema) and (
+        "required" in schema or "properties" in schema or "items" in schema
+    )
+
+
 def _is_blank(node: Any) -> bool:
     return isinstance(node, str) and not node.strip()
 
@@ -201,11 +209,11 @@ def has_required_fields(
             if _is_mapping(props):
                 for name, child_schema in props.items():
                     child = node.get(name)
-                    if child is not None and _is_mapping(child_schema):
+                    if child is not None and _constrains(child_schema):
                         stack.append(((*keys, name), child, child_schema))
         elif isinstance(node, list):
             items = sub.get("items")
-            if _is_mapping(items):
+            if _constrains(items):
                 for i, item in enumerate(node):
                     stack.append(((*keys, i), item, items))
     if failures:
