@@ -74,13 +74,32 @@ def compact_text(value: Any) -> str:
     for ``1e-07``) and an ``Enum`` member (which no JSON value holds) as its value. What orjson
     would write differently is left to the standard library: values it does not know (they go
     to ``default``), ints past 64 bits, lone surrogates, non-string keys, and NaN or infinity
-    (orjson writes ``null`` where :mod:`json` writes ``NaN``: any ``null`` sends the value to
-    :mod:`json`). Raises what :mod:`json` raises (a circular value, one nested too deep).
+    (orjson writes ``null`` where :mod:`json` writes ``NaN``: a text with a ``null`` is kept
+    only when the value holds no such float). Raises what :mod:`json` raises (a circular value,
+    one nested too deep).
     """
     try:
         raw = _orjson_dumps(value, default=_not_plain, option=_PLAIN_ONLY)
     except _NotEncodable:
         return _compact(value)
-    if b"null" in raw:
+    if b"null" in raw and _may_hold_non_finite(value):
         return _compact(value)
     return raw.decode()
+
+
+def _may_hold_non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN or infinite float (or a type this walk does not know)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is float:
+            if node - node != 0.0:
+                return True
+        elif kind is dict:
+            stack.extend(node.values())
+        elif kind is list or kind is tuple:
+            stack.extend(node)
+        elif kind is not str and kind is not int and kind is not bool and node is not None:
+            return True
+    return False
