@@ -137,10 +137,7 @@ async def stream_results(
             index = 0
             pending = _aiter(inputs)
             while True:
-                try:  # take an input only when there is room for it; with room, at once
-                    admitted.acquire_nowait()  # (``acquire`` would yield to the loop per input)
-                except anyio.WouldBlock:
-                    await admitted.acquire()
+                await admitted.acquire()  # take an input only when there is room for it
                 try:
                     item = await anext(pending)
                 except StopAsyncIteration:
