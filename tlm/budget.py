@@ -8,6 +8,7 @@ a parent (a workflow-wide budget): every charge is also charged to the parent.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -20,8 +21,13 @@ from tlm.errors import BudgetExceeded
 __all__ = ("BudgetLedger", "merge_budgets")
 
 
+@functools.lru_cache(maxsize=256)
 def merge_budgets(*budgets: Budget | None) -> Budget:
-    """The tightest of several budgets, field by field (``None`` means unlimited)."""
+    """The tightest of several budgets, field by field (``None`` means unlimited).
+
+    Budgets are frozen and the same few pairs (a task's, a call's) come back on every
+    execution: the result is remembered.
+    """
 
     def tightest(values: list[float | int | None]) -> float | int | None:
         present = [v for v in values if v is not None]

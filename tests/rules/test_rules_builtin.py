@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -237,3 +238,66 @@ def test_every_design_document_rule_is_known() -> None:
     assert "min_length_" not in registry
     assert "min_length_abc" not in registry
     assert "frobnicate" not in registry
+
+
+class _FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that is not a dict (the rules see ``Mapping``, not only ``dict``)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class _Text(str):
+    pass
+
+
+def test_tree_rules_walk_mappings_tuples_and_subclasses_like_dicts_and_lists() -> None:
+    value = _FrozenMap(
+        {
+            "deep": _FrozenMap({"empty": (), "blank": _Text(" "), "n": [1, (-2,)]}),
+            "fine": ["x", _Text("y")],
+            "flag": False,
+        }
+    )
+    assert [p.path for p in check("no_empty_arrays", value)] == ["$.deep.empty"]
+    assert [p.path for p in check("non_empty_text", value)] == ["$.deep.blank"]
+    assert [p.path for p in check("non_negative_numbers", value)] == ["$.deep.n[1][0]"]
+    clean = _FrozenMap({"a": ("x",), "b": _FrozenMap({"c": 1.5, "d": None})})
+    for rule in ("no_empty_arrays", "non_empty_text", "non_negative_numbers"):
+        assert check(rule, clean) == []
+
+
+def test_has_required_fields_reads_mappings_that_are_not_dicts() -> None:
+    schema = _FrozenMap(
+        {
+            "required": ["a"],
+            "properties": _FrozenMap({"a": {"required": ["b"]}, "c": _FrozenMap({"items": {}})}),
+        }
+    )
+    value = _FrozenMap({"a": _FrozenMap({"b": None}), "c": [{}]})
+    assert [p.path for p in check("has_required_fields", value, schema)] == ["$.a.b"]  # type: ignore[arg-type]
+    assert check("has_required_fields", {"a": {"b": 1}}, schema) == []  # type: ignore[arg-type]
+
+
+def test_has_required_fields_walks_through_schemas_that_only_nest() -> None:
+    schema: dict[str, Any] = {
+        "properties": {
+            "grid": {"items": {"items": {"required": ["a"]}}},
+            "wrap": {"properties": {"inner": {"required": ["b"]}}},
+            "free": {"type": "array", "items": {"type": "string"}},
+        }
+    }
+    value = {"grid": [[{"a": 1}, {}]], "wrap": {"inner": {"b": None}}, "free": ["x", ""]}
+    assert [p.path for p in check("has_required_fields", value, schema)] == [
+        "$.grid[0][1].a",
+        "$.wrap.inner.b",
+    ]

@@ -102,14 +102,14 @@ class JsonTransport:
             ) as response:
                 status = response.status
                 raw = await self._read(response, model)
-                headers = dict(response.headers)
+                headers = response.headers  # copied only for an error (below)
         except ProviderError:
             raise
         except Exception as exc:  # every transport failure becomes a ProviderError
             raise error_from_exception(exc, status=status, **where) from None
         latency = time.perf_counter() - started
         if status >= 400:
-            raise error_from_status(status, raw, headers, **where)
+            raise error_from_status(status, raw, dict(headers), **where)
         try:
             reply = json_codec.loads(raw)
         except RecursionError:

@@ -287,8 +287,14 @@ class RateLimitedProvider:
                 await gate.take(estimate)
                 taken.append(gate)
             for gate in gates:
-                if gate.limiter is not None:
-                    await stack.enter_async_context(gate.limiter)
+                limiter = gate.limiter
+                if limiter is None:
+                    continue
+                try:  # a free slot is taken at once: ``async with`` would yield to the loop
+                    limiter.acquire_nowait()  # (a shielded checkpoint) on every call
+                except anyio.WouldBlock:
+                    await limiter.acquire()
+                stack.callback(limiter.release)
         finally:
             meter = _QUEUE_WAIT.get()
             if meter is not None:

@@ -66,6 +66,8 @@ def _find(value: Any, predicate: Callable[[Any], bool]) -> list[tuple[str, Any]]
 
     Paths are built only for the nodes found; an explicit stack keeps deep values safe.
     """
+    if not _holds_anywhere(value, predicate):
+        return []
     found: list[tuple[str, Any]] = []
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
     while stack:
@@ -77,6 +79,48 @@ def _find(value: Any, predicate: Callable[[Any], bool]) -> list[tuple[str, Any]]
         elif isinstance(node, list | tuple):
             stack.extend(reversed([((*keys, i), v) for i, v in enumerate(node)]))
     return found
+
+
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _holds_anywhere(value: Any, predicate: Callable[[Any], bool]) -> bool:
+    """Whether ``predicate`` holds for some node of ``value`` (what :func:`_find` walks, without
+    building paths: most values pass, and exact builtin types skip the ABC checks)."""
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        node = pop()
+        if predicate(node):
+            return True
+        kind = type(node)
+        if kind is dict:
+            extend(node.values())
+        elif kind is list or kind is tuple:
+            extend(node)
+        elif kind in _LEAF_TYPES:
+            continue
+        elif isinstance(node, Mapping):
+            extend(node.values())
+        elif isinstance(node, list | tuple):
+            extend(node)
+    return False
+
+
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, without the ABC check for a plain dict or a leaf."""
+    kind = type(value)
+    if kind is dict:
+        return True
+    return kind not in _LEAF_TYPES and kind is not list and isinstance(value, Mapping)
+
+
+def _constrains(schema: Any) -> bool:
+    """Whether :func:`has_required_fields` has anything to check under ``schema`` (a schema
+    with no ``required``, ``properties`` or ``items`` has nothing: its values are not walked)."""
+    return _is_mapping(schema) and (
+        "required" in schema or "properties" in schema or "items" in schema
+    )
 
 
 def _is_blank(node: Any) -> bool:
@@ -152,9 +196,9 @@ def has_required_fields(
     stack: list[tuple[tuple[str | int, ...], Any, Any]] = [((), value, schema)]
     while stack:
         keys, node, sub = stack.pop()
-        if not isinstance(sub, dict | Mapping):
+        if not _is_mapping(sub):
             continue
-        if isinstance(node, dict | Mapping):
+        if _is_mapping(node):
             required = sub.get("required", [])
             for name in required if isinstance(required, list) else []:
                 if name not in node:
@@ -162,16 +206,18 @@ def has_required_fields(
                 elif node[name] is None:
                     failures.append(RuleFailure(_path((*keys, name)), "is null"))
             props = sub.get("properties", {})
-            if isinstance(props, dict | Mapping):
+            if _is_mapping(props):
                 for name, child_schema in props.items():
                     child = node.get(name)
-                    if child is not None and isinstance(child_schema, dict | Mapping):
+                    if child is not None and _constrains(child_schema):
                         stack.append(((*keys, name), child, child_schema))
-        elif isinstance(node, list) and isinstance(sub.get("items"), dict | Mapping):
-            items = sub["items"]
-            for i, item in enumerate(node):
-                stack.append(((*keys, i), item, items))
-    failures.sort(key=lambda f: f.path)
+        elif isinstance(node, list):
+            items = sub.get("items")
+            if _constrains(items):
+                for i, item in enumerate(node):
+                    stack.append(((*keys, i), item, items))
+    if failures:
+        failures.sort(key=lambda f: f.path)
     return failures
 
 

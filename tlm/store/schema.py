@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson as _orjson
 
+from tlm.json_codec import compact_text
 from tlm.store import sqlite_base
 from tlm.store.migrations import Schema
 from tlm.telemetry.records import (
@@ -178,7 +179,7 @@ def escape_surrogates(text: str) -> str:
 
 def _json(value: Any) -> str:
     try:
-        return _dumps(value)
+        return compact_text(value)
     except (ValueError, TypeError, RecursionError) as exc:  # circular, too deep, bad keys
         return _dumps(f"[unencodable: {type(exc).__name__}: {exc}]")
 

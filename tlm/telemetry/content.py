@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tlm.telemetry.redact import to_json
+from tlm.telemetry.redact import plain_json
 
 if TYPE_CHECKING:
     from tlm.providers.base import Message
@@ -38,10 +38,10 @@ def input_messages(messages: Sequence[Message], *, system_separate: bool) -> tup
             system.append(_part(message.content))
         else:
             history.append({"role": message.role, "parts": [_part(message.content)]})
-    return to_json(history), (to_json(system) if system else None)
+    return plain_json(history), (plain_json(system) if system else None)
 
 
 def output_messages(text: str, finish_reason: str | None) -> str:
     """``gen_ai.output.messages`` for one assistant reply, as a JSON string."""
     reason = FINISH_REASONS.get(finish_reason or "stop", finish_reason or "stop")
-    return to_json([{"role": "assistant", "parts": [_part(text)], "finish_reason": reason}])
+    return plain_json([{"role": "assistant", "parts": [_part(text)], "finish_reason": reason}])

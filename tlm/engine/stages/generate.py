@@ -104,15 +104,16 @@ class model_stages:
 
     def __init__(self, job: Job) -> None:
         self._job = job
-        self._group = anyio.create_task_group()
+        self._group: anyio.abc.TaskGroup | None = None  # only a task with voters needs one
 
     async def __aenter__(self) -> None:
         if self._job.task.voters:
+            self._group = anyio.create_task_group()
             self._job.speculation = await self._group.__aenter__()
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         job = self._job
-        if job.speculation is None:
+        if job.speculation is None or self._group is None:
             return None
         job.speculation = None
         for voter in job.voters.values():
