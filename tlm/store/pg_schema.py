@@ -29,7 +29,6 @@ __all__ = (
     "PG_EXECUTIONS",
     "LOCK_KEY",
     "PG_UPSERT",
-    "PG_SELECT",
     "REVIEWS_CHANNEL",
     "migrate",
     "schema_version",
@@ -108,7 +107,6 @@ PG_UPSERT: Final = (
     "ON CONFLICT (execution_id) DO UPDATE SET "
     + ", ".join(f"{col} = EXCLUDED.{col}" for col in COLUMNS[1:])
 )
-PG_SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM executions"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 

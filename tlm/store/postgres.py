@@ -21,8 +21,7 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,17 @@ import psycopg
 
 from tlm.errors import StoreError
 from tlm.store.backend import redact_url
-from tlm.store.feedback import insert_feedback, new_feedback, new_feedback_id
-from tlm.store.pg_schema import PG_SELECT, PG_UPSERT, migrate, pg_escape_row
-from tlm.store.schema import feedback_from_row, from_row, query_sql, to_row
+from tlm.store.pg_schema import PG_UPSERT, migrate, pg_escape_row
+from tlm.store.reads import StoreReads
+from tlm.store.schema import to_row
 from tlm.store.sqlite import _close_at_exit
-from tlm.store.writer import RecordWriter
-from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource
+from tlm.telemetry.records import ExecutionRecord, Feedback
 
 __all__ = ("PostgresExecutionStore", "connect")
 
 _log = logging.getLogger("tlm.store")
 _MAX_BACKOFF_S = 2.0
 _UPSERT = PG_UPSERT.encode()
-_SELECT = PG_SELECT
 
 
 def connect(url: str, *, connect_timeout_s: float = 10.0) -> psycopg.Connection[Any]:
@@ -53,7 +50,7 @@ def connect(url: str, *, connect_timeout_s: float = 10.0) -> psycopg.Connection[
         raise StoreError(f"{redact_url(url)}: cannot connect to PostgreSQL: {exc}") from exc
 
 
-class PostgresExecutionStore(RecordWriter):
+class PostgresExecutionStore(StoreReads):
     """Execution records in a PostgreSQL database; thread-safe; one writer thread per store.
 
     Args:
@@ -206,114 +203,15 @@ class PostgresExecutionStore(RecordWriter):
                 raise StoreError(f"{self.where}: read failed: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def get(self, execution_id: str) -> ExecutionRecord | None:
-        """The record of ``execution_id`` with its feedback, or ``None``."""
-        self.flush()
-        with self._reader_lock:
-            rows = self._read(f"{_SELECT} WHERE execution_id = %s", (execution_id,))
-            if not rows:
-                return None
-            return from_row(rows[0], self._feedback_for([execution_id]).get(execution_id, ()))
+    _mark = "%s"
 
-    def iter_query(
-        self,
-        *,
-        task_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        version: str | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
-    ) -> Iterator[ExecutionRecord]:
-        """Records matching every given filter, oldest first; ``until`` is exclusive."""
-        self.flush()
-        sql, args = query_sql(
-            _SELECT,
-            "%s",
-            task_id=task_id,
-            since=since,
-            until=until,
-            version=version,
-            limit=limit,
-            newest_first=newest_first,
-        )
-        with self._reader_lock:
-            rows = self._read(sql, args)
-            feedback = self._feedback_for([row[0] for row in rows])
-        for row in rows:
-            yield from_row(row, feedback.get(row[0], ()))
-
-    def query(
-        self,
-        *,
-        task_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        version: str | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
-    ) -> list[ExecutionRecord]:
-        """Like :meth:`iter_query`, as a list."""
-        return list(
-            self.iter_query(
-                task_id=task_id,
-                since=since,
-                until=until,
-                version=version,
-                limit=limit,
-                newest_first=newest_first,
-            )
-        )
-
-    def count(self, *, task_id: str | None = None) -> int:
-        """How many records are committed (for ``task_id`` when given)."""
-        self.flush()
-        with self._reader_lock:
-            if task_id is None:
-                rows = self._read("SELECT count(*) FROM executions")
-            else:
-                rows = self._read("SELECT count(*) FROM executions WHERE task_id = %s", (task_id,))
-        return int(rows[0][0])
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._read(sql, args)
 
     def _feedback_for(self, ids: list[str]) -> dict[str, tuple[Feedback, ...]]:
         if not ids:
             return {}
-        found: dict[str, list[Feedback]] = {}
-        rows = self._read(
-            "SELECT execution_id, source, at, score, correct, note FROM feedback "
-            "WHERE execution_id = ANY(%s) ORDER BY id",
-            (ids,),
-        )
-        for row in rows:
-            found.setdefault(row[0], []).append(feedback_from_row(row[1:]))
-        return {k: tuple(v) for k, v in found.items()}
-
-    # ------------------------------------------------------------------ feedback
-
-    def add_feedback(
-        self,
-        execution_id: str,
-        *,
-        score: float | None = None,
-        correct: bool | None = None,
-        note: str | None = None,
-        source: FeedbackSource = "human",
-        at: datetime | None = None,
-        feedback_id: str | None = None,
-    ) -> Feedback:
-        """Attach feedback to a recorded execution and return it (see the SQLite store).
-
-        Written once even when the connection drops mid-insert and the insert is retried
-        (:func:`tlm.store.feedback.insert_feedback`).
-        """
-        feedback = new_feedback(score=score, correct=correct, note=note, source=source, at=at)
-        self.flush()
-        with self._reader_lock:
-            insert_feedback(
-                self._run_statement, "%s", self.where, execution_id, feedback,
-                feedback_id or new_feedback_id(),
-            )  # fmt: skip
-        return feedback
+        return {k: tuple(v) for k, v in self._feedback_rows("= ANY(%s)", (ids,)).items()}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -336,12 +234,6 @@ class PostgresExecutionStore(RecordWriter):
                 self.lost,
                 self.unrecorded_path,
             )
-
-    def __enter__(self) -> PostgresExecutionStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"PostgresExecutionStore({self.where!r})"

@@ -20,31 +20,25 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from tlm.errors import StoreError
 from tlm.store.failures import describe, is_corruption
-from tlm.store.feedback import insert_feedback, new_feedback, new_feedback_id
 from tlm.store.integrity import DEFAULT_CHECK_BUDGET_S, check_integrity, corrupted
+from tlm.store.reads import StoreReads
 from tlm.store.schema import (
     MIGRATIONS,
-    SELECT,
     connect,
-    feedback_from_row,
-    from_row,
     migrate,
-    query_sql,
 )
-from tlm.store.writer import RecordWriter, Ticket
-from tlm.telemetry.records import ExecutionRecord, Feedback, FeedbackSource
+from tlm.store.writer import Ticket
+from tlm.telemetry.records import Feedback
 
 __all__ = ("ExecutionStore", "Ticket", "MIGRATIONS", "DEFAULT_DB_NAME", "default_db_path")
 
 DEFAULT_DB_NAME: Final = "tlm.db"
-_SELECT: Final = SELECT
 _log = logging.getLogger("tlm.store")
 
 
@@ -53,7 +47,7 @@ def default_db_path(data_dir: str | os.PathLike[str] = ".tlm") -> Path:
     return Path(data_dir) / DEFAULT_DB_NAME
 
 
-class ExecutionStore(RecordWriter):
+class ExecutionStore(StoreReads):
     """Execution records in a SQLite file; thread-safe; one writer thread per store.
 
     Args:
@@ -112,144 +106,38 @@ class ExecutionStore(RecordWriter):
         )
         self._atexit = _close_at_exit(self)
 
-    # ------------------------------------------------------------------ reading
+    # ------------------------------------------------------------------ reading (see StoreReads)
 
-    def get(self, execution_id: str) -> ExecutionRecord | None:
-        """The record of ``execution_id`` with its feedback, or ``None``."""
-        self.flush()
-        with self._reader_lock:
-            row = self._read(f"{_SELECT} WHERE execution_id = ?", (execution_id,)).fetchone()
-            if row is None:
-                return None
-            return from_row(row, self._feedback_of(execution_id))
+    _mark = "?"
 
-    def iter_query(
-        self,
-        *,
-        task_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        version: str | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
-    ) -> Iterator[ExecutionRecord]:
-        """Records matching every given filter, oldest first; ``until`` is exclusive."""
-        self.flush()
-        sql, args = query_sql(
-            _SELECT,
-            "?",
-            task_id=task_id,
-            since=since,
-            until=until,
-            version=version,
-            limit=limit,
-            newest_first=newest_first,
-        )
-        with self._reader_lock:
-            rows = self._read(sql, args).fetchall()
-            feedback = self._feedback_for([row[0] for row in rows])
-        for row in rows:
-            yield from_row(row, feedback.get(row[0], ()))
+    @property
+    def where(self) -> str:
+        """The file, for messages."""
+        return str(self.path)
 
-    def query(
-        self,
-        *,
-        task_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        version: str | None = None,
-        limit: int | None = None,
-        newest_first: bool = False,
-    ) -> list[ExecutionRecord]:
-        """Like :meth:`iter_query`, as a list."""
-        return list(
-            self.iter_query(
-                task_id=task_id,
-                since=since,
-                until=until,
-                version=version,
-                limit=limit,
-                newest_first=newest_first,
-            )
-        )
-
-    def count(self, *, task_id: str | None = None) -> int:
-        """How many records are committed (for ``task_id`` when given)."""
-        self.flush()
-        with self._reader_lock:
-            if task_id is None:
-                row = self._read("SELECT count(*) FROM executions", ()).fetchone()
-            else:
-                row = self._read(
-                    "SELECT count(*) FROM executions WHERE task_id = ?", (task_id,)
-                ).fetchone()
-        return int(row[0])
-
-    def _read(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
-            return self._reader_conn.execute(sql, args)
+            rows: list[tuple[Any, ...]] = self._reader_conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: read failed: {exc}") from exc
-
-    def _feedback_of(self, execution_id: str) -> tuple[Feedback, ...]:
-        rows = self._read(
-            "SELECT source, at, score, correct, note FROM feedback "
-            "WHERE execution_id = ? ORDER BY id",
-            (execution_id,),
-        ).fetchall()
-        return tuple(feedback_from_row(r) for r in rows)
+        return rows
 
     def _feedback_for(self, ids: list[str]) -> dict[str, tuple[Feedback, ...]]:
-        if not ids:
-            return {}
         found: dict[str, list[Feedback]] = {}
-        for start in range(0, len(ids), 500):
+        for start in range(0, len(ids), 500):  # SQLite's bound on parameters per statement
             chunk = ids[start : start + 500]
-            rows = self._read(
-                "SELECT execution_id, source, at, score, correct, note FROM feedback "
-                f"WHERE execution_id IN ({', '.join('?' * len(chunk))}) ORDER BY id",
-                chunk,
-            ).fetchall()
-            for row in rows:
-                found.setdefault(row[0], []).append(feedback_from_row(row[1:]))
+            for key, entries in self._feedback_rows(
+                f"IN ({', '.join('?' * len(chunk))})", chunk
+            ).items():
+                found.setdefault(key, []).extend(entries)
         return {k: tuple(v) for k, v in found.items()}
 
-    # ------------------------------------------------------------------ feedback
-
-    def add_feedback(
-        self,
-        execution_id: str,
-        *,
-        score: float | None = None,
-        correct: bool | None = None,
-        note: str | None = None,
-        source: FeedbackSource = "human",
-        at: datetime | None = None,
-        feedback_id: str | None = None,
-    ) -> Feedback:
-        """Attach feedback to a recorded execution and return it (once per ``feedback_id``:
-        given again, nothing more is written; see :mod:`tlm.store.feedback`).
-
-        Raises:
-            StoreError: No execution has that id, or the write failed.
-            ValueError: ``source`` is not ``"human"`` or ``"system"``, or nothing was given.
-            InvalidArgument: ``score`` is not a finite number from 0 to 1.
-        """
-        feedback = new_feedback(score=score, correct=correct, note=note, source=source, at=at)
-        self.flush()
-        with self._reader_lock:
-            try:
-                insert_feedback(
-                    self._run_statement, "?", str(self.path), execution_id, feedback,
-                    feedback_id or new_feedback_id(),
-                )  # fmt: skip
-            except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: cannot record feedback: {exc}") from exc
-        return feedback
-
     def _run_statement(self, sql: str, args: Sequence[Any]) -> int:
-        cursor = self._reader_conn.execute(sql, args)
-        return len(cursor.fetchall()) if cursor.description else cursor.rowcount
+        try:
+            cursor = self._reader_conn.execute(sql, args)
+            return len(cursor.fetchall()) if cursor.description else cursor.rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot record feedback: {exc}") from exc
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -276,12 +164,6 @@ class ExecutionStore(RecordWriter):
                 self.lost,
                 self.unrecorded_path,
             )
-
-    def __enter__(self) -> ExecutionStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ExecutionStore({str(self.path)!r})"
