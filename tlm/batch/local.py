@@ -24,7 +24,7 @@ from tlm.engine.budget import BudgetLedger
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.errors import InputInvalid
 
-__all__ = ("run_local_batch", "result_line")
+__all__ = ("run_local_batch", "result_line", "engine_report")
 
 
 async def run_local_batch(
@@ -100,18 +100,26 @@ async def run_local_batch(
                 if on_done is not None:
                     on_done(result)
             inputs_seen = results.fed
+    return engine_report("local", inputs_seen, finished, ok, cost, len(skip), output_path)
+
+
+def engine_report(
+    run_id: str, inputs: int, finished: int, ok: int, cost: float, skipped: int, output_path: Any
+) -> BatchReport:
+    """The report of a batch the engine ran itself (locally or on Ray): ``skipped`` inputs
+    carried over from an earlier run count as finished and ok."""
     return BatchReport(
-        run_id="local",
+        run_id=run_id,
         status="done",
-        inputs=inputs_seen + len(skip),
-        finished=finished + len(skip),
-        ok=ok + len(skip),
+        inputs=inputs + skipped,
+        finished=finished + skipped,
+        ok=ok + skipped,
         failed=finished - ok,
         cost_usd=cost,
         worst_case_usd=0.0,
         batches=(),
         output_path=str(output_path),
-        skipped=len(skip),
+        skipped=skipped,
     )
 
 

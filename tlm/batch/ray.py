@@ -31,7 +31,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from tlm.batch.driver import BatchReport
-from tlm.batch.local import result_line
+from tlm.batch.local import engine_report, result_line
 from tlm.batch.requests import parse_line
 from tlm.batch.resume import carry_over, input_lines
 from tlm.engine.execution import new_job, run_inline
@@ -262,19 +262,7 @@ async def run_ray_batch(
         frozenset(skip), address, actors, max_in_flight, rows_per_call, cpus_per_actor, on_done,
     )  # fmt: skip
     finished, ok, cost = await anyio.to_thread.run_sync(run)
-    return BatchReport(
-        run_id="ray",
-        status="done",
-        inputs=finished + len(skip),
-        finished=finished + len(skip),
-        ok=ok + len(skip),
-        failed=finished - ok,
-        cost_usd=cost,
-        worst_case_usd=0.0,
-        batches=(),
-        output_path=str(output_path),
-        skipped=len(skip),
-    )
+    return engine_report("ray", finished, finished, ok, cost, len(skip), output_path)
 
 
 def _execute(
