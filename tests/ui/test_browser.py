@@ -331,6 +331,7 @@ def test_a_token_console_refuses_requests_without_the_token(
         assert console.url.endswith("?token=browser-test-token-1234567890")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(console.root + "/executions", timeout=10)
+        refused.value.close()  # the error holds the response's socket
         assert refused.value.code == 401
         bare = page.goto(console.root + "/tasks")
         assert bare is not None
