@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tests.batch.support import write_inputs as write_postings
 from tests.batch.test_batch_cli import _environment, _tlm
 from tlm.batch import run_local_batch
 from tlm.store import ExecutionStore
+from tlm.store.cache import CACHE_FILE
 from tlm.testing import FakeOpenAIServer
 
 
@@ -31,6 +33,17 @@ class Counting:
         found = re.search(r"Posting (\d+)|REJECT", str(users[0]))
         self.seen[found.group(1) or "4" if found else "?"] += 1
         return self.script(body)
+
+
+def _cached_execution_ids(data: Path) -> set[str]:
+    """The executions the result cache's entries name (read from its file)."""
+    if not (data / CACHE_FILE).is_file():
+        return set()
+    conn = sqlite3.connect(data / CACHE_FILE)
+    try:
+        return {json.loads(m)["execution_id"] for (m,) in conn.execute("SELECT meta FROM results")}
+    finally:
+        conn.close()
 
 
 async def test_an_interrupted_batch_resumed_runs_only_the_missing_inputs(tmp_path: Path) -> None:
@@ -57,6 +70,9 @@ async def test_an_interrupted_batch_resumed_runs_only_the_missing_inputs(tmp_pat
             records = store.query(task_id="title_extraction")
             first = {json.dumps(r.input) for r in records if r.status == "ok"}
         assert 15 <= len(first) < count
+        # the killed run cached only outputs whose record it had committed, so the resumed run
+        # cannot answer a missing input from the cache: it calls the model for each of them
+        assert _cached_execution_ids(tmp_path / "data") <= {r.execution_id for r in records}
         before = Counter(counting.seen)
         resumed = await anyio.run_process(command, env=env, cwd=tmp_path, check=False)
         again = counting.seen - before

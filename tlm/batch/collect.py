@@ -28,7 +28,13 @@ from tlm.batch.requests import parse_line, prepared_job, primary_request, reques
 from tlm.batch.state import BatchState, Item, Run
 from tlm.engine.budget import BudgetLedger
 from tlm.engine.compiled import CompiledTask
-from tlm.engine.execution import Job, Prefetched, finish_unawaited, run_model_stages
+from tlm.engine.execution import (
+    Job,
+    Prefetched,
+    cache_output,
+    finish_unawaited,
+    run_model_stages,
+)
 from tlm.engine.result import ExecuteOptions, ExecutionResult
 from tlm.engine.runtime import Runtime
 from tlm.errors import ExecutionError, InputInvalid
@@ -93,11 +99,12 @@ class Collector:
         lines: dict[int, bytes] = {}
         done: dict[int, tuple[float, str]] = {}
         requeue: list[int] = []
+        finished: list[Job] = []
         limiter = anyio.Semaphore(self.max_in_flight)
 
         async def one(item: Item) -> None:
             async with limiter:
-                outcome = await self._finish(item)
+                outcome = await self._finish(item, finished)
             if outcome is None:
                 requeue.append(item.line)
                 return
@@ -116,6 +123,9 @@ class Collector:
         self.output.flush()
         os.fsync(self.output.fileno())
         await anyio.to_thread.run_sync(self.flush)
+        for job in finished:  # cached only now that their records are durable
+            assert job.result is not None
+            cache_output(job, job.result)
         offset = self.output.tell()
         self.state.finish_items(
             self.run.run_id, [(line, *done[line]) for line in sorted(done)], offset
@@ -124,8 +134,11 @@ class Collector:
             self.state.requeue(self.run.run_id, requeue)
         return len(done)
 
-    async def _finish(self, item: Item) -> tuple[ExecutionResult, str | None] | None:
-        """Run one item; ``None`` when its answer no longer matches its request (resubmit)."""
+    async def _finish(
+        self, item: Item, finished: list[Job]
+    ) -> tuple[ExecutionResult, str | None] | None:
+        """Run one item (appended to ``finished``); ``None`` when its answer no longer matches
+        its request (resubmit)."""
         parsed = parse_line(item.input, source=self.run.input_path, line=item.line)
         answered = item.state == "answered" and item.result != CANCELLED
         options = attrs.evolve(self.options, cache=False) if answered else self.options
@@ -160,6 +173,7 @@ class Collector:
             finish_unawaited(job)
             raise
         result = finish_unawaited(job)  # the chunk's records are flushed together (_chunk)
+        finished.append(job)
         note = parsed.error if isinstance(job.error, InputInvalid) else None
         return result, note
 

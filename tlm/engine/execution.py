@@ -17,7 +17,7 @@ from tlm.engine.result import ExecutionResult
 from tlm.engine.stages.call import build_request, candidate_messages
 from tlm.engine.stages.check import verify
 from tlm.engine.stages.fallback import fallback
-from tlm.engine.stages.finish import finish, finish_recorded, finish_unawaited
+from tlm.engine.stages.finish import cache_output, finish, finish_recorded, finish_unawaited
 from tlm.engine.stages.generate import generate, model_stages
 from tlm.engine.stages.prepare import prepare
 from tlm.errors import ExecutionError
@@ -40,6 +40,7 @@ __all__ = (
     "finish",
     "finish_recorded",
     "finish_unawaited",
+    "cache_output",
 )
 
 MODEL_STAGES = (generate, verify, fallback)

@@ -1,5 +1,11 @@
-"""Stage 5, finish: the result, a verified output cached, the trace closed, the record
-announced (and waited for as the durability contract says)."""
+"""Stage 5, finish: the result, the trace closed, the record announced (and waited for as the
+durability contract says), then a verified output cached.
+
+A cached output always names an execution that is on record: the output is put in the cache only
+once its record is committed (``durable``) or queued (``relaxed``, which promises no more), never
+before. So a process killed between the two leaves no cache entry for an execution the store
+does not know, and a resumed batch runs that input again instead of answering it from the cache.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ if TYPE_CHECKING:
     pass
 
 
-__all__ = ("finish", "finish_recorded", "finish_unawaited", "verdict_summary")
+__all__ = ("cache_output", "finish", "finish_recorded", "finish_unawaited", "verdict_summary")
 
 
 def verdict_summary(verdict: Verdict | None) -> dict[str, Any] | None:
@@ -38,9 +44,11 @@ async def finish_recorded(job: Job) -> ExecutionResult:
     recorder = job.runtime.recorder
     result = finish(job)
     if recorder is None:
+        cache_output(job, result)
         return result
     problem = await recorder.settle(result)
     if problem is None:
+        cache_output(job, result)  # its record is safe: the cache may name it now
         return result
     if job.error is not None:
         job.error.add_note(str(problem))
@@ -51,7 +59,8 @@ async def finish_recorded(job: Job) -> ExecutionResult:
 
 def finish_unawaited(job: Job) -> ExecutionResult:
     """:func:`finish` for an execution nobody will wait for (cancelled): its record is written,
-    without back-pressure on the caller."""
+    without back-pressure on the caller. Nothing is cached: whoever makes the record durable
+    later calls :func:`cache_output` then."""
     result = finish(job)
     if job.runtime.recorder is not None:
         job.runtime.recorder.discard(job.execution_id)
@@ -59,7 +68,8 @@ def finish_unawaited(job: Job) -> ExecutionResult:
 
 
 def finish(job: Job) -> ExecutionResult:
-    """Build the result, store a verified output in the cache, and close the execution's trace.
+    """Build the result and close the execution's trace (its output is cached later, by
+    :func:`cache_output`, once the record is safe).
 
     The record is announced to the runtime's recorder first; follow with
     :func:`finish_recorded`'s wait, or use :func:`finish_unawaited`.
@@ -88,6 +98,19 @@ def finish(job: Job) -> ExecutionResult:
         error=job.error,
     )
     job.result = result
+    if runtime.recorder is not None:
+        runtime.recorder.expect(job.execution_id)
+    runtime.tracing.close(job, result)
+    return result
+
+
+def cache_output(job: Job, result: ExecutionResult) -> None:
+    """Store ``result``'s output in the cache if it is a verified one that may be kept there.
+
+    Call it once the execution's record is committed (see the module doc): the cached entry
+    names the execution it came from.
+    """
+    runtime = job.runtime
     if (
         job.key is not None
         and runtime.cache is not None
@@ -107,7 +130,3 @@ def finish(job: Job) -> ExecutionResult:
             },
             ttl_s=job.definition.cache.ttl_s,
         )
-    if runtime.recorder is not None:
-        runtime.recorder.expect(job.execution_id)
-    runtime.tracing.close(job, result)
-    return result
