@@ -227,7 +227,7 @@ class Engine:
             tracing=tracing,
             pool=self._pool,
             providers=self._providers,
-            cache=open_cache(data_dir, config.database) if config.cache else None,
+            cache=open_cache(data_dir, config.database, env=config.env) if config.cache else None,
             review_queue=review_queue,
             estimates=self._estimates,
             clock=self._clock,

@@ -10,14 +10,18 @@ are written together in one transaction. The backend is a :class:`CacheTable`:
 :class:`~tlm.store.cache_tables.PostgresCacheTable` (one table shared by every replica naming the
 database), chosen by :func:`open_cache` like the execution log.
 
-The cache is an optimisation: it never fails an execution. A lookup that fails (locked, damaged
-or unreachable database) is a miss, a store that fails is skipped; both are logged and counted
-in :attr:`ResultCache.failures`.
+The cache is an optimisation: it never fails an execution and never holds one up for long. A
+lookup that fails (locked, damaged or unreachable database) is a miss, a store that fails is
+skipped; both are logged and counted in :attr:`ResultCache.failures`. A lookup not answered
+within ``timeout_s`` (:data:`DEFAULT_TIMEOUT_S`, env ``TLM_CACHE_TIMEOUT_S``) is a miss too: a
+database that stopped answering (paused, or a network that silently drops packets) would
+otherwise hold it until TCP gives up. The call the cache thread is stuck in is then abandoned
+(:meth:`CacheTable.interrupt`: the PostgreSQL connection is shut down and reopened after a
+back-off), and until it is, further lookups miss at once instead of queueing behind it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import logging
@@ -28,25 +32,30 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import anyio
-import anyio.lowlevel
 import attrs
 
+from tlm.errors import ConfigurationError
 from tlm.store.backend import check_database_url, require_psycopg
+from tlm.store.cache_reply import CallWatch, Reply, wake
 from tlm.store.schema import escape_surrogates
 
 __all__ = (
     "CACHE_FILE",
+    "DEFAULT_TIMEOUT_S",
     "CacheRow",
     "Entry",
     "CacheTable",
     "CachedResult",
     "ResultCache",
     "canonical_json",
+    "configured_timeout",
     "open_cache",
 )
 
 CACHE_FILE: Final = "cache.db"
+DEFAULT_TIMEOUT_S: Final = 2.0
+"""How long a lookup may wait for the cache before it counts as a miss (``TLM_CACHE_TIMEOUT_S``).
+Lookups take about a millisecond; the bound only matters when the database stops answering."""
 _log = logging.getLogger("tlm.cache")
 
 CacheRow = tuple[str, str, str, str, str, float, float | None]
@@ -85,44 +94,15 @@ class CacheTable(Protocol):
         """Insert or replace ``rows`` in one transaction."""
         ...
 
+    def interrupt(self) -> None:
+        """Abandon the call running now in the cache thread (it then fails); called from
+        another thread, only while that call is overdue."""
+        ...
+
     def close(self) -> None: ...
 
 
-class _Reply:
-    """Where the cache thread leaves an answer, and how it wakes the awaiting task."""
-
-    __slots__ = ("event", "future", "loop", "token", "value")
-
-    def __init__(self) -> None:
-        self.value: Any = None
-        self.event: anyio.Event | None = None
-        self.token: Any = None
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            self.future: asyncio.Future[Any] | None = self.loop.create_future()
-        except RuntimeError:  # not asyncio (trio): an anyio event set from the loop's token
-            self.loop = self.future = None
-            self.event = anyio.Event()
-            self.token = anyio.lowlevel.current_token().native_token
-
-    async def wait(self) -> Any:
-        if self.future is not None:
-            return await self.future
-        assert self.event is not None
-        await self.event.wait()
-        return self.value
-
-
-def _resolve(replies: list[_Reply]) -> None:
-    for reply in replies:
-        if reply.future is not None:
-            if not reply.future.done():
-                reply.future.set_result(reply.value)
-        elif reply.event is not None:
-            reply.event.set()
-
-
-_Op = tuple[str, Any, "_Reply | None"]
+_Op = tuple[str, Any, "Reply | None"]
 
 
 class ResultCache:
@@ -138,6 +118,8 @@ class ResultCache:
         memory_entries: Entries this process found or stored that are kept in memory too and
             answered at once, without the cache thread (until they expire; 0: none). Another
             replica replacing one meanwhile replaces a verified output by another verified one.
+        timeout_s: How long :meth:`get` and :meth:`put` wait for the cache thread: a lookup
+            not answered by then is a miss, a put is reported unwritten (see the module doc).
     """
 
     def __init__(
@@ -149,8 +131,14 @@ class ResultCache:
         memory_entries: int = 1024,
         batch_size: int = 256,
         linger_s: float = 0.05,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, not {timeout_s!r}")
         self._table = table
+        self.timeout_s = timeout_s
+        self._watch = CallWatch(timeout_s, table.interrupt)
+        self._count_lock = threading.Lock()
         self._memory: collections.OrderedDict[str, Entry] = collections.OrderedDict()
         self._memory_size = memory_entries
         self._memory_lock = threading.Lock()
@@ -165,7 +153,7 @@ class ResultCache:
         self._flushing = 0
         self._batch_size = batch_size
         self._linger_s = linger_s
-        self._unwritten: list[tuple[CacheRow, _Reply | None]] = []
+        self._unwritten: list[tuple[CacheRow, Reply | None]] = []
         self._unwritten_keys: dict[str, CacheRow] = {}
         self._first_unwritten_at = 0.0
         self._thread = threading.Thread(target=self._run, name="tlm-cache", daemon=True)
@@ -198,10 +186,12 @@ class ResultCache:
                     entry = None
         if entry is not None:
             return self._result(entry)
-        reply = _Reply()
+        if self._watch.started and self._overdue():  # stuck: no use queueing behind it
+            return None
+        reply = Reply()
         if not self._submit(("get", key, reply)):
             return None
-        result: CachedResult | None = await reply.wait()
+        result: CachedResult | None = await reply.wait(self.timeout_s, None, self._timed_out)
         return result
 
     async def put(
@@ -215,12 +205,12 @@ class ResultCache:
         ttl_s: float | None,
     ) -> bool:
         """Store a verified output for ``ttl_s`` seconds (``None``: no expiry) and wait until it
-        is written; ``False`` when it could not be (logged)."""
+        is written; ``False`` when it could not be (logged) or not within ``timeout_s``."""
         row = self._row(key, task_id, task_version, output, meta, ttl_s)
-        reply = _Reply()
+        reply = Reply()
         if row is None or not self._submit(("put", row, reply)):
             return False
-        stored: bool = await reply.wait()
+        stored: bool = await reply.wait(self.timeout_s, False, self._timed_out)
         return stored
 
     def put_nowait(
@@ -293,7 +283,7 @@ class ResultCache:
                 answered = self._serve(batch)
                 if stop or self._commit_due() or any(r is not None for _, r in self._unwritten):
                     self._write(answered)
-                self._wake(answered)
+                wake(answered)
             finally:
                 with self._cond:
                     self._busy = False
@@ -315,8 +305,8 @@ class ResultCache:
             return None
         return max(0.0, self._first_unwritten_at + self._linger_s - time.monotonic())
 
-    def _serve(self, batch: list[_Op]) -> list[_Reply]:
-        answered: list[_Reply] = []
+    def _serve(self, batch: list[_Op]) -> list[Reply]:
+        answered: list[Reply] = []
         for kind, payload, reply in batch:
             if kind == "put":
                 if not self._unwritten:
@@ -325,6 +315,8 @@ class ResultCache:
                 self._unwritten_keys[payload[0]] = payload
                 continue
             assert reply is not None
+            if reply.abandoned:  # its caller went on without it
+                continue
             row = self._unwritten_keys.get(payload)  # stored here, not yet committed
             if row is not None and (row[6] is None or row[6] > self._clock()):
                 reply.value = self._result((row[3], row[4], row[5], row[6]))
@@ -335,7 +327,7 @@ class ResultCache:
 
     def _lookup(self, key: str) -> CachedResult | None:
         try:
-            found = self._table.lookup(key, self._clock())
+            found = self._watch.run(self._table.lookup, key, self._clock())
         except Exception as exc:
             self._failed("lookup", exc)
             return None
@@ -363,13 +355,13 @@ class ResultCache:
             while len(self._memory) > self._memory_size:
                 self._memory.popitem(last=False)
 
-    def _write(self, answered: list[_Reply]) -> None:
+    def _write(self, answered: list[Reply]) -> None:
         puts, self._unwritten = self._unwritten, []
         self._unwritten_keys = {}
         if not puts:
             return
         try:
-            self._table.store([row for row, _ in puts])
+            self._watch.run(self._table.store, [row for row, _ in puts])
             stored = True
             self._remember([(row[0], (row[3], row[4], row[5], row[6])) for row, _ in puts])
         except Exception as exc:
@@ -380,24 +372,10 @@ class ResultCache:
                 reply.value = stored
                 answered.append(reply)
 
-    @staticmethod
-    def _wake(replies: list[_Reply]) -> None:
-        by_loop: dict[int, tuple[Any, list[_Reply]]] = {}
-        for reply in replies:
-            owner = reply.loop if reply.loop is not None else reply.token
-            by_loop.setdefault(id(owner), (owner, []))[1].append(reply)
-        for owner, group in by_loop.values():
-            try:
-                if isinstance(owner, asyncio.AbstractEventLoop):
-                    owner.call_soon_threadsafe(_resolve, group)
-                else:
-                    owner.run_sync_soon(_resolve, group)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                _log.debug("result cache: a waiting event loop closed", exc_info=True)
-
     def _failed(self, what: str, exc: BaseException) -> None:
-        self.failures += 1
-        count = self.failures
+        with self._count_lock:  # counted from the cache thread and from event loops
+            self.failures += 1
+            count = self.failures
         if count <= 3 or count & (count - 1) == 0:  # the first few, then ever more rarely
             _log.warning(
                 "result cache %s: %s failed, going on without (%d failure(s) so far): %s",
@@ -406,6 +384,21 @@ class ResultCache:
                 count,
                 exc,
             )
+
+    # ------------------------------------------------------------------ calls past the timeout
+
+    def _overdue(self) -> bool:
+        """Whether the cache thread is stuck in a call past the timeout (then interrupted and
+        counted as a failed lookup). Any thread."""
+        if not self._watch.overdue():
+            return False
+        self._failed("lookup", TimeoutError(f"the cache is stuck for over {self.timeout_s} s"))
+        return True
+
+    def _timed_out(self) -> None:
+        """A caller stopped waiting (on its event loop): count it, free a stuck thread."""
+        if not self._overdue():
+            self._failed("lookup", TimeoutError(f"no answer within {self.timeout_s} s"))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -417,10 +410,11 @@ class ResultCache:
             self._cond.notify_all()
             try:
                 while self._ops or self._busy or self._unwritten:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
+                    remaining = self.timeout_s if deadline is None else deadline - time.monotonic()
+                    if remaining <= 0:
                         return False
-                    self._cond.wait(remaining)
+                    self._cond.wait(min(remaining, self.timeout_s))
+                    self._overdue()  # a call stuck past the timeout is abandoned
             finally:
                 self._flushing -= 1
         return True
@@ -432,7 +426,10 @@ class ResultCache:
                 return
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and (remaining := deadline - time.monotonic()) > 0:
+            self._thread.join(min(remaining, self.timeout_s))
+            self._overdue()  # a call stuck past the timeout is abandoned, so is what is queued
         if self._thread.is_alive():
             _log.warning("result cache %s: still busy after %.0f s; closing", self.where, timeout)
         try:
@@ -449,20 +446,49 @@ def open_cache(
     database: str | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    timeout_s: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ResultCache:
     """The result cache: a table in PostgreSQL when ``database`` is a URL (shared by every
-    replica naming it), else ``<data_dir>/cache.db``.
+    replica naming it), else ``<data_dir>/cache.db``. ``timeout_s`` (default
+    ``TLM_CACHE_TIMEOUT_S`` of ``env``, the process environment when ``None``, else
+    :data:`DEFAULT_TIMEOUT_S`) bounds each lookup (see :class:`ResultCache`).
 
     Raises:
+        ConfigurationError: ``TLM_CACHE_TIMEOUT_S`` is not a positive number of seconds.
         StoreError: The cache cannot be opened or migrated (at open only; later failures are
             misses and skipped stores).
     """
+    if timeout_s is None:
+        timeout_s = configured_timeout(env)
     if check_database_url(database) is not None:
         assert database is not None
         require_psycopg()
         from tlm.store.cache_tables import PostgresCacheTable
 
-        return ResultCache(PostgresCacheTable(database), clock=clock)
+        return ResultCache(PostgresCacheTable(database), clock=clock, timeout_s=timeout_s)
     from tlm.store.cache_tables import SqliteCacheTable
 
-    return ResultCache(SqliteCacheTable(Path(data_dir) / CACHE_FILE), clock=clock)
+    table = SqliteCacheTable(Path(data_dir) / CACHE_FILE)
+    return ResultCache(table, clock=clock, timeout_s=timeout_s)
+
+
+def configured_timeout(env: Mapping[str, str] | None = None) -> float:
+    """``TLM_CACHE_TIMEOUT_S`` of ``env`` (default the process environment), else
+    :data:`DEFAULT_TIMEOUT_S`.
+
+    Raises:
+        ConfigurationError: The variable is set but not a positive number of seconds.
+    """
+    raw = (os.environ if env is None else env).get("TLM_CACHE_TIMEOUT_S", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ConfigurationError(
+            f"TLM_CACHE_TIMEOUT_S must be a positive number of seconds, not {raw!r}"
+        )
+    return value

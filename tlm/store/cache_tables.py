@@ -1,13 +1,19 @@
 """The result cache's tables: one SQLite file per data directory, or one PostgreSQL table.
 
 Both are used from the cache thread of :class:`~tlm.store.cache.ResultCache` only, so their calls
-block freely. The PostgreSQL table reconnects after the database went away; while it cannot be
-reached, lookups and stores fail at once (for a growing back-off of up to a minute) instead of
-each waiting for a connection: the cache is an optimisation and must not slow executions down.
+block freely; only :meth:`interrupt` comes from another thread, when a call is overdue. The
+PostgreSQL table reconnects after the database went away; while it cannot be reached, lookups
+and stores fail at once (for a growing back-off of up to a minute) instead of each waiting for a
+connection: the cache is an optimisation and must not slow executions down. A call stuck on a
+database that stopped answering is interrupted by shutting its connection's socket down (the
+call fails at once, as if the server had closed it), which counts as the database going away.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,6 +90,10 @@ class SqliteCacheTable:
             return None
         return row[0], row[1], float(row[2]), row[3]
 
+    def interrupt(self) -> None:
+        """Abort the statement running now (``sqlite3``'s own, safe from any thread)."""
+        self._db.interrupt()
+
     def store(self, rows: Sequence[CacheRow]) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -123,6 +133,7 @@ class PostgresCacheTable:
         self._timeout = connect_timeout_s
         self._backoff = 0.0
         self._down_until = 0.0
+        self._conn_lock = threading.Lock()  # the connection's replacement vs. interrupt()
         conn = connect(url, connect_timeout_s=connect_timeout_s)
         try:
             pg_base.migrate(conn, (CACHE_PG,), self.where)
@@ -145,9 +156,11 @@ class PostgresCacheTable:
         if time.monotonic() < self._down_until:
             raise StoreError(f"{self.where}: unavailable (retrying in a moment)")
         try:
-            self._conn = psycopg.connect(
+            conn = psycopg.connect(
                 self.url, autocommit=True, connect_timeout=max(1, int(self._timeout))
             )
+            with self._conn_lock:
+                self._conn = conn
         except psycopg.OperationalError:
             self._went_down()
             raise
@@ -155,9 +168,10 @@ class PostgresCacheTable:
         return self._conn
 
     def _went_down(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
         self._backoff = min(max(2 * self._backoff, 1.0), _MAX_BACKOFF_S)
         self._down_until = time.monotonic() + self._backoff
 
@@ -200,6 +214,18 @@ class PostgresCacheTable:
 
         self._run(work)
 
+    def interrupt(self) -> None:
+        """Make the call waiting on the connection fail now: its socket is shut down (not
+        closed: the descriptor stays the connection's until the cache thread closes it)."""
+        with self._conn_lock:
+            conn = self._conn
+            if conn is None or conn.closed:
+                return
+            fd = conn.pgconn.socket
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
