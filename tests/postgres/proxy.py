@@ -1,6 +1,8 @@
 """A TCP proxy in front of the test PostgreSQL that can stop answering, as a paused server or a
 network that silently drops packets would: connections are still accepted and what clients send
-is read, but nothing is forwarded either way until :meth:`PausableProxy.resume`."""
+is read, but nothing is forwarded either way until :meth:`PausableProxy.resume`. It can also go
+down (:meth:`PausableProxy.cut`): every connection is closed and new ones are closed at once, as
+while the server restarts."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class PausableProxy:
         self.flowing = threading.Event()
         self.flowing.set()
         self.accepted = 0
+        self.down = False
         self._closed = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -36,8 +39,18 @@ class PausableProxy:
         self.flowing.clear()
 
     def resume(self) -> None:
-        """Deliver what was held and answer again."""
+        """Deliver what was held (unless cut) and answer again."""
+        self.down = False
         self.flowing.set()
+
+    def cut(self) -> None:
+        """Go down: close every connection; new ones are closed at once until :meth:`resume`."""
+        self.down = True
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+            sock.close()
 
     def _keep(self, sock: socket.socket) -> None:
         with self._lock:
@@ -50,12 +63,17 @@ class PausableProxy:
             except OSError:
                 return
             self.accepted += 1
+            if self.down:
+                _shut(client)
+                client.close()
+                continue
             self._keep(client)
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
     def _connect(self, client: socket.socket) -> None:
         self.flowing.wait()  # paused: the client's connection is accepted, and nothing more
-        if self._closed:
+        if self._closed or self.down:
+            _shut(client)
             client.close()
             return
         try:
@@ -75,10 +93,7 @@ class PausableProxy:
         except OSError:
             pass
         for sock in (src, dst):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shut(sock)
 
     def close(self) -> None:
         """Stop accepting and cut every connection (their server sessions end)."""
@@ -88,8 +103,12 @@ class PausableProxy:
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shut(sock)
             sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
