@@ -31,6 +31,7 @@ from tlm.engine.config import EngineConfig, load_config
 from tlm.engine.execution import new_job, run_inline
 from tlm.engine.learned import Learned, close_followers, open_learned
 from tlm.engine.mapping import MapSource, ResultStream, stream_results
+from tlm.engine.resources import EngineResources
 from tlm.engine.result import ExecutionResult, Options, coerce_options
 from tlm.engine.runtime import (
     ManagedProvider,
@@ -137,6 +138,7 @@ class Engine:
         self._session: aiohttp.ClientSession | None = None
         self._rollouts: RolloutRouter | None = None
         self._learned: Learned | None = None
+        self.resources = EngineResources()  # what other packages keep per engine
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -290,7 +292,7 @@ class Engine:
                 if self._store is not None:
                     self._store.close()
                 close_cache(runtime)
-                await close_followers(self._learned, self._rollouts)
+                await close_followers(self._learned, self._rollouts, self.resources)
 
     def flush(self) -> None:
         """Block until every finished execution is durably recorded."""

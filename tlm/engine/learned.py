@@ -16,6 +16,7 @@ from tlm.engine.config import EngineConfig
 from tlm.estimates import ModelEstimate
 
 if TYPE_CHECKING:
+    from tlm.engine.resources import EngineResources
     from tlm.learn.coldstart import VerificationPolicy
     from tlm.learn.live import LiveEstimates
     from tlm.learn.updates import LearningSink
@@ -73,17 +74,23 @@ async def open_learned(
     return Learned(estimates, cascade_plans, policy, live)
 
 
-async def close_followers(learned: Learned | None, rollouts: RolloutRouter | None) -> None:
+async def close_followers(
+    learned: Learned | None, rollouts: RolloutRouter | None, resources: EngineResources
+) -> None:
     """Close what an engine follows other processes with: the live rankings it opened (a check
-    in progress finishes first) and the rollout router's store. Off the loop, not cancellable."""
+    in progress finishes first), the rollout router's store, and the resources other packages
+    kept for it. Off the loop, not cancellable."""
 
     def close() -> None:
         try:
             if learned is not None and learned.live is not None:
                 learned.live.close()
         finally:
-            if rollouts is not None:
-                rollouts.close()
+            try:
+                if rollouts is not None:
+                    rollouts.close()
+            finally:
+                resources.close()
 
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(close)

@@ -7,11 +7,17 @@ unchanged); :class:`PgRepository` owns one
 connection (opened and migrated on creation, under :mod:`tlm.store.pg_base`'s advisory lock;
 reopened after the database went away), serialises its use across threads and turns driver
 errors into :class:`~tlm.errors.StoreError` naming the database with its password masked.
+
+A repository is kept open for many calls (an engine keeps one workflow runs store for all its
+runs), so before each use its idle connection is checked without a round trip: a server that
+restarted or ended the session has closed the socket (or left a last error message on it), which
+makes the idle socket readable, and the connection is then replaced instead of failing the call.
 """
 
 from __future__ import annotations
 
 import re
+import select
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,6 +61,17 @@ class PgStatements:
             )
 
 
+def _closed_by_server(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection's socket has something to read: nothing is expected between
+    statements (no LISTEN here), so the server closed it or is about to (its last message)."""
+    try:
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, psycopg.Error):
+        return True
+
+
 class PgRepository:
     """A repository's connection to ``url``; thread-safe (one connection behind a lock).
 
@@ -91,8 +108,11 @@ class PgRepository:
         return redact_url(self.url)
 
     def _open(self) -> psycopg.Connection[Any]:
-        if self._conn is not None and not self._conn.closed and not self._conn.broken:
-            return self._conn
+        current = self._conn
+        if current is not None and not current.closed and not current.broken:
+            if not _closed_by_server(current):
+                return current
+            current.close()
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:

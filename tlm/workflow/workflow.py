@@ -338,7 +338,16 @@ def _union(
 
 
 def _store_run(engine: Engine, run: WorkflowRun) -> None:
-    store = open_workflow_store(engine.config.data_dir, engine.config.database)
+    """Write ``run`` to the engine's workflow runs store (one per engine: on PostgreSQL, one
+    connection for all its runs), or to a store of its own once the engine is closed."""
+    config = engine.config
+    kept = engine.resources.get(
+        "workflow runs", lambda: open_workflow_store(config.data_dir, config.database)
+    )
+    if kept is not None:
+        kept.write(run)
+        return
+    store = open_workflow_store(config.data_dir, config.database)
     try:
         store.write(run)
     finally:
