@@ -7,6 +7,7 @@ that is down (connections refused while it restarts), ``pause`` one that stops a
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -183,3 +184,26 @@ async def test_executions_await_the_store_while_its_database_is_out(
         engine.flush()
         assert _committed(pg_url) == count + 1
         assert store.lost == 0
+
+
+def test_closing_while_the_database_does_not_answer_keeps_the_records_in_the_file(
+    pg_url: str, proxy: PausableProxy, tmp_path: Path
+) -> None:
+    """``close`` waits ``close_timeout_s`` for a database that stopped answering, not forever:
+    the batch it waits on then goes to the fallback file, as when the database is down."""
+    store = PostgresExecutionStore(proxy.url, data_dir=tmp_path, close_timeout_s=1.0)
+    proxy.pause()
+    for i in range(3):
+        store.write(make_record(i))
+    closing = threading.Thread(target=store.close)
+    closing.start()
+    closing.join(30)
+    hung = closing.is_alive()
+    if hung:  # let it finish before failing
+        proxy.resume()
+        closing.join(60)
+    assert not hung
+    assert store.lost == 3
+    lines = (tmp_path / "unrecorded.jsonl").read_text(encoding="utf-8").splitlines()
+    assert {json.loads(line)["execution_id"] for line in lines} == {"e0", "e1", "e2"}
+    assert _committed(pg_url) == 0

@@ -9,6 +9,9 @@ the writer reconnects and retries the batch with back-off for ``unavailable_time
 still not committed after that are saved to ``<data_dir>/unrecorded.jsonl``, counted in
 :attr:`~tlm.store.writer.RecordWriter.lost` and reported to their waiting execution
 (``RecordNotCommitted``). The schema is migrated on open (:mod:`tlm.store.pg_schema`).
+:meth:`~PostgresExecutionStore.close` is bounded by ``close_timeout_s`` even when the database
+stopped answering without closing the connection (a paused server, a network silently dropping
+packets): the batch then still waiting has its connection shut down, and goes to the file.
 
 Driver: psycopg 3. Its blocking API works from the writer thread exactly like :mod:`sqlite3`
 (one connection owned by one thread), its async API serves the review queue's waits, and it
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -82,6 +87,8 @@ class PostgresExecutionStore(StoreReads):
         self.data_dir = Path(data_dir)
         self.path = self.data_dir  # the fallback file's directory (RecordWriter)
         self._unavailable_timeout_s = unavailable_timeout_s
+        self._close_timeout_s = close_timeout_s
+        self._conn_lock = threading.Lock()  # the writer's connection: replaced vs. interrupted
         writer_conn = connect(url)
         try:
             migrate(writer_conn, self.where)
@@ -134,7 +141,9 @@ class PostgresExecutionStore(StoreReads):
 
     def _writer(self) -> psycopg.Connection[Any]:
         if self._writer_conn is None or self._writer_conn.closed:
-            self._writer_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            opened = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            with self._conn_lock:
+                self._writer_conn = opened
         conn: psycopg.Connection[Any] = self._writer_conn
         return conn
 
@@ -156,13 +165,38 @@ class PostgresExecutionStore(StoreReads):
                 self._lose([record], exc)
 
     def _drop_writer_conn(self) -> None:
-        conn = self._writer_conn
-        self._writer_conn = None
+        with self._conn_lock:
+            conn = self._writer_conn
+            self._writer_conn = None
         if conn is not None:
             try:
                 conn.close()
             except psycopg.Error:
                 _log.debug("closing a broken connection failed", exc_info=True)
+
+    def _interrupt_writer_after(self, done: threading.Event) -> None:
+        """From ``close_timeout_s`` after :meth:`close` began until the writer stopped, make a
+        batch waiting on the database fail (its socket shut down, as if the server had closed
+        it): the writer then keeps its records in the fallback file instead of waiting forever.
+        Runs in a thread of its own."""
+        if done.wait(self._close_timeout_s):
+            return
+        _log.warning("%s does not answer; closing without waiting any longer", self.where)
+        while True:
+            self._interrupt_writer()
+            if done.wait(1.0):
+                return
+
+    def _interrupt_writer(self) -> None:
+        with self._conn_lock:
+            conn = self._writer_conn
+            if conn is None or conn.closed:
+                return
+            try:
+                with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, psycopg.Error):
+                _log.debug("interrupting the writer's connection failed", exc_info=True)
 
     def _wait_for_database(self, attempt: int, exc: BaseException) -> None:
         if attempt == 0:
@@ -221,9 +255,17 @@ class PostgresExecutionStore(StoreReads):
             if self._closed:
                 return
         atexit.unregister(self._atexit)
+        stopped = threading.Event()
+        threading.Thread(
+            target=self._interrupt_writer_after,
+            args=(stopped,),
+            name="tlm-store-close",
+            daemon=True,
+        ).start()
         try:
             self._stop_writer()
         finally:
+            stopped.set()
             with self._reader_lock:
                 self._reader_conn.close()
             self._drop_writer_conn()
