@@ -207,3 +207,54 @@ def test_closing_while_the_database_does_not_answer_keeps_the_records_in_the_fil
     lines = (tmp_path / "unrecorded.jsonl").read_text(encoding="utf-8").splitlines()
     assert {json.loads(line)["execution_id"] for line in lines} == {"e0", "e1", "e2"}
     assert _committed(pg_url) == 0
+
+
+@pytest.mark.parametrize("kind", OUTAGES)
+async def test_closing_an_engine_waits_for_its_database_off_the_event_loop(
+    pg_url: str, proxy: PausableProxy, tmp_path: Path, kind: str
+) -> None:
+    """``aclose`` commits what is queued, waiting for the database in a thread: the loop serves
+    its other tasks meanwhile, and the records land once the database is back."""
+    models = ScriptedModels()
+    models.handlers["*"] = reply({"title": "Chef"})
+    engine = Engine(
+        EngineConfig(
+            data_dir=tmp_path / "data",
+            models=MODELS,
+            database=proxy.url,
+            cache=False,
+            durability="relaxed",
+        ),
+        registry=DefinitionRegistry([make_task()]),
+        catalog=Catalog.from_data(catalog_data()),
+        providers=dict.fromkeys(MODELS, models),
+    )
+    await engine.open()
+    await engine.execute("title_extraction", {"posting": "Chef warm-up"})
+    engine.flush()
+    end_outage = _outage(proxy, kind)
+    try:
+        for i in range(10):  # relaxed: each returns once its record is queued
+            await engine.execute("title_extraction", {"posting": f"Chef {i}"})
+        closed = anyio.Event()
+        ticks = 0
+
+        async def close() -> None:
+            await engine.aclose()
+            closed.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                ticks += 1
+                await anyio.sleep(0.01)
+            assert not closed.is_set()  # still waiting for the database …
+            assert ticks >= 20  # … without holding the loop
+            end_outage()
+    finally:
+        end_outage()
+        await engine.aclose()
+    assert _committed(pg_url) == 11
+    assert engine.store is not None
+    assert engine.store.lost == 0

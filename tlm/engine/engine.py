@@ -282,15 +282,17 @@ class Engine:
             try:
                 provider = self._tracer_provider
                 if isinstance(provider, ManagedProvider) and self._owns_tracer_provider:
-                    provider.shutdown()
+                    with anyio.CancelScope(shield=True):  # it flushes the store: off the loop
+                        await anyio.to_thread.run_sync(provider.shutdown)
                 meters = self._meter_provider
                 if self._owns_meter_provider and isinstance(meters, ManagedProvider):
                     meters.shutdown()
             finally:
                 if self._recorder is not None:
                     self._recorder.close()
-                if self._store is not None:
-                    self._store.close()
+                if self._store is not None:  # off the loop: a locked or silent database waits
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(self._store.close)
                 close_cache(runtime)
                 await close_followers(self._learned, self._rollouts, self.resources)
 
