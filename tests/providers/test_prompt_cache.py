@@ -37,13 +37,13 @@ def test_a_state_is_found_by_its_longest_common_prefix(tmp_path: Path) -> None:
     cache[[1, 2, 9]] = _state([1, 2, 9], b"nine")
     found = cache[[1, 2, 3, 4, 5, 6]]
     assert isinstance(found, CachedState)
-    assert found.llama_state == b"four"
+    assert bytes(found.llama_state) == b"four"
     assert found.llama_state_size == 4
     assert found.n_tokens == 4
     assert found.seed == 42
     assert found.input_ids.shape == (N_CTX,)
     assert found.input_ids[:5].tolist() == [1, 2, 3, 4, 0]
-    assert cache[[1, 2, 9, 9]].llama_state == b"nine"
+    assert bytes(cache[[1, 2, 9, 9]].llama_state) == b"nine"
     assert [1, 5] in cache
     with pytest.raises(KeyError):
         cache[[5, 6]]
@@ -62,7 +62,7 @@ def test_a_restored_state_fits_what_llama_load_state_writes(tmp_path: Path) -> N
 
 def test_a_new_cache_on_the_same_directory_sees_earlier_states(tmp_path: Path) -> None:
     PromptStateCache(tmp_path)[[3, 4]] = _state([3, 4], b"old")
-    assert PromptStateCache(tmp_path)[[3, 4, 5]].llama_state == b"old"
+    assert bytes(PromptStateCache(tmp_path)[[3, 4, 5]].llama_state) == b"old"
 
 
 def test_oldest_used_entries_are_evicted_beyond_capacity(tmp_path: Path) -> None:
@@ -90,6 +90,18 @@ def test_an_entry_that_vanishes_is_a_miss_and_partial_files_are_ignored(tmp_path
     (tmp_path / "orphan.state").write_bytes(b"x")  # no tokens file: not an entry
     with pytest.raises(KeyError):
         cache[[1, 2]]
+
+
+def test_a_found_state_is_read_only_when_used_and_survives_its_eviction(tmp_path: Path) -> None:
+    cache = PromptStateCache(tmp_path)
+    cache[[1, 2, 3]] = _state([1, 2, 3], b"kv-state")
+    found = cache[[1, 2, 3, 4]]
+    assert found.llama_state_size == len(b"kv-state")
+    for path in tmp_path.iterdir():  # another process evicts the entry before load_state reads it
+        path.unlink()
+    assert bytes(found.llama_state) == b"kv-state"
+    with pytest.raises(KeyError):
+        cache[[1, 2, 3, 4]]
 
 
 def test_a_cache_whose_directory_was_removed_writes_again_and_never_raises(

@@ -78,6 +78,7 @@ if cache_dir:
     cache_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cache_module)
     llama_cpp.LlamaDiskCache = functools.partial(cache_module.PromptStateCache, cache_dir)
+    llama_cpp.Llama.save_state = cache_module.save_state
 target = sys.argv.pop(1)
 if target.endswith(".py"):
     runpy.run_path(target, run_name="__main__")

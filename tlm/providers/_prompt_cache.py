@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ("PromptStateCache", "CachedState")
+__all__ = ("PromptStateCache", "CachedState", "save_state")
 
 _TOKENS = ".tokens"
 _STATE = ".state"
@@ -45,7 +46,12 @@ class CachedState:
     """A restored prompt state with the attributes ``Llama.load_state`` reads."""
 
     def __init__(
-        self, tokens: np.ndarray[Any, Any], n_ctx: int, n_vocab: int, seed: int, data: bytes
+        self,
+        tokens: np.ndarray[Any, Any],
+        n_ctx: int,
+        n_vocab: int,
+        seed: int,
+        data: bytes | mmap.mmap,
     ) -> None:
         self.n_tokens = len(tokens)
         self.input_ids = np.zeros(n_ctx, dtype=np.intc)
@@ -93,7 +99,7 @@ class PromptStateCache:
         try:
             meta = json.loads(stem.with_suffix(_META).read_text(encoding="utf-8"))
             tokens = np.fromfile(stem.with_suffix(_TOKENS), dtype=np.intc)
-            data = stem.with_suffix(_STATE).read_bytes()
+            data = _map(stem.with_suffix(_STATE))
         except (OSError, ValueError):
             raise KeyError("the cached prompt state vanished") from None
         with contextlib.suppress(OSError):
@@ -135,7 +141,7 @@ class PromptStateCache:
             "n_vocab": int(state.scores.shape[1]),
             "seed": int(state.seed),
         }
-        data = bytes(state.llama_state)[: int(state.llama_state_size)]
+        data = memoryview(state.llama_state)[: int(state.llama_state_size)]
         self.directory.mkdir(parents=True, exist_ok=True)  # it may have been removed meanwhile
         # The tokens file goes last: an entry is visible only once it is complete.
         _write_atomic(stem.with_suffix(_STATE), data)
@@ -168,13 +174,47 @@ class PromptStateCache:
             total -= size
 
 
+def save_state(llama: Any) -> Any:
+    """``Llama.save_state`` (llama-cpp-python 0.3) without what this cache never stores.
+
+    The original copies the logits of up to ``n_batch`` tokens (512 rows of Qwen's 151,936-entry
+    vocabulary: 311 MB of freshly mapped memory on every request) and the model's state three
+    times; this copies the state twice and keeps one row of zero logits for the vocabulary size.
+    The server installs it in place of ``Llama.save_state`` when it uses this cache.
+    """
+    import ctypes
+
+    import llama_cpp
+
+    size = int(llama_cpp.llama_state_get_size(llama._ctx.ctx))
+    buffer = (ctypes.c_uint8 * size)()
+    n_bytes = int(llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size))
+    if n_bytes > size:
+        raise RuntimeError("Failed to copy llama state data")
+    return llama_cpp.LlamaState(
+        scores=np.zeros((1, llama.scores.shape[1]), dtype=np.single),
+        input_ids=llama.input_ids.copy(),
+        n_tokens=llama.n_tokens,
+        llama_state=ctypes.string_at(buffer, n_bytes),
+        llama_state_size=n_bytes,
+        seed=llama._seed,
+    )
+
+
+def _map(path: Path) -> mmap.mmap:
+    """The file's bytes, read only when used (a state is often found but not loaded: the server
+    already holds as long a prefix); still readable if another process evicts the file."""
+    with path.open("rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def _common_prefix(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> int:
     n = min(len(a), len(b))
     differ = np.flatnonzero(a[:n] != b[:n])
     return int(differ[0]) if len(differ) else n
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes | memoryview) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
