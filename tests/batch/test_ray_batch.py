@@ -123,6 +123,31 @@ async def test_an_actor_killed_mid_batch_the_batch_completes(
     ray.kill(registry)
 
 
+class Held(Counting):
+    """``Counting``, but every call past the first ``answered`` waits for ``release``: the batch
+    cannot finish before the test kills it, however the machine schedules the two."""
+
+    def __init__(self, answered: int) -> None:
+        super().__init__()
+        self.answered = answered
+        self.calls = 0
+        self.release = anyio.Event()
+
+    async def __call__(self, body: dict[str, Any]) -> Any:
+        reply = super().__call__(body)  # counted on arrival
+        self.calls += 1
+        if self.calls > self.answered:
+            await self.release.wait()
+        return reply
+
+
+def _ok_records(data_dir: Path) -> int:
+    if not (data_dir / "tlm.db").is_file():
+        return 0
+    with ExecutionStore(data_dir / "tlm.db") as store:
+        return sum(r.status == "ok" for r in store.query(task_id="title_extraction"))
+
+
 async def test_an_interrupted_ray_batch_resumed_runs_only_the_missing_inputs(
     tmp_path: Path, ray_session: Any
 ) -> None:
@@ -131,7 +156,7 @@ async def test_an_interrupted_ray_batch_resumed_runs_only_the_missing_inputs(
     count = 400
     inputs = write_postings(tmp_path / "in.jsonl", count)
     output = tmp_path / "out.jsonl"
-    counting = Counting()
+    counting = Held(answered=150)
     address = ray.get_runtime_context().gcs_address
     async with FakeOpenAIServer(counting, latency_s=0.02) as server:
         env = _environment(tmp_path, catalog_data("openai", server.base_url))
@@ -141,13 +166,14 @@ async def test_an_interrupted_ray_batch_resumed_runs_only_the_missing_inputs(
         )  # fmt: skip
         process = await anyio.open_process(command, env=env, cwd=tmp_path)
         try:
-            for _ in range(6000):
-                if output.is_file() and len(output.read_text(encoding="utf-8").splitlines()) >= 60:
+            for _ in range(4800):  # the held calls stop it short of the end
+                if counting.calls > counting.answered and _ok_records(tmp_path / "data") >= 60:
                     break
-                await anyio.sleep(0.02)
+                await anyio.sleep(0.05)
         finally:
             process.send_signal(signal.SIGKILL)
             await process.wait()
+            counting.release.set()
         await _engine_actors_gone()  # Ray stops the dead driver's actors (they may finish a call)
         with ExecutionStore(tmp_path / "data" / "tlm.db") as store:
             first = {
