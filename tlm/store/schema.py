@@ -8,10 +8,11 @@ stays visible as the six characters ``\\ud800``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +36,8 @@ __all__ = (
     "EXECUTIONS",
     "COLUMNS",
     "UPSERT",
+    "upsert_rows",
+    "row_chunks",
     "SELECT",
     "connect",
     "migrate",
@@ -157,6 +160,34 @@ UPSERT: Final = (
     + ", ".join(f"{col} = excluded.{col}" for col in COLUMNS[1:])
 )
 SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM executions"
+_ROW_VALUES = f"({', '.join('?' * len(COLUMNS))})"
+_UPSERT_TAIL = UPSERT[UPSERT.index(" ON CONFLICT") :]
+_CHUNK_ROWS: Final = 64
+"""Most rows one statement inserts (64 x 33 columns stay far below SQLite's variable limit)."""
+
+
+@functools.cache
+def upsert_rows(count: int) -> str:
+    """:data:`UPSERT` for ``count`` rows in one statement (their parameters one after another).
+
+    One statement is one step of SQLite's VM for the whole group: the writer thread gives the
+    GIL up and takes it back once, not once per row. Rows are applied in order, so a repeated
+    ``execution_id`` ends as the last row says, as with one statement per row.
+    """
+    head = UPSERT[: UPSERT.index(" VALUES ")]
+    return f"{head} VALUES {', '.join([_ROW_VALUES] * count)}{_UPSERT_TAIL}"
+
+
+def row_chunks(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[str, list[Any]]]:
+    """``rows`` as ``(statement, parameters)`` pairs of :func:`upsert_rows`: chunks of
+    :data:`_CHUNK_ROWS`, then the rest in powers of two (few distinct statements to cache)."""
+    start, total = 0, len(rows)
+    while start < total:
+        left = total - start
+        size = _CHUNK_ROWS if left >= _CHUNK_ROWS else 1 << (left.bit_length() - 1)
+        params = [value for row in rows[start : start + size] for value in row]
+        yield upsert_rows(size), params
+        start += size
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _orjson_dumps = _orjson.dumps
 _SURROGATE = re.compile("[\ud800-\udfff]")
