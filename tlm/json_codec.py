@@ -41,8 +41,10 @@ def loads(text: str | bytes) -> Any:
             return json.loads(text)
     else:
         raw = text
+    # bytes.find, not ``in``: ``in`` first tries its operand as an integer and fails through
+    # a formatted TypeError (a few thousand instructions) before it searches
     unsure = (
-        _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO)
+        raw.translate(_DIGITS_AS_ZERO).find(_NINETEEN_DIGITS) >= 0
         or raw.count(b"[") + raw.count(b"{") > _MAX_FAST_BRACKETS
     )
     if not unsure:
@@ -82,7 +84,7 @@ def compact_text(value: Any) -> str:
         raw = _orjson_dumps(value, default=_not_plain, option=_PLAIN_ONLY)
     except _NotEncodable:
         return _compact(value)
-    if b"null" in raw and _may_hold_non_finite(value):
+    if raw.find(b"null") >= 0 and _may_hold_non_finite(value):
         return _compact(value)
     return raw.decode()
 

@@ -338,6 +338,43 @@ async def test_the_commit_wait_does_not_block_the_event_loop(
     assert ticks == 20
 
 
+async def test_an_execution_cancelled_while_waiting_for_its_commit_leaves_the_others_waiting(
+    engine_factory: EngineFactory, models: ScriptedModels, tmp_path: Path
+) -> None:
+    models.handlers["*"] = reply({"title": "Chef"})
+    gate = threading.Event()
+    db = tmp_path / "data" / "tlm.db"
+    async with engine_factory() as engine:
+        store = engine.store
+        assert isinstance(store, ExecutionStore)
+        original = store._commit
+
+        def gated(conn: sqlite3.Connection, records: list[ExecutionRecord]) -> None:
+            gate.wait(30)
+            original(conn, records)
+
+        store._commit = gated  # type: ignore[method-assign]
+        finished: list[str] = []
+
+        async def run(posting: str) -> None:
+            finished.append((await engine.execute(TASK, {"posting": posting})).execution_id)
+
+        async with anyio.create_task_group() as outer:
+            with anyio.CancelScope() as doomed:
+                outer.start_soon(run, "Cook")  # waits outside the scope, to the end
+                async with anyio.create_task_group() as inner:
+                    inner.start_soon(run, "Chef")
+                    await anyio.sleep(0.2)  # both are waiting for the gated commit now
+                    assert not finished
+                    doomed.cancel()
+            gate.set()
+        assert len(finished) == 1
+        store._commit = original  # type: ignore[method-assign]
+        assert store.flush(10)
+    assert set(finished) <= committed_ids(db)
+    assert len(committed_ids(db)) == 2  # the cancelled execution's record is kept too
+
+
 def test_an_engine_used_from_a_second_event_loop_still_returns(
     engine_factory: EngineFactory, models: ScriptedModels, tmp_path: Path
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from tlm.json_schema import SchemaValidator
 from tlm.providers.errors import scrub
 from tlm.telemetry.redact import REDACTED, Redaction, path_is_redacted
@@ -88,3 +90,35 @@ def test_json_stays_valid_and_masks_keys() -> None:
     assert json.loads(text) == {"a": "***", "b": ["***", 3], "c": 'q"***'}
     assert plain.holds_value(value)
     assert not plain.holds_value({"a": "nothing to see", "n": 1})
+
+
+def test_a_fixed_text_is_scanned_once_and_masked_like_any_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tlm.telemetry.redact as redact_module
+
+    scans: list[str] = []
+    real = redact_module._scrub_fast
+
+    def counting(text: str, secrets: tuple[str, ...]) -> str:
+        scans.append(text)
+        return real(text, secrets)
+
+    monkeypatch.setattr(redact_module, "_scrub_fast", counting)
+    engine = Redaction(fields={"email"}, secrets=("hunter2-secret",))
+    system = "Reply in JSON. Key: sk-proj-abcdefgh1234, secret hunter2-secret."
+    first = engine.fixed_text(system)
+    assert first == engine.text(system)
+    assert "sk-proj-abcdefgh1234" not in first
+    assert "hunter2-secret" not in first
+    scans.clear()
+    for _ in range(3):
+        assert engine.fixed_text(system) == first
+    assert scans == []  # remembered: no second scan of the same text
+    # an execution whose input holds a redacted value masks it in the fixed text too
+    scope = engine.for_input({"email": SECRET})
+    assert scope.fixed_text(f"write to {SECRET}") == f"write to {REDACTED}"
+    assert engine.fixed_text(f"write to {SECRET}") == f"write to {SECRET}"
+    # many distinct texts: still the right answer for each
+    for i in range(200):
+        assert engine.fixed_text(f"text {i} sk-{i:08d}") == f"text {i} ***"

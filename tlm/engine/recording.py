@@ -25,7 +25,7 @@ import anyio.lowlevel
 
 from tlm.engine.config import Durability
 from tlm.errors import ExecutionError, RecordNotCommitted
-from tlm.store.commit_wait import CommitWaiter
+from tlm.store.commit_wait import CommitWaiter, running_loop
 
 if TYPE_CHECKING:
     from tlm.engine.job import Job
@@ -113,7 +113,7 @@ class Recorder:
 
     def _waiter(self) -> CommitWaiter:
         """The commit waiter of the running event loop (an engine may outlive a loop)."""
-        loop = anyio.lowlevel.current_token().native_token
+        loop = running_loop()
         waiter = self._waiters.get(loop)
         if waiter is None:
             waiter = self._waiters[loop] = CommitWaiter(self._store)

@@ -13,30 +13,26 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TypeAlias
 
 import anyio
 import anyio.lowlevel
 
 from tlm.store.base import ExecutionLog
 
-__all__ = ("CommitWaiter",)
+__all__ = ("CommitWaiter", "running_loop")
 
 
-def _loop_scheduler() -> Callable[[Callable[[], None]], None]:
-    """How to run a callback soon on the current event loop from another thread."""
-    native: Any = anyio.lowlevel.current_token().native_token
-    if isinstance(native, asyncio.AbstractEventLoop):
-        loop = native
+def running_loop() -> object:
+    """The running event loop (asyncio's loop, or trio's token): what a waiter is bound to."""
+    try:
+        return asyncio.get_running_loop()  # the cheap question first: one C call
+    except RuntimeError:
+        return anyio.lowlevel.current_token().native_token
 
-        def schedule(callback: Callable[[], None]) -> None:
-            loop.call_soon_threadsafe(callback)
 
-        return schedule
-    run_sync_soon = getattr(native, "run_sync_soon", None)  # trio's token
-    if run_sync_soon is None:
-        raise RuntimeError(f"no thread-safe scheduling for event loop {native!r}")
-    return run_sync_soon  # type: ignore[no-any-return]
+_Waitable: TypeAlias = anyio.Event | asyncio.Future[None]
+"""What one waiting task awaits: an asyncio future, or an anyio event on other loops."""
 
 
 class CommitWaiter:
@@ -44,8 +40,11 @@ class CommitWaiter:
 
     def __init__(self, writer: ExecutionLog) -> None:
         self._writer = writer
-        self._schedule = _loop_scheduler()
-        self._waiting: list[tuple[int, int, anyio.Event]] = []
+        native = running_loop()
+        self._loop = native if isinstance(native, asyncio.AbstractEventLoop) else None
+        """The asyncio loop, whose futures are awaited directly (``None``: anyio events)."""
+        self._schedule = _scheduler(native)
+        self._waiting: list[tuple[int, int, _Waitable]] = []
         self._order = itertools.count()
         self._wake_pending = False
         self._flag_lock = threading.Lock()
@@ -55,11 +54,14 @@ class CommitWaiter:
         """Return once the writer has processed ``seq`` records (at once if it has)."""
         if self._writer.processed >= seq:
             return
-        event = anyio.Event()
-        heapq.heappush(self._waiting, (seq, next(self._order), event))
+        waitable: _Waitable = anyio.Event() if self._loop is None else self._loop.create_future()
+        heapq.heappush(self._waiting, (seq, next(self._order), waitable))
         if self._writer.processed >= seq:  # the batch finished while we registered
             self._wake()
-        await event.wait()
+        if isinstance(waitable, asyncio.Future):
+            await waitable  # cancelled with its task (anyio's cancel scopes cancel the task)
+        else:
+            await waitable.wait()
 
     def close(self) -> None:
         """Stop listening to the writer."""
@@ -86,4 +88,24 @@ class CommitWaiter:
         processed = self._writer.processed
         waiting = self._waiting
         while waiting and waiting[0][0] <= processed:
-            heapq.heappop(waiting)[2].set()
+            waitable = heapq.heappop(waiting)[2]
+            if isinstance(waitable, asyncio.Future):
+                if not waitable.done():  # its task may have been cancelled meanwhile
+                    waitable.set_result(None)
+            else:
+                waitable.set()
+
+
+def _scheduler(native: object) -> Callable[[Callable[[], None]], None]:
+    """How to run a callback soon on the loop ``native`` from another thread."""
+    if isinstance(native, asyncio.AbstractEventLoop):
+        loop = native
+
+        def schedule(callback: Callable[[], None]) -> None:
+            loop.call_soon_threadsafe(callback)
+
+        return schedule
+    run_sync_soon = getattr(native, "run_sync_soon", None)  # trio's token
+    if run_sync_soon is None:
+        raise RuntimeError(f"no thread-safe scheduling for event loop {native!r}")
+    return run_sync_soon  # type: ignore[no-any-return]

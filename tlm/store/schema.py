@@ -8,10 +8,11 @@ stays visible as the six characters ``\\ud800``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +36,8 @@ __all__ = (
     "EXECUTIONS",
     "COLUMNS",
     "UPSERT",
+    "upsert_rows",
+    "row_chunks",
     "SELECT",
     "connect",
     "migrate",
@@ -157,9 +160,48 @@ UPSERT: Final = (
     + ", ".join(f"{col} = excluded.{col}" for col in COLUMNS[1:])
 )
 SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM executions"
+_ROW_VALUES = f"({', '.join('?' * len(COLUMNS))})"
+_UPSERT_TAIL = UPSERT[UPSERT.index(" ON CONFLICT") :]
+_CHUNK_ROWS: Final = 64
+"""Most rows one statement inserts (64 x 33 columns stay far below SQLite's variable limit)."""
+
+
+@functools.cache
+def upsert_rows(count: int) -> str:
+    """:data:`UPSERT` for ``count`` rows in one statement (their parameters one after another).
+
+    One statement is one step of SQLite's VM for the whole group: the writer thread gives the
+    GIL up and takes it back once, not once per row. Rows are applied in order, so a repeated
+    ``execution_id`` ends as the last row says, as with one statement per row.
+    """
+    head = UPSERT[: UPSERT.index(" VALUES ")]
+    return f"{head} VALUES {', '.join([_ROW_VALUES] * count)}{_UPSERT_TAIL}"
+
+
+def row_chunks(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[str, list[Any]]]:
+    """``rows`` as ``(statement, parameters)`` pairs of :func:`upsert_rows`: chunks of
+    :data:`_CHUNK_ROWS`, then the rest in powers of two (few distinct statements to cache)."""
+    start, total = 0, len(rows)
+    while start < total:
+        left = total - start
+        size = _CHUNK_ROWS if left >= _CHUNK_ROWS else 1 << (left.bit_length() - 1)
+        params = [value for row in rows[start : start + size] for value in row]
+        yield upsert_rows(size), params
+        start += size
+
+
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _orjson_dumps = _orjson.dumps
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NONE_KEY = (type(None), sqlite3.PrepareProtocol)
+_NO_ADAPTERS: dict[object, None] = {}
+if _NONE_KEY not in sqlite3.adapters:
+    # sqlite3 binds None as NULL only after looking for an adapter, and on Python 3.11 that
+    # search fails through a formatted AttributeError: about 3,000 instructions per NULL, and
+    # a row has ten of them. A registered adapter for None that returns None (NULL, as before)
+    # is found at once. Process-wide, but it changes no value bound; one already registered
+    # (by the application) is left as it is.
+    sqlite3.register_adapter(type(None), _NO_ADAPTERS.get)
 
 
 def connect(path: Path, *, busy_timeout_s: float = 30.0) -> sqlite3.Connection:
@@ -198,42 +240,44 @@ def to_row(record: ExecutionRecord) -> tuple[Any, ...]:
     v = record.verification_results
     p = record.performance
     e = record.error
-    values: dict[str, Any] = {
-        "execution_id": record.execution_id,
-        "task_id": record.task_id,
-        "task_version": record.task_version,
-        "timestamp": record.timestamp,
-        "status": record.status,
-        "input": _json(record.input),
-        "output": None if record.output is None else _json(record.output),
-        "models_used": _json(record.models_used),
-        "verification_method": None if v is None else v.method_used,
-        "passed": None if v is None or v.passed is None else int(v.passed),
-        "confidence": None if v is None else v.confidence,
-        "verification_details": None if v is None or not v.details else _json(v.details),
-        "execution_time": p.execution_time,
-        "tokens_used": p.tokens_used,
-        "cost": p.cost,
-        "prompt_variant": record.prompt_variant,
-        "attempts": record.attempts,
-        "error_type": None if e is None else e.type,
-        "error_message": None if e is None else e.message,
-        "cache_hit": int(record.cache_hit),
-        "fallback": record.fallback,
-        "trace_id": record.trace_id,
-        "prompt": record.prompt,
-        "system_prompt": record.system_prompt,
-        "queue_wait_ms": record.queue_wait_ms,
-        "batch_id": record.batch_id,
-        "batch_custom_id": record.batch_custom_id,
-        "session_id": record.session_id,
-        "user_id": record.user_id,
-        "tags": _json(record.tags) if record.tags else None,
-        "metadata": _json(dict(record.metadata)) if record.metadata else None,
-        "selection": None if record.selection is None else _json(record.selection),
-        "spans": _tree_json(record.spans) if record.spans else None,
-    }
-    return tuple(values[column] for column in COLUMNS)
+    output = record.output
+    selection = record.selection
+    # in the order of COLUMNS (test_schema checks it against a row built by name)
+    return (
+        record.execution_id,
+        record.task_id,
+        record.task_version,
+        record.timestamp,
+        record.status,
+        _json(record.input),
+        None if output is None else _json(output),
+        _json(record.models_used),
+        None if v is None else v.method_used,
+        None if v is None or v.passed is None else int(v.passed),
+        None if v is None else v.confidence,
+        None if v is None or not v.details else _json(v.details),
+        p.execution_time,
+        p.tokens_used,
+        p.cost,
+        record.prompt_variant,
+        record.attempts,
+        None if e is None else e.type,
+        None if e is None else e.message,
+        int(record.cache_hit),
+        record.fallback,
+        record.trace_id,
+        record.prompt,
+        record.system_prompt,
+        record.queue_wait_ms,
+        record.batch_id,
+        record.batch_custom_id,
+        record.session_id,
+        record.user_id,
+        _json(record.tags) if record.tags else None,
+        _json(dict(record.metadata)) if record.metadata else None,
+        None if selection is None else _json(selection),
+        _tree_json(record.spans) if record.spans else None,
+    )
 
 
 def escape_row(row: Sequence[Any]) -> tuple[Any, ...]:

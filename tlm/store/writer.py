@@ -34,7 +34,7 @@ from typing import Any
 
 from tlm.errors import StoreError
 from tlm.store.failures import UNRECORDED_NAME, describe, is_transient, rescue
-from tlm.store.schema import UPSERT, escape_row, to_row
+from tlm.store.schema import UPSERT, escape_row, row_chunks, to_row
 from tlm.telemetry.records import ExecutionRecord
 
 __all__ = ("Ticket", "RecordWriter")
@@ -336,7 +336,7 @@ class RecordWriter:
                         conn, lambda: self._write_one_by_one(conn, records, rows, refused)
                     )
                 else:
-                    self._transaction(conn, lambda: conn.executemany(UPSERT, rows))
+                    self._transaction(conn, lambda: self._write_all(conn, rows))
             except _RECORD_ERRORS:
                 if isolate:
                     raise
@@ -353,6 +353,12 @@ class RecordWriter:
             self._lose([record], why)
         if attempt:
             _log.warning("%s: the lock was released; recording resumed", self.where)
+
+    @staticmethod
+    def _write_all(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` with few statements (see :func:`~tlm.store.schema.upsert_rows`)."""
+        for statement, params in row_chunks(rows):
+            conn.execute(statement, params)
 
     def _write_one_by_one(
         self,

@@ -43,6 +43,8 @@ REDACTED = "[REDACTED]"
 MIN_SCRUB_CHARS = 3
 """Shorter redacted values are masked only where a whole string or number equals them."""
 _MIN_PREFIX_CHARS = 6
+_FIXED_TEXTS = 64
+"""Texts :meth:`Redaction.fixed_text` remembers (then it starts over)."""
 """The shortest truncated prefix of a redacted value that is still masked before a ``…``."""
 
 _SECRET_PATTERNS = (
@@ -162,6 +164,8 @@ class Redaction:
     _plain: bool = attrs.field(init=False, repr=False, eq=False)
     """No value to mask and every secret written into JSON as it is: :meth:`json` may scrub
     the serialised text once."""
+    _fixed: dict[str, str] = attrs.field(init=False, repr=False, eq=False, factory=dict)
+    """:meth:`fixed_text`'s answers."""
 
     def __attrs_post_init__(self) -> None:
         forms: set[str] = set()
@@ -209,6 +213,20 @@ class Redaction:
         if "…" in text and self._forms:
             text = _mask_truncated(text, self._forms)
         return _scrub_fast(text, self.secrets)
+
+    def fixed_text(self, text: str) -> str:
+        """:meth:`text` for a text that comes back unchanged (a prompt variant's system
+        message): scanned once, while this redaction masks no values (a few are kept)."""
+        if self._forms:
+            return self.text(text)
+        fixed = self._fixed
+        clean = fixed.get(text)
+        if clean is None:
+            clean = self.text(text)
+            if len(fixed) >= _FIXED_TEXTS:
+                fixed.clear()
+            fixed[text] = clean
+        return clean
 
     def value(self, value: Any) -> Any:
         """``value`` (JSON-like) with redacted fields replaced and masked values scrubbed."""

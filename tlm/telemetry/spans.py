@@ -92,7 +92,7 @@ class ExecutionSpan(SpanScope):
             return
         prompt = self.redaction.text(prompt)
         if system:
-            system = self.redaction.text(system)
+            system = self.redaction.fixed_text(system)  # the variant's, the same every time
             span.set_attributes({c.TLM_PROMPT: prompt, c.TLM_PROMPT_SYSTEM: system})
         else:
             span.set_attribute(c.TLM_PROMPT, prompt)
