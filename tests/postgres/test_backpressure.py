@@ -21,6 +21,7 @@ import pytest
 from tests.engine.conftest import MODELS, ScriptedModels, catalog_data, make_task, reply
 from tests.postgres.proxy import PausableProxy
 from tests.postgres.records import make_record
+from tests.store.test_backpressure import write_from_the_loop
 from tlm.catalog import Catalog
 from tlm.definition.registry import DefinitionRegistry
 from tlm.engine import Engine, EngineConfig
@@ -62,29 +63,9 @@ def test_writes_from_an_event_loop_never_block_while_the_database_is_out(
     end_outage = _outage(proxy, kind)
     release = threading.Timer(10.0, end_outage)  # ends the outage even if we hang
     release.start()
-    ticks = 0
     try:
-
-        async def main() -> float:
-            nonlocal ticks
-
-            async def heartbeat() -> None:
-                nonlocal ticks
-                while True:
-                    ticks += 1
-                    await anyio.lowlevel.checkpoint()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(heartbeat)
-                started = time.monotonic()
-                for i in range(10):  # 5x the queue, from the loop's own thread
-                    store.write(make_record(i))
-                    await anyio.lowlevel.checkpoint()
-                took = time.monotonic() - started
-                tg.cancel_scope.cancel()
-            return took
-
-        took = anyio.run(main)
+        # 5x the queue, from the loop's own thread
+        took, ticks = write_from_the_loop(store, [make_record(i) for i in range(10)])
         assert took < 5.0  # not held until the outage ends (10 s)
         assert ticks >= 10  # the loop kept running its other tasks
         assert store.overflowed >= 10 - 2 - 1  # past the bound (the writer holds one batch)

@@ -5,13 +5,43 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 
 from tests.store.test_sqlite import make_record
 from tlm.store import ExecutionStore
+from tlm.telemetry.records import ExecutionRecord
+
+
+def write_from_the_loop(store: Any, records: Sequence[ExecutionRecord]) -> tuple[float, int]:
+    """Write ``records`` one by one from an event loop's own thread while a heartbeat task runs;
+    the seconds the writes took and how often the heartbeat ran meanwhile."""
+    ticks = 0
+
+    async def main() -> float:
+        nonlocal ticks
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(heartbeat)
+            started = time.monotonic()
+            for record in records:
+                store.write(record)
+                await anyio.lowlevel.checkpoint()
+            took = time.monotonic() - started
+            tg.cancel_scope.cancel()
+        return took
+
+    return anyio.run(main), ticks
 
 
 def _hold_write_lock(path: Path) -> sqlite3.Connection:
@@ -27,29 +57,9 @@ def test_writes_from_an_event_loop_never_block_on_a_full_queue(tmp_path: Path) -
     holder = _hold_write_lock(path)
     release = threading.Timer(5.0, holder.rollback)  # unblocks the writer even if we hang
     release.start()
-    ticks = 0
     try:
-
-        async def main() -> float:
-            nonlocal ticks
-
-            async def heartbeat() -> None:
-                nonlocal ticks
-                while True:
-                    ticks += 1
-                    await anyio.lowlevel.checkpoint()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(heartbeat)
-                started = time.monotonic()
-                for i in range(10):  # 5x the queue, from the loop's own thread
-                    store.write(make_record(i))
-                    await anyio.lowlevel.checkpoint()
-                took = time.monotonic() - started
-                tg.cancel_scope.cancel()
-            return took
-
-        took = anyio.run(main)
+        # 5x the queue, from the loop's own thread
+        took, ticks = write_from_the_loop(store, [make_record(i) for i in range(10)])
         assert took < 2.0  # not held until the lock is released (5 s)
         assert ticks >= 10  # the loop kept running its other tasks
         assert store.overflowed >= 10 - 2 - 1  # past the bound (the writer holds one batch)
