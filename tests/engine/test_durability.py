@@ -304,21 +304,32 @@ async def test_an_execution_returns_only_once_its_record_is_committed(
                 assert result.execution_id in committed_ids(db)
 
 
+def _hold_commits(engine: Engine, gate: threading.Event) -> Callable[[], None]:
+    """Make the engine's SQLite store wait for ``gate`` (at most 30 s) before each commit;
+    returns what undoes it."""
+    store = engine.store
+    assert isinstance(store, ExecutionStore)
+    original = store._commit
+
+    def gated(conn: sqlite3.Connection, records: list[ExecutionRecord]) -> None:
+        gate.wait(30)
+        original(conn, records)
+
+    store._commit = gated  # type: ignore[method-assign]
+
+    def restore() -> None:
+        store._commit = original  # type: ignore[method-assign]
+
+    return restore
+
+
 async def test_the_commit_wait_does_not_block_the_event_loop(
     engine_factory: EngineFactory, models: ScriptedModels
 ) -> None:
     models.handlers["*"] = reply({"title": "Chef"})
     gate = threading.Event()
     async with engine_factory() as engine:
-        store = engine.store
-        assert isinstance(store, ExecutionStore)
-        original = store._commit
-
-        def gated(conn: sqlite3.Connection, records: list[ExecutionRecord]) -> None:
-            gate.wait(30)
-            original(conn, records)
-
-        store._commit = gated  # type: ignore[method-assign]
+        _hold_commits(engine, gate)
         done = anyio.Event()
         ticks = 0
 
@@ -345,15 +356,7 @@ async def test_an_execution_cancelled_while_waiting_for_its_commit_leaves_the_ot
     gate = threading.Event()
     db = tmp_path / "data" / "tlm.db"
     async with engine_factory() as engine:
-        store = engine.store
-        assert isinstance(store, ExecutionStore)
-        original = store._commit
-
-        def gated(conn: sqlite3.Connection, records: list[ExecutionRecord]) -> None:
-            gate.wait(30)
-            original(conn, records)
-
-        store._commit = gated  # type: ignore[method-assign]
+        restore = _hold_commits(engine, gate)
         finished: list[str] = []
 
         async def run(posting: str) -> None:
@@ -369,8 +372,9 @@ async def test_an_execution_cancelled_while_waiting_for_its_commit_leaves_the_ot
                     doomed.cancel()
             gate.set()
         assert len(finished) == 1
-        store._commit = original  # type: ignore[method-assign]
-        assert store.flush(10)
+        restore()
+        assert engine.store is not None
+        assert engine.store.flush(10)
     assert set(finished) <= committed_ids(db)
     assert len(committed_ids(db)) == 2  # the cancelled execution's record is kept too
 
