@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres.proxy import PausableProxy
 from tlm.store.backend import open_store
 from tlm.store.base import ExecutionLog
 from tlm.testing.postgres_server import PostgresServer, find_postgres_bin
@@ -58,3 +59,14 @@ def open_backend(backend: str | None, tmp_path: Path) -> Iterator[StoreFactory]:
     yield make
     for store in opened:
         store.close()
+
+
+@pytest.fixture
+def proxy(pg_url: str) -> Iterator[PausableProxy]:
+    """A TCP proxy in front of the session's PostgreSQL that can cut or pause it."""
+    proxy = PausableProxy(pg_url)
+    try:
+        yield proxy
+    finally:
+        proxy.resume()
+        proxy.close()

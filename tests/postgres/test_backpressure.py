@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -28,16 +28,6 @@ from tlm.engine import Engine, EngineConfig
 from tlm.store.postgres import PostgresExecutionStore
 
 OUTAGES = ["cut", "pause"]
-
-
-@pytest.fixture
-def proxy(pg_url: str) -> Iterator[PausableProxy]:
-    proxy = PausableProxy(pg_url)
-    try:
-        yield proxy
-    finally:
-        proxy.resume()
-        proxy.close()
 
 
 def _outage(proxy: PausableProxy, kind: str) -> Callable[[], None]:

@@ -8,7 +8,6 @@ client-side bound, ``await cache.get`` would wait until TCP gives up.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,6 @@ from tlm.errors import ConfigurationError
 from tlm.store.cache import DEFAULT_TIMEOUT_S, ResultCache, open_cache
 
 TIMEOUT_S = 0.5
-
-
-@pytest.fixture
-def proxy(pg_url: str) -> Iterator[PausableProxy]:
-    proxy = PausableProxy(pg_url)
-    try:
-        yield proxy
-    finally:
-        proxy.resume()
-        proxy.close()
 
 
 async def _put(cache: ResultCache, key: str, output: Any) -> None:
