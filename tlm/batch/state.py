@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -26,7 +27,7 @@ import attrs
 
 from tlm.errors import StoreError
 from tlm.store.batch_schema import BATCH_FILE, BATCH_SQLITE
-from tlm.store.sqlite_base import open_database
+from tlm.store.sqlite_base import immediate, open_database
 
 __all__ = ("BatchState", "Run", "Item", "Submission", "ItemState", "MIGRATIONS", "DB_NAME")
 
@@ -112,25 +113,13 @@ class BatchState:
         self.path = Path(path)
         self._conn = open_database(self.path, BATCH_SQLITE, what="the batch state")
 
-    class _Tx:
-        def __init__(self, state: BatchState) -> None:
-            self._state = state
-
-        def __enter__(self) -> sqlite3.Connection:
-            self._state._conn.execute("BEGIN IMMEDIATE")
-            return self._state._conn
-
-        def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-            conn = self._state._conn
-            if exc is None:
-                conn.execute("COMMIT")
-            else:
-                conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"{self._state.path}: {exc}") from exc
-
-    def _transaction(self) -> BatchState._Tx:
-        return BatchState._Tx(self)
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with immediate(self._conn) as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:

@@ -73,14 +73,8 @@ class RolloutStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect() as conn, sqlite_base.immediate(conn):
+            yield conn
 
     def close(self) -> None:
         """Nothing to release (each call opens and closes its own connection)."""

@@ -24,7 +24,7 @@ from tlm.store import pg_base
 from tlm.store.backend import redact_url
 from tlm.store.migrations import Schema
 from tlm.store.pg_schema import pg_escape_row
-from tlm.store.sqlite_base import open_database
+from tlm.store.sqlite_base import immediate, open_database
 
 if TYPE_CHECKING:
     from tlm.store.cache import CacheRow, Entry
@@ -95,15 +95,8 @@ class SqliteCacheTable:
         self._db.interrupt()
 
     def store(self, rows: Sequence[CacheRow]) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db) as db:
             db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self._db.close()

@@ -63,7 +63,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 ROLLOUTS_SCHEMA = Schema("rollouts", _MIGRATIONS)
-"""The SQLite schema (PostgreSQL's: :data:`tlm.rollout.state_pg.PG_ROLLOUTS_SCHEMA`)."""
+"""The SQLite schema (PostgreSQL's: :data:`PG_ROLLOUTS_SCHEMA`, below)."""
 
 PG_ROLLOUTS_SCHEMA: Final = Schema(
     "rollouts",

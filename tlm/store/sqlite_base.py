@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tlm.errors import StoreError
@@ -22,7 +24,22 @@ from tlm.store.failures import describe, is_corruption
 from tlm.store.integrity import check_integrity, corrupted
 from tlm.store.migrations import Schema, newer_schema
 
-__all__ = ("connect", "migrate", "open_database", "file_version", "failure")
+__all__ = ("connect", "immediate", "migrate", "open_database", "file_version", "failure")
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction (the write lock taken at once) on an autocommit
+    connection: committed when the block ends, rolled back when it raises (unless SQLite has
+    rolled back already, e.g. on ``SQLITE_FULL``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def failure(path: Path, what: str, doing: str, exc: BaseException) -> StoreError:
@@ -79,8 +96,7 @@ def migrate(conn: sqlite3.Connection, schema: Schema, source: str) -> tuple[int,
     """
     if _version(conn) == schema.version:  # the common case: no write lock taken
         return schema.version, schema.version
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         before = _version(conn)
         if before > schema.version:
             raise newer_schema(source, schema, before)
@@ -89,11 +105,6 @@ def migrate(conn: sqlite3.Connection, schema: Schema, source: str) -> tuple[int,
                 conn.execute(statement)
         if before != schema.version:
             conn.execute(f"PRAGMA user_version = {schema.version}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return before, schema.version
 
 

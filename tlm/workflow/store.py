@@ -103,14 +103,8 @@ class WorkflowStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._connect() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+        with self._connect() as connection, sqlite_base.immediate(connection):
+            yield connection
 
     def write(self, run: WorkflowRun) -> None:
         """Store ``run`` (replacing an earlier record with the same id)."""
