@@ -21,7 +21,7 @@ import pytest
 from tests.engine.conftest import MODELS, ScriptedModels, catalog_data, make_task, reply
 from tests.postgres.proxy import PausableProxy
 from tests.postgres.records import make_record
-from tests.store.test_backpressure import write_from_the_loop
+from tests.store.test_backpressure import write_from_a_thread, write_from_the_loop
 from tlm.catalog import Catalog
 from tlm.definition.registry import DefinitionRegistry
 from tlm.engine import Engine, EngineConfig
@@ -78,14 +78,7 @@ def test_a_plain_thread_still_waits_for_room(
     store = PostgresExecutionStore(proxy.url, data_dir=tmp_path, queue_size=1, batch_size=1)
     end_outage = _outage(proxy, kind)
     try:
-
-        def write_four() -> None:
-            for i in range(4):
-                store.write(make_record(i))
-
-        writer = threading.Thread(target=write_four)
-        writer.start()
-        writer.join(0.5)
+        writer = write_from_a_thread(store, [make_record(i) for i in range(4)])
         assert writer.is_alive()  # blocked: the queue is full and the writer cannot commit
         assert store.overflowed == 0
         end_outage()

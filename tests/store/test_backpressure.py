@@ -17,6 +17,20 @@ from tlm.store import ExecutionStore
 from tlm.telemetry.records import ExecutionRecord
 
 
+def write_from_a_thread(store: Any, records: Sequence[ExecutionRecord]) -> threading.Thread:
+    """Start writing ``records`` from a plain thread (no event loop); the thread, after giving
+    it half a second."""
+
+    def write_all() -> None:
+        for record in records:
+            store.write(record)
+
+    writer = threading.Thread(target=write_all)
+    writer.start()
+    writer.join(0.5)
+    return writer
+
+
 def write_from_the_loop(store: Any, records: Sequence[ExecutionRecord]) -> tuple[float, int]:
     """Write ``records`` one by one from an event loop's own thread while a heartbeat task runs;
     the seconds the writes took and how often the heartbeat ran meanwhile."""
@@ -79,14 +93,7 @@ def test_a_plain_thread_still_waits_for_room(tmp_path: Path) -> None:
     store = ExecutionStore(path, queue_size=1, batch_size=1, busy_timeout_s=0.05)
     holder = _hold_write_lock(path)
     try:
-
-        def write_four() -> None:
-            for i in range(4):
-                store.write(make_record(i))
-
-        writer = threading.Thread(target=write_four)
-        writer.start()
-        writer.join(0.5)
+        writer = write_from_a_thread(store, [make_record(i) for i in range(4)])
         assert writer.is_alive()  # blocked: the queue is full and the writer cannot commit
         assert store.overflowed == 0
         holder.rollback()
