@@ -106,3 +106,27 @@ def test_connections_opening_a_new_file_together_migrate_it_once(tmp_path: Path)
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*) FROM log").fetchone() == (1,)
     conn.close()
+
+
+def test_many_threads_opening_a_new_file_at_once_all_get_a_connection(tmp_path: Path) -> None:
+    # Opening a WAL file whose last connection just closed rebuilds its index under an exclusive
+    # lock; a connection opening meanwhile was refused ("database is locked") without waiting.
+    errors: list[BaseException] = []
+
+    def open_and_write(path: Path) -> None:
+        try:
+            conn = connect(path)
+            conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+            conn.execute("INSERT INTO t VALUES (1)")
+            conn.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    for round_ in range(60):
+        path = tmp_path / f"r{round_}.db"
+        threads = [threading.Thread(target=open_and_write, args=(path,)) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,7 +75,7 @@ def connect(
         conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(conn, busy_timeout_s)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     except (sqlite3.Error, OSError) as exc:
@@ -82,6 +83,26 @@ def connect(
             conn.close()
         raise failure(path, what, "open", exc) from exc
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the file is locked, for up to the busy timeout.
+
+    Opening a WAL file whose last connection just closed rebuilds its index under an exclusive
+    lock, and a connection opening meanwhile gets "database is locked" at once: SQLite's busy
+    handler is not consulted there (seen with 20 threads each opening the same file).
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def migrate(conn: sqlite3.Connection, schema: Schema, source: str) -> tuple[int, int]:
